@@ -1,0 +1,9 @@
+// SPDX-License-Identifier: MIT
+// ace — compile-time symmetry groups, representations, equivariant bases and (in later modules) ACE training.
+#pragma once
+
+#include "ace/error.hpp"
+#include "ace/group.hpp"
+#include "ace/random.hpp"
+#include "ace/rep.hpp"
+#include "ace/version.hpp"

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MIT
+// Group actions: C_N and D_N on the plane, exactly on the pixel grid for the groups that map pixels to pixels,
+// the polyhedral groups on R^3, and S_N on indices.
+#pragma once
+
+#include <Eigen/Core>
+#include <cstddef>
+#include <span>
+#include <utility>
+#include <xtensor/xtensor.hpp>
+
+#include "ace/error.hpp"
+#include "ace/group/concepts.hpp"
+#include "ace/group/cyclic.hpp"
+#include "ace/group/dihedral.hpp"
+#include "ace/group/trivial.hpp"
+
+namespace ace {
+
+/// A group acting linearly on R^d by orthogonal matrices: `spatial_dim` and `matrix(g)` (d x d). Cyclic and
+/// Dihedral act on the plane, the polyhedral groups on space.
+template <class G>
+concept GeometricGroup = FiniteGroup<G> && requires(element_t<G> g) {
+  { G::spatial_dim } -> std::convertible_to<int>;
+  { G::matrix(g) } -> std::convertible_to<Eigen::Matrix<double, G::spatial_dim, G::spatial_dim>>;
+};
+
+/// g acting on a point of R^d.
+template <GeometricGroup G>
+Eigen::Matrix<double, G::spatial_dim, 1> act(const element_t<G>& g, const Eigen::Matrix<double, G::spatial_dim, 1>& x) {
+  return G::matrix(g) * x;
+}
+
+/// Whether G maps the square pixel grid to itself exactly: rotations by multiples of 90 degrees and the flips,
+/// i.e. C1, C2, C4, D1, D2, D4 (and the trivial group). Other C_N and D_N need interpolation.
+template <class G>
+inline constexpr bool grid_exact_v = false;
+template <>
+inline constexpr bool grid_exact_v<TrivialGroup> = true;
+template <std::size_t N>
+inline constexpr bool grid_exact_v<Cyclic<N>> = (N == 1 || N == 2 || N == 4);
+template <std::size_t N>
+inline constexpr bool grid_exact_v<Dihedral<N>> = (N == 1 || N == 2 || N == 4);
+
+/// A pixel position (row, column).
+struct Pixel {
+  std::size_t row, col;
+  friend constexpr bool operator==(Pixel, Pixel) = default;
+};
+
+namespace detail {
+// Quarter-turns of the element and whether it flips (rows are y pointing down, so the plane's x-axis flip
+// reverses rows).
+template <class G>
+constexpr std::pair<std::size_t, bool> grid_motion(const element_t<G>& g) {
+  if constexpr (std::same_as<G, TrivialGroup>) return {0, false};
+  else if constexpr (requires { g.flip; }) return {g.k * (4 / (G::order / 2)), g.flip != 0};
+  else return {g.k * (4 / G::order), false};
+}
+}  // namespace detail
+
+/// Where g sends pixel p of a rows x cols grid, rotating about the grid centre (counter-clockwise for positive
+/// rotations, y up) and flipping across the horizontal axis, like G::matrix on the plane. Exact, integer only.
+/// Quarter turns need a square grid (throws shape_error otherwise).
+template <class G>
+Pixel act_on_pixel(const element_t<G>& g, Pixel p, std::size_t rows, std::size_t cols) {
+  static_assert(grid_exact_v<G>, "ace: this group does not map the pixel grid to itself; only C1, C2, C4, D1, D2 "
+                                 "and D4 act exactly on pixels (use an interpolated rotation for others).");
+  const auto [quarters, flip] = detail::grid_motion<G>(g);
+  ACE_THROW_IF(quarters % 2 == 1 && rows != cols, shape_error, "act_on_pixel: a quarter turn of ", G::name(),
+               " needs a square grid, got ", rows, " x ", cols);
+  // Doubled centred coordinates: x = 2 col - (cols - 1), y = (rows - 1) - 2 row.
+  long x = 2 * static_cast<long>(p.col) - static_cast<long>(cols - 1);
+  long y = static_cast<long>(rows - 1) - 2 * static_cast<long>(p.row);
+  if (flip) y = -y;
+  for (std::size_t q = 0; q < quarters; ++q) {
+    const long t = x;
+    x = -y;
+    y = t;
+  }
+  return {static_cast<std::size_t>((static_cast<long>(rows - 1) - y) / 2),
+          static_cast<std::size_t>((x + static_cast<long>(cols - 1)) / 2)};
+}
+
+/// (g . f)(p) = f(g^-1 p) for an image with the spatial axes last: shape [..., rows, cols].
+template <class G, class T, std::size_t Rank>
+xt::xtensor<T, Rank> act_on_image(const element_t<G>& g, const xt::xtensor<T, Rank>& image) {
+  static_assert(Rank >= 2, "ace: act_on_image needs an image with at least two (spatial) axes.");
+  const std::size_t rows = image.shape()[Rank - 2], cols = image.shape()[Rank - 1];
+  xt::xtensor<T, Rank> out(image.shape());
+  const std::size_t plane = rows * cols, planes = plane == 0 ? 0 : image.size() / plane;
+  std::vector<std::size_t> target(plane);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = 0; c < cols; ++c) {
+      const Pixel q = act_on_pixel<G>(g, {r, c}, rows, cols);
+      target[r * cols + c] = q.row * cols + q.col;
+    }
+  const T* src = image.data();
+  T* dst = out.data();
+  for (std::size_t k = 0; k < planes; ++k)
+    for (std::size_t i = 0; i < plane; ++i) dst[k * plane + target[i]] = src[k * plane + i];
+  return out;
+}
+
+/// A group acting on the points {0..degree-1} (Symmetric<N>): `degree` and `apply(g, i)`.
+template <class G>
+concept PermutationGroup = FiniteGroup<G> && requires(element_t<G> g, std::size_t i) {
+  { G::degree } -> std::convertible_to<std::size_t>;
+  { G::apply(g, i) } -> std::convertible_to<std::size_t>;
+};
+
+/// Moves entry i of `in` to position g(i) of `out`: out[g(i)] = in[i] (the natural representation).
+template <PermutationGroup G, class T>
+void act_on_indices(const element_t<G>& g, std::span<const T> in, std::span<T> out) {
+  ACE_THROW_IF(in.size() != G::degree || out.size() != G::degree, shape_error, "act_on_indices: ", G::name(),
+               " permutes ", G::degree, " entries, got input of ", in.size(), " and output of ", out.size());
+  for (std::size_t i = 0; i < G::degree; ++i) out[G::apply(g, i)] = in[i];
+}
+
+}  // namespace ace

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MIT
+// The Reynolds operator (group average), projection onto equivariant maps, and the equivariance error.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#include "ace/error.hpp"
+#include "ace/rep/basis.hpp"
+#include "ace/rep/concepts.hpp"
+
+namespace ace {
+
+namespace detail {
+template <class In, class Out>
+void check_map_shape(const Eigen::MatrixXd& w, const char* what) {
+  ACE_THROW_IF(static_cast<std::size_t>(w.rows()) != Out::dim || static_cast<std::size_t>(w.cols()) != In::dim,
+               shape_error, what, "<", rep_name<In>(), ", ", rep_name<Out>(), ">: expected a ", Out::dim, " x ",
+               In::dim, " matrix (Out::dim x In::dim), got ", w.rows(), " x ", w.cols());
+}
+}  // namespace detail
+
+/// The Reynolds operator R(W) = (1/|G|) Σ_g ρ_out(g) W ρ_in(g)^T, fused: no |G|-fold or (dim^2)^2 intermediate is
+/// formed. Permutation representations are averaged by scattering entries (O(|G| rows cols), exact in any order of
+/// summation up to rounding); others by two small products per element. Groups too large to enumerate (e.g.
+/// Symmetric<10>) use the orthogonal projection onto the cached basis, which equals R for orthogonal
+/// representations. R is idempotent and its image is exactly Hom_G(In, Out).
+template <Representation In, Representation Out>
+Eigen::MatrixXd reynolds(const Eigen::MatrixXd& w) {
+  static_assert(same_group_v<In, Out>, "ace: reynolds<In, Out> needs In and Out to represent the same group.");
+  detail::check_map_shape<In, Out>(w, "reynolds");
+  using G = typename In::group;
+  if constexpr (G::order > 4096) {
+    return equivariant_basis<In, Out>().project(w);
+  } else if constexpr (PermutationRepresentation<In> && PermutationRepresentation<Out>) {
+    Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(w.rows(), w.cols());
+    for_each_element<G>([&](const auto& g) {
+      const auto po = Out::permutation(g);
+      const auto pi = In::permutation(g);
+      for (std::size_t j = 0; j < In::dim; ++j)
+        for (std::size_t i = 0; i < Out::dim; ++i)
+          acc(static_cast<Eigen::Index>(po[i]), static_cast<Eigen::Index>(pi[j])) +=
+              w(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j));
+    });
+    return acc / static_cast<double>(G::order);
+  } else {
+    Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(w.rows(), w.cols());
+    for_each_element<G>([&](const auto& g) { acc.noalias() += rep_matrix<Out>(g) * w * rep_matrix<In>(g).transpose(); });
+    return acc / static_cast<double>(G::order);
+  }
+}
+
+/// The orthogonal projection of W onto Hom_G(In, Out) through the cached basis (equals reynolds for orthogonal
+/// representations; O(rows cols) per call once the basis exists).
+template <Representation In, Representation Out>
+Eigen::MatrixXd project_equivariant(const Eigen::MatrixXd& w) {
+  detail::check_map_shape<In, Out>(w, "project_equivariant");
+  return equivariant_basis<In, Out>().project(w);
+}
+
+/// max over the generators s of ||ρ_out(s) W - W ρ_in(s)||_F (absolute; 0 exactly iff W is equivariant, since the
+/// generators generate G). Divide by ||W||_F for a relative error.
+template <Representation In, Representation Out>
+double equivariance_error(const Eigen::MatrixXd& w) {
+  static_assert(same_group_v<In, Out>, "ace: equivariance_error<In, Out> needs representations of the same group.");
+  detail::check_map_shape<In, Out>(w, "equivariance_error");
+  double worst = 0.0;
+  for (const auto& s : In::group::generators())
+    worst = std::max(worst, (rep_matrix<Out>(s) * w - w * rep_matrix<In>(s)).norm());
+  return worst;
+}
+
+}  // namespace ace
