@@ -157,10 +157,12 @@ struct OctahedralSpec {
 struct IcosahedralSpec {
   static constexpr std::size_t order = 60;
   static constexpr std::string_view name = "I";
-  /// The 3-fold rotation and a 5-fold rotation with entries 1/2, phi/2, 1/(2 phi) (phi the golden ratio).
+  /// The 3-fold rotation about (1, 1, 1) and the 5-fold rotation about the vertex (0, 1, phi), phi the golden
+  /// ratio; entries 1/2, phi/2, 1/(2 phi). The group maps the icosahedron with vertices the cyclic permutations of
+  /// (0, +-1, +-phi) to itself, and contains Tetrahedral.
   static constexpr std::array<ExactMatrix3, 2> generators() {
     constexpr Golden half{2, 0}, mhalf{-2, 0}, phi2{1, 1}, mphi2{-1, -1}, iphi2{-1, 1};
-    return {three_fold(), ExactMatrix3{{{half, mphi2, iphi2}, {phi2, iphi2, mhalf}, {iphi2, half, phi2}}}};
+    return {three_fold(), ExactMatrix3{{{iphi2, mphi2, half}, {phi2, half, iphi2}, {mhalf, iphi2, phi2}}}};
   }
 };
 

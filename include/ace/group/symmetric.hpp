@@ -2,6 +2,7 @@
 // Symmetric<N>: all permutations of N objects.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -150,6 +151,7 @@ struct Symmetric {
       }
     };
     rec(rec, N, N);
+    std::reverse(out.begin(), out.end());  // the identity (1^N) first, as for every group
     return out;
   }
 };

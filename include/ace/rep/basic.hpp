@@ -14,7 +14,8 @@
 namespace ace {
 
 namespace detail {
-template <class G>
+/// "Rep(G)", built once per representation type (the tag keeps one string per type).
+template <class Tag, class G>
 std::string_view decorated_name(std::string_view rep) {
   static const std::string s = std::string(rep) + "(" + std::string(G::name()) + ")";
   return s;
@@ -29,7 +30,7 @@ struct Trivial {
   static constexpr std::size_t dim = 1;
   static constexpr RepPermutation<1> permutation(const element_t<G>&) { return {0}; }
   static constexpr double character(const element_t<G>&) { return 1.0; }
-  static std::string_view name() { return detail::decorated_name<G>("Trivial"); }
+  static std::string_view name() { return detail::decorated_name<Trivial, G>("Trivial"); }
 };
 
 /// The regular representation on R^|G|: ρ(g) e_h = e_{gh}, basis indexed by G::index. Functions on the group;
@@ -49,7 +50,7 @@ struct Regular {
   static constexpr double character(const element_t<G>& g) {
     return g == G::identity() ? static_cast<double>(G::order) : 0.0;
   }
-  static std::string_view name() { return detail::decorated_name<G>("Regular"); }
+  static std::string_view name() { return detail::decorated_name<Regular, G>("Regular"); }
 };
 
 template <class G>
@@ -69,7 +70,7 @@ struct Sign {
     return Eigen::Matrix<double, 1, 1>::Constant(static_cast<double>(G::sign(g)));
   }
   static constexpr double character(const element_t<G>& g) { return static_cast<double>(G::sign(g)); }
-  static std::string_view name() { return detail::decorated_name<G>("Sign"); }
+  static std::string_view name() { return detail::decorated_name<Sign, G>("Sign"); }
 };
 
 /// The defining geometric representation: 2-D for Cyclic<N> and Dihedral<N>, 3-D for the polyhedral groups.
@@ -80,7 +81,7 @@ struct Standard {
   using group = G;
   static constexpr std::size_t dim = static_cast<std::size_t>(G::spatial_dim);
   static Eigen::Matrix<double, G::spatial_dim, G::spatial_dim> matrix(const element_t<G>& g) { return G::matrix(g); }
-  static std::string_view name() { return detail::decorated_name<G>("Standard"); }
+  static std::string_view name() { return detail::decorated_name<Standard, G>("Standard"); }
 };
 
 /// The natural permutation representation of a permutation group on R^degree: ρ(g) e_i = e_{g(i)}.
@@ -96,7 +97,7 @@ struct Natural {
     for (std::size_t i = 0; i < dim; ++i) p[i] = static_cast<std::uint32_t>(G::apply(g, i));
     return p;
   }
-  static std::string_view name() { return detail::decorated_name<G>("Natural"); }
+  static std::string_view name() { return detail::decorated_name<Natural, G>("Natural"); }
 };
 
 }  // namespace ace

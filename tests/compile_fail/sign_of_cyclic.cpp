@@ -1,0 +1,9 @@
+// SPDX-License-Identifier: MIT
+// Cyclic groups have no sign homomorphism.
+#include <ace/ace.hpp>
+#ifdef ACE_SHOULD_FAIL
+using R = ace::Sign<ace::Cyclic<4>>;
+#else
+using R = ace::Sign<ace::Dihedral<4>>;
+#endif
+int main() { return static_cast<int>(R::dim) - 1; }
