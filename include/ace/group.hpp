@@ -8,6 +8,7 @@
 #include "ace/group/cyclic.hpp"
 #include "ace/group/dihedral.hpp"
 #include "ace/group/direct_product.hpp"
+#include "ace/group/geometry.hpp"
 #include "ace/group/polyhedral.hpp"
 #include "ace/group/so3.hpp"
 #include "ace/group/subgroup.hpp"

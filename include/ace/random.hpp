@@ -7,11 +7,15 @@
 #include <numbers>
 #include <random>
 
+#include "ace/error.hpp"
+
 namespace ace {
 
 /// A seeded generator. The engine is std::mt19937_64 (its output sequence is fixed by the C++ standard) and the
-/// conversions to uniform and normal variates are ace's own, so the same seed gives the same numbers with every
-/// standard library (std::uniform_real_distribution and std::normal_distribution are implementation-defined).
+/// conversions to uniform and integer variates are ace's own, so they are bit-identical with every standard library
+/// (std::uniform_real_distribution and std::normal_distribution are implementation-defined). normal() goes through
+/// std::log and std::cos, which are identical for a given C library but may differ in the last bit between
+/// different ones.
 class Rng {
  public:
   explicit Rng(std::uint64_t seed) : engine_(seed) {}
@@ -19,7 +23,7 @@ class Rng {
   std::uint64_t next() { return engine_(); }
   /// Uniform on [0, 1) with 53 random bits.
   double uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
-  /// Uniform on [lo, hi).
+  /// Uniform on [lo, hi] (hi itself only through rounding).
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
   /// Standard normal (Box–Muller, one variate per call for a simple, reproducible stream).
   double normal() {
@@ -29,6 +33,7 @@ class Rng {
   }
   /// Uniform integer in [0, n), n >= 1 (rejection sampling, unbiased).
   std::uint64_t below(std::uint64_t n) {
+    ACE_THROW_IF(n == 0, invalid_argument, "Rng::below: the range must be non-empty, got n = 0");
     const std::uint64_t limit = UINT64_MAX - UINT64_MAX % n;
     std::uint64_t x;
     do x = engine_();

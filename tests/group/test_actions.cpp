@@ -45,6 +45,7 @@ TEST_CASE("action: flips and half turns work on rectangles, quarter turns need s
   CHECK(act_on_pixel<Dihedral<2>>(Dihedral<2>::reflection(), {0, 1}, 3, 4) == Pixel{2, 1});
   CHECK(act_on_pixel<Cyclic<2>>(Cyclic<2>::rotation(1), {0, 0}, 3, 4) == Pixel{2, 3});
   CHECK_THROWS_AS(act_on_pixel<Cyclic<4>>(Cyclic<4>::rotation(1), {0, 0}, 3, 4), shape_error);
+  CHECK_THROWS_AS(act_on_pixel<Cyclic<2>>(Cyclic<2>::rotation(1), {3, 0}, 3, 4), invalid_argument);
   CHECK_THROWS_WITH(act_on_pixel<Cyclic<4>>(Cyclic<4>::rotation(1), {0, 0}, 3, 4),
                     Catch::Contains("3 x 4"));
   // A quarter turn counter-clockwise sends the top-left corner to the bottom-left.

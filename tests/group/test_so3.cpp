@@ -58,3 +58,9 @@ TEST_CASE("so3: seeded Haar-random rotations", "[so3]") {
   CHECK(m.mean_entry < 0.02);
   CHECK(m.second_entry < 0.02);
 }
+
+TEST_CASE("rng: bad ranges are rejected", "[rng]") {
+  Rng rng(1);
+  CHECK_THROWS_AS(rng.below(0), invalid_argument);
+  CHECK(rng.below(1) == 0);
+}

@@ -63,6 +63,10 @@ TEST_CASE("subgroup: generated subgroups, normality and bad input", "[subgroup]"
   CHECK_THROWS_AS(left_cosets<G>(not_a_subgroup), invalid_argument);
   const std::vector<std::size_t> out_of_range{0, 99};
   CHECK_THROWS_WITH(is_subgroup<G>(out_of_range), Catch::Contains("99") && Catch::Contains("D6"));
+  CHECK_THROWS_AS(is_normal_subgroup<G>(out_of_range), invalid_argument);
+  // Duplicated members are the same subgroup.
+  const std::vector<std::size_t> twice{0, 2, 4, 0, 2, 4};
+  CHECK(left_cosets<G>(twice).count() == 4);
   // The rotation subgroup of the icosahedral group is simple: its only normal subgroups are trivial or everything.
   const std::array<element_t<Icosahedral>, 1> one{Icosahedral::generators()[0]};
   CHECK_FALSE(is_normal_subgroup<Icosahedral>(generated_subgroup<Icosahedral>(one)));

@@ -28,7 +28,9 @@ using Pairs = std::tuple<
     std::pair<DirectSum<Irrep<Dihedral<4>, 0>, Irrep<Dihedral<4>, 4>>, Regular<Dihedral<4>>>,
     std::pair<Multiple<Standard<Dihedral<6>>, 3>, DirectSum<Regular<Dihedral<6>>, Sign<Dihedral<6>>>>,
     std::pair<Sign<Symmetric<4>>, NN<Symmetric<4>>>, std::pair<IcoStdReg, IcoStdStd>,
-    std::pair<Standard<Icosahedral>, IcoStdReg>>;
+    std::pair<Standard<Icosahedral>, IcoStdReg>,
+    // 1200 unknowns with a permutation atom on the sampling path (rows are moved, no 600 x 600 matrices formed).
+    std::pair<Regular<Cyclic<600>>, CyclicIrrep<600, 1>>>;
 
 /// Basis elements as the columns of a (rows*cols) x size matrix.
 Eigen::MatrixXd stacked(const EquivariantBasis& b) {
@@ -124,6 +126,22 @@ TEST_CASE("basis: the Reynolds-sampling path spans the image of the group averag
   const Eigen::MatrixXd r = reynolds<IcoStdReg, IcoStdStd>(w);
   const Eigen::Map<const Eigen::VectorXd> v(r.data(), r.size());
   CHECK((sampled.dense * (sampled.dense.transpose() * v) - v).norm() < 1e-10 * v.norm());
+}
+
+namespace {
+/// Not a representation: ρ(g) = 2 is not orthogonal, and its "characters" claim 4 maps of a 1 x 1 matrix.
+struct NotAHomomorphism {
+  using group = Cyclic<3>;
+  static constexpr std::size_t dim = 1;
+  static Eigen::Matrix<double, 1, 1> matrix(element_t<group>) { return Eigen::Matrix<double, 1, 1>::Constant(2.0); }
+};
+}  // namespace
+
+TEST_CASE("basis: matrices that are not a homomorphism are reported, not solved", "[basis]") {
+  CHECK(hom_dim<NotAHomomorphism, NotAHomomorphism>() == 4);
+  CHECK_THROWS_AS((make_equivariant_basis<NotAHomomorphism, NotAHomomorphism>()), numerical_error);
+  CHECK_THROWS_WITH((make_equivariant_basis<NotAHomomorphism, NotAHomomorphism>()),
+                    Catch::Contains("not a homomorphism"));
 }
 
 TEST_CASE("basis: expand and adjoint are adjoint, in float and double", "[basis]") {

@@ -71,6 +71,9 @@ static_assert(!detail::table_satisfies_axioms<NotAssociative>(detail::build_cayl
 // --- Subgroups and pixel-grid exactness ------------------------------------------------------------------------------
 static_assert(SubgroupOf<Cyclic<4>, Dihedral<4>> && SubgroupOf<Cyclic<2>, Cyclic<8>> && SubgroupOf<TrivialGroup, Octahedral>);
 static_assert(!SubgroupOf<Cyclic<3>, Cyclic<8>> && !SubgroupOf<Dihedral<3>, Dihedral<4>>);
+// The trivial group in a product with a trivial factor is unambiguous.
+static_assert(SubgroupOf<TrivialGroup, DirectProduct<TrivialGroup, Cyclic<4>>>);
+static_assert(Quotient<DirectProduct<Cyclic<4>, TrivialGroup>, TrivialGroup>::dim == 4);
 static_assert(grid_exact_v<Cyclic<4>> && grid_exact_v<Dihedral<4>> && grid_exact_v<Dihedral<1>>);
 static_assert(!grid_exact_v<Cyclic<8>> && !grid_exact_v<Dihedral<3>> && !grid_exact_v<Octahedral>);
 static_assert(GeometricGroup<Cyclic<5>> && GeometricGroup<Icosahedral> && !GeometricGroup<Symmetric<3>>);

@@ -6,30 +6,19 @@
 #include <Eigen/Core>
 #include <cstddef>
 #include <span>
+#include <cstdint>
 #include <utility>
+#include <vector>
 #include <xtensor/xtensor.hpp>
 
 #include "ace/error.hpp"
 #include "ace/group/concepts.hpp"
 #include "ace/group/cyclic.hpp"
 #include "ace/group/dihedral.hpp"
+#include "ace/group/geometry.hpp"
 #include "ace/group/trivial.hpp"
 
 namespace ace {
-
-/// A group acting linearly on R^d by orthogonal matrices: `spatial_dim` and `matrix(g)` (d x d). Cyclic and
-/// Dihedral act on the plane, the polyhedral groups on space.
-template <class G>
-concept GeometricGroup = FiniteGroup<G> && requires(element_t<G> g) {
-  { G::spatial_dim } -> std::convertible_to<int>;
-  { G::matrix(g) } -> std::convertible_to<Eigen::Matrix<double, G::spatial_dim, G::spatial_dim>>;
-};
-
-/// g acting on a point of R^d.
-template <GeometricGroup G>
-Eigen::Matrix<double, G::spatial_dim, 1> act(const element_t<G>& g, const Eigen::Matrix<double, G::spatial_dim, 1>& x) {
-  return G::matrix(g) * x;
-}
 
 /// Whether G maps the square pixel grid to itself exactly: rotations by multiples of 90 degrees and the flips,
 /// i.e. C1, C2, C4, D1, D2, D4 (and the trivial group). Other C_N and D_N need interpolation.
@@ -69,17 +58,20 @@ Pixel act_on_pixel(const element_t<G>& g, Pixel p, std::size_t rows, std::size_t
   const auto [quarters, flip] = detail::grid_motion<G>(g);
   ACE_THROW_IF(quarters % 2 == 1 && rows != cols, shape_error, "act_on_pixel: a quarter turn of ", G::name(),
                " needs a square grid, got ", rows, " x ", cols);
+  ACE_THROW_IF(p.row >= rows || p.col >= cols, invalid_argument, "act_on_pixel: pixel (", p.row, ", ", p.col,
+               ") is outside the ", rows, " x ", cols, " grid");
   // Doubled centred coordinates: x = 2 col - (cols - 1), y = (rows - 1) - 2 row.
-  long x = 2 * static_cast<long>(p.col) - static_cast<long>(cols - 1);
-  long y = static_cast<long>(rows - 1) - 2 * static_cast<long>(p.row);
+  using I = std::int64_t;
+  I x = 2 * static_cast<I>(p.col) - static_cast<I>(cols - 1);
+  I y = static_cast<I>(rows - 1) - 2 * static_cast<I>(p.row);
   if (flip) y = -y;
   for (std::size_t q = 0; q < quarters; ++q) {
-    const long t = x;
+    const I t = x;
     x = -y;
     y = t;
   }
-  return {static_cast<std::size_t>((static_cast<long>(rows - 1) - y) / 2),
-          static_cast<std::size_t>((x + static_cast<long>(cols - 1)) / 2)};
+  return {static_cast<std::size_t>((static_cast<I>(rows - 1) - y) / 2),
+          static_cast<std::size_t>((x + static_cast<I>(cols - 1)) / 2)};
 }
 
 /// (g . f)(p) = f(g^-1 p) for an image with the spatial axes last: shape [..., rows, cols].
@@ -101,13 +93,6 @@ xt::xtensor<T, Rank> act_on_image(const element_t<G>& g, const xt::xtensor<T, Ra
     for (std::size_t i = 0; i < plane; ++i) dst[k * plane + target[i]] = src[k * plane + i];
   return out;
 }
-
-/// A group acting on the points {0..degree-1} (Symmetric<N>): `degree` and `apply(g, i)`.
-template <class G>
-concept PermutationGroup = FiniteGroup<G> && requires(element_t<G> g, std::size_t i) {
-  { G::degree } -> std::convertible_to<std::size_t>;
-  { G::apply(g, i) } -> std::convertible_to<std::size_t>;
-};
 
 /// Moves entry i of `in` to position g(i) of `out`: out[g(i)] = in[i] (the natural representation).
 template <PermutationGroup G, class T>

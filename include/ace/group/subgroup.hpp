@@ -61,12 +61,12 @@ struct subgroup_embedding<Dihedral<M>, Dihedral<N>> {
 };
 /// The factors of a direct product (when they are different types, so the embedding is unambiguous).
 template <class G, class H>
-  requires(!std::same_as<G, H>)
+  requires(!std::same_as<G, H> && !std::same_as<G, TrivialGroup>)
 struct subgroup_embedding<G, DirectProduct<G, H>> {
   static constexpr element_t<DirectProduct<G, H>> embed(const element_t<G>& g) { return {g, H::identity()}; }
 };
 template <class G, class H>
-  requires(!std::same_as<G, H>)
+  requires(!std::same_as<G, H> && !std::same_as<H, TrivialGroup>)
 struct subgroup_embedding<H, DirectProduct<G, H>> {
   static constexpr element_t<DirectProduct<G, H>> embed(const element_t<H>& h) { return {G::identity(), h}; }
 };
@@ -103,15 +103,25 @@ std::vector<std::size_t> subgroup_indices() {
   return out;
 }
 
-/// Whether a set of element indices is a subgroup of G (contains e, closed under products and inverses).
+namespace detail {
+/// Membership flags of a set of element indices (duplicates allowed), with a range check naming `what`.
 template <FiniteGroup G>
-bool is_subgroup(std::span<const std::size_t> members) {
+std::vector<bool> membership(std::span<const std::size_t> members, const char* what) {
+  static_assert(enumerable_v<G>, "ace: subgroup helpers enumerate elements; this group is too large.");
   std::vector<bool> in(G::order, false);
   for (std::size_t i : members) {
-    ACE_THROW_IF(i >= G::order, invalid_argument, "is_subgroup: index ", i, " is out of range for ", G::name(),
+    ACE_THROW_IF(i >= G::order, invalid_argument, what, ": index ", i, " is out of range for ", G::name(),
                  " of order ", G::order);
     in[i] = true;
   }
+  return in;
+}
+}  // namespace detail
+
+/// Whether a set of element indices is a subgroup of G (contains e, closed under products and inverses).
+template <FiniteGroup G>
+bool is_subgroup(std::span<const std::size_t> members) {
+  const std::vector<bool> in = detail::membership<G>(members, "is_subgroup");
   if (!in[0]) return false;
   for (std::size_t i : members) {
     const auto a = G::element(i);
@@ -134,13 +144,14 @@ template <FiniteGroup G>
 CosetDecomposition left_cosets(std::span<const std::size_t> subgroup) {
   ACE_THROW_IF(!is_subgroup<G>(subgroup), invalid_argument, "left_cosets: the given ", subgroup.size(),
                " elements do not form a subgroup of ", G::name());
-  ACE_THROW_IF(G::order % subgroup.size() != 0, invalid_argument, "left_cosets: duplicate members in the subgroup");
+  const std::vector<bool> in = detail::membership<G>(subgroup, "left_cosets");
   CosetDecomposition d;
   d.coset_of.assign(G::order, SIZE_MAX);
   for (std::size_t i = 0; i < G::order; ++i) {
     if (d.coset_of[i] != SIZE_MAX) continue;
     const auto g = G::element(i);
-    for (std::size_t h : subgroup) d.coset_of[G::index(G::compose(g, G::element(h)))] = d.representatives.size();
+    for (std::size_t h = 0; h < G::order; ++h)
+      if (in[h]) d.coset_of[G::index(G::compose(g, G::element(h)))] = d.representatives.size();
     d.representatives.push_back(i);
   }
   return d;
@@ -149,8 +160,7 @@ CosetDecomposition left_cosets(std::span<const std::size_t> subgroup) {
 /// Whether the subgroup is normal: g H g^-1 = H for every generator g of G.
 template <FiniteGroup G>
 bool is_normal_subgroup(std::span<const std::size_t> subgroup) {
-  std::vector<bool> in(G::order, false);
-  for (std::size_t i : subgroup) in[i] = true;
+  const std::vector<bool> in = detail::membership<G>(subgroup, "is_normal_subgroup");
   for (const auto& s : G::generators())
     for (std::size_t h : subgroup)
       if (!in[G::index(G::compose(G::compose(s, G::element(h)), G::inverse(s)))]) return false;

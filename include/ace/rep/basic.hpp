@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "ace/group/action.hpp"
+#include "ace/group/geometry.hpp"
 #include "ace/group/concepts.hpp"
 #include "ace/rep/concepts.hpp"
 
@@ -43,7 +43,7 @@ struct Regular {
   using group = G;
   static constexpr std::size_t dim = G::order;
   static constexpr RepPermutation<dim> permutation(const element_t<G>& g) {
-    RepPermutation<dim> p{};
+    auto p = make_permutation<dim>();
     for (std::size_t i = 0; i < dim; ++i) p[i] = static_cast<std::uint32_t>(G::index(G::compose(g, G::element(i))));
     return p;
   }
@@ -93,7 +93,7 @@ struct Natural {
   using group = G;
   static constexpr std::size_t dim = G::degree;
   static constexpr RepPermutation<dim> permutation(const element_t<G>& g) {
-    RepPermutation<dim> p{};
+    auto p = make_permutation<dim>();
     for (std::size_t i = 0; i < dim; ++i) p[i] = static_cast<std::uint32_t>(G::apply(g, i));
     return p;
   }

@@ -4,6 +4,7 @@
 
 #include <Eigen/Core>
 #include <Eigen/Eigenvalues>
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -60,9 +61,10 @@ class EquivariantBasis {
     return true;
   }
 
-  /// W = Σ_k c_k B_k, written into W (rows x cols, any scalar type and storage order).
+  /// W = Σ_k c_k B_k, written into W (rows x cols, any scalar type and storage order; a Map or a block works too).
   template <class DerivedC, class DerivedW>
-  void expand(const Eigen::MatrixBase<DerivedC>& c, Eigen::MatrixBase<DerivedW>& w) const {
+  void expand(const Eigen::MatrixBase<DerivedC>& c, const Eigen::MatrixBase<DerivedW>& w_out) const {
+    auto& w = const_cast<Eigen::MatrixBase<DerivedW>&>(w_out);  // Eigen's idiom for writable expression arguments
     check_coefficients(static_cast<std::size_t>(c.size()), "expand");
     check_matrix(static_cast<std::size_t>(w.rows()), static_cast<std::size_t>(w.cols()), "expand");
     using S = typename DerivedW::Scalar;
@@ -91,7 +93,8 @@ class EquivariantBasis {
   /// The adjoint of expand: g_k = <B_k, G>_F (the gradient of a loss with respect to the coefficients, given its
   /// gradient G with respect to W).
   template <class DerivedG, class DerivedC>
-  void adjoint(const Eigen::MatrixBase<DerivedG>& g, Eigen::MatrixBase<DerivedC>& out) const {
+  void adjoint(const Eigen::MatrixBase<DerivedG>& g, const Eigen::MatrixBase<DerivedC>& out_arg) const {
+    auto& out = const_cast<Eigen::MatrixBase<DerivedC>&>(out_arg);
     check_matrix(static_cast<std::size_t>(g.rows()), static_cast<std::size_t>(g.cols()), "adjoint");
     check_coefficients(static_cast<std::size_t>(out.size()), "adjoint");
     using S = typename DerivedC::Scalar;
@@ -156,13 +159,9 @@ class EquivariantBasis {
 
 namespace detail {
 
-template <class R>
-inline constexpr char type_key = 0;
-
-/// What the solver needs to know of one atom (an irreducible-by-construction summand), type-erased so the
-/// solver itself is compiled once.
+/// What the solver needs to know of one atom (a summand that is not a DirectSum or Multiple), type-erased so the
+/// solver itself is compiled once. One instance per representation type; its address identifies the type.
 struct AtomData {
-  const void* key = nullptr;
   std::size_t dim = 0;
   std::string name;
   bool permutation = false;
@@ -170,8 +169,9 @@ struct AtomData {
   std::vector<Eigen::MatrixXd> generator_matrices;
   std::vector<double> class_characters;
   std::vector<double> class_weights;
-  /// All element matrices in index order, for groups that can be enumerated (empty otherwise).
-  std::vector<Eigen::MatrixXd> (*all_matrices)() = nullptr;
+  /// x -> ρ(element(i)) x, for groups that can be enumerated (null otherwise). Permutation atoms move rows and
+  /// never form their matrix.
+  Eigen::MatrixXd (*act_left)(std::size_t element_index, const Eigen::MatrixXd& x) = nullptr;
 };
 
 template <Representation R>
@@ -179,7 +179,6 @@ const AtomData& atom_data() {
   static const AtomData data = [] {
     using G = typename R::group;
     AtomData a;
-    a.key = &type_key<R>;
     a.dim = R::dim;
     a.name = std::string(rep_name<R>());
     a.permutation = PermutationRepresentation<R>;
@@ -192,12 +191,16 @@ const AtomData& atom_data() {
     }
     a.class_characters = class_characters<R>();
     a.class_weights = class_weights<G>();
-    if constexpr (G::order <= 4096) {
-      a.all_matrices = [] {
-        std::vector<Eigen::MatrixXd> m;
-        m.reserve(G::order);
-        for_each_element<G>([&](const auto& g) { m.emplace_back(rep_matrix<R>(g)); });
-        return m;
+    if constexpr (enumerable_v<G>) {
+      a.act_left = [](std::size_t i, const Eigen::MatrixXd& x) -> Eigen::MatrixXd {
+        if constexpr (PermutationRepresentation<R>) {
+          const auto p = R::permutation(G::element(i));
+          Eigen::MatrixXd y(x.rows(), x.cols());
+          for (std::size_t r = 0; r < R::dim; ++r) y.row(static_cast<Eigen::Index>(p[r])) = x.row(static_cast<Eigen::Index>(r));
+          return y;
+        } else {
+          return rep_matrix<R>(G::element(i)) * x;
+        }
       };
     }
     return a;
@@ -281,7 +284,9 @@ BlockBasis dense_basis(const AtomData& out, const AtomData& in) {
     return b;
   }
   const std::string what = "equivariant_basis(" + in.name + " -> " + out.name + ")";
-  if (static_cast<std::size_t>(n) <= max_nullspace_unknowns || in.all_matrices == nullptr) {
+  ACE_THROW_IF(k > b.rows * b.cols, numerical_error, what, ": the characters give ", k, " equivariant maps, more than the ",
+               b.rows * b.cols, " entries of a map; the representation matrices are not a homomorphism");
+  if (static_cast<std::size_t>(n) <= max_nullspace_unknowns || in.act_left == nullptr) {
     ACE_THROW_IF(static_cast<std::size_t>(n) > 4 * max_nullspace_unknowns, unsupported, what, ": ", n,
                  " unknowns is too many for a dense nullspace solve and the group is too large to average over; "
                  "split the representations into smaller summands");
@@ -307,7 +312,7 @@ BlockBasis dense_basis(const AtomData& out, const AtomData& in) {
     b.dense = eig.eigenvectors().leftCols(kk);
     return b;
   }
-  const std::vector<Eigen::MatrixXd> mo = out.all_matrices(), mi = in.all_matrices();
+  const std::size_t order = static_cast<std::size_t>(std::llround(1.0 / in.class_weights.front()));  // identity class
   Rng rng(0x5eed0fba515ULL);
   const Eigen::Index samples = static_cast<Eigen::Index>(k) + 4;
   Eigen::MatrixXd spans(n, samples);
@@ -316,8 +321,9 @@ BlockBasis dense_basis(const AtomData& out, const AtomData& in) {
     for (Eigen::Index j = 0; j < c; ++j)
       for (Eigen::Index i = 0; i < r; ++i) w(i, j) = rng.normal();
     avg.setZero();
-    for (std::size_t g = 0; g < mo.size(); ++g) avg.noalias() += mo[g] * w * mi[g].transpose();
-    spans.col(t) = Eigen::Map<const Eigen::VectorXd>(avg.data(), n) / static_cast<double>(mo.size());
+    for (std::size_t g = 0; g < order; ++g)  // ρ_out(g) W ρ_in(g)^T = ρ_out(g) (ρ_in(g) W^T)^T
+      avg += out.act_left(g, in.act_left(g, w.transpose()).transpose());
+    spans.col(t) = Eigen::Map<const Eigen::VectorXd>(avg.data(), n) / static_cast<double>(order);
   }
   // Thin SVD through the small Gram matrix: spans = U S V^T, spans^T spans = V S^2 V^T.
   Solver eig(spans.transpose() * spans);
@@ -343,13 +349,13 @@ EquivariantBasis build_equivariant_basis() {
   collect_atoms<In>(ins, offset);
   offset = 0;
   collect_atoms<Out>(outs, offset);
-  std::map<std::pair<const void*, const void*>, std::shared_ptr<const BlockBasis>> cache;
+  std::map<std::pair<const AtomData*, const AtomData*>, std::shared_ptr<const BlockBasis>> cache;
   std::vector<EquivariantBasis::Block> blocks;
   blocks.reserve(ins.size() * outs.size());
   std::size_t first = 0;
   for (const Atom& o : outs)
     for (const Atom& i : ins) {
-      auto& slot = cache[{o.data->key, i.data->key}];
+      auto& slot = cache[{o.data, i.data}];
       if (!slot) {
         if constexpr (PermutationRepresentation<In> && PermutationRepresentation<Out>) {
           slot = std::make_shared<const BlockBasis>(orbit_basis(*o.data, *i.data));

@@ -54,7 +54,7 @@ struct DirectSum {
   static constexpr RepPermutation<dim> permutation(const element_t<group>& g)
     requires(PermutationRepresentation<R0> && ... && PermutationRepresentation<Rs>)
   {
-    RepPermutation<dim> p{};
+    auto p = make_permutation<dim>();
     detail::write_permutation<R0>(p, 0, g);
     std::size_t i = 1;
     (detail::write_permutation<Rs>(p, offsets[i++], g), ...);
@@ -92,7 +92,7 @@ struct Multiple {
   static constexpr RepPermutation<dim> permutation(const element_t<group>& g)
     requires PermutationRepresentation<R>
   {
-    RepPermutation<dim> p{};
+    auto p = make_permutation<dim>();
     const auto q = R::permutation(g);
     for (std::size_t c = 0; c < K; ++c)
       for (std::size_t i = 0; i < R::dim; ++i) p[c * R::dim + i] = static_cast<std::uint32_t>(c * R::dim + q[i]);
@@ -129,7 +129,7 @@ struct TensorProduct {
   static constexpr RepPermutation<dim> permutation(const element_t<group>& g)
     requires(PermutationRepresentation<A> && PermutationRepresentation<B>)
   {
-    RepPermutation<dim> p{};
+    auto p = make_permutation<dim>();
     const auto pa = A::permutation(g);
     const auto pb = B::permutation(g);
     for (std::size_t i = 0; i < A::dim; ++i)

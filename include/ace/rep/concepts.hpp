@@ -10,23 +10,34 @@
 #include <ranges>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "ace/group/concepts.hpp"
 
 namespace ace {
 
 /// Representation matrices are fixed-size Eigen matrices up to 16 x 16, where fixed size pays off; larger ones are
-/// dynamic, so that e.g. the 128 x 128 matrices of Multiple<Regular<Cyclic<8>>, 16> do not overflow the stack
-/// (Eigen refuses fixed-size objects above 128 KiB).
+/// dynamic, so that e.g. the 128 x 128 matrices of Multiple<Regular<Cyclic<8>>, 16> (128 KiB each, Eigen's limit
+/// for fixed-size objects) do not sit on the stack.
 inline constexpr std::size_t max_fixed_rep_dim = 16;
 
 template <std::size_t D>
 using RepMatrix = std::conditional_t<(D <= max_fixed_rep_dim),
                                      Eigen::Matrix<double, static_cast<int>(D), static_cast<int>(D)>, Eigen::MatrixXd>;
 
-/// Permutation representations return ρ(g) as an index array p with ρ(g) e_i = e_{p[i]}.
+/// Permutation representations return ρ(g) as an index array p with ρ(g) e_i = e_{p[i]}: a std::array up to 4096
+/// entries (usable in constant expressions), a std::vector above, so large permutations do not sit on the stack.
+inline constexpr std::size_t max_array_permutation = 4096;
 template <std::size_t D>
-using RepPermutation = std::array<std::uint32_t, D>;
+using RepPermutation =
+    std::conditional_t<(D <= max_array_permutation), std::array<std::uint32_t, D>, std::vector<std::uint32_t>>;
+
+/// A zero-filled permutation buffer of D entries.
+template <std::size_t D>
+constexpr RepPermutation<D> make_permutation() {
+  if constexpr (D <= max_array_permutation) return RepPermutation<D>{};
+  else return RepPermutation<D>(D, 0u);
+}
 
 namespace detail {
 template <class R> concept has_group_and_dim = requires {

@@ -13,7 +13,7 @@
 namespace ace {
 
 /// ρ(g) e_{xH} = e_{gxH} on R^(|G|/|H|). Cosets are numbered by their smallest member index (so coset 0 is H).
-/// Quotient<Dihedral<N>, Cyclic<N>> is the sign-free 2-point action (orientations); Quotient<G, TrivialGroup> is
+/// Quotient<Dihedral<N>, Cyclic<N>> swaps the two orientations (it is Trivial + Sign); Quotient<G, TrivialGroup> is
 /// Regular<G>; Quotient<G, G> is Trivial<G>. Needs a declared subgroup_embedding<H, G> and an enumerable G.
 template <class G, class H>
 struct Quotient {
@@ -47,7 +47,7 @@ struct Quotient {
   }();
 
   static constexpr RepPermutation<dim> permutation(const element_t<G>& g) {
-    RepPermutation<dim> p{};
+    auto p = make_permutation<dim>();
     for (std::size_t c = 0; c < dim; ++c)
       p[c] = cosets.coset_of[G::index(G::compose(g, G::element(cosets.representative[c])))];
     return p;

@@ -24,15 +24,15 @@ void check_map_shape(const Eigen::MatrixXd& w, const char* what) {
 
 /// The Reynolds operator R(W) = (1/|G|) Σ_g ρ_out(g) W ρ_in(g)^T, fused: no |G|-fold or (dim^2)^2 intermediate is
 /// formed. Permutation representations are averaged by scattering entries (O(|G| rows cols), exact in any order of
-/// summation up to rounding); others by two small products per element. Groups too large to enumerate (e.g.
-/// Symmetric<10>) use the orthogonal projection onto the cached basis, which equals R for orthogonal
-/// representations. R is idempotent and its image is exactly Hom_G(In, Out).
+/// summation up to rounding); others by two small products per element. Groups too large to enumerate (order
+/// above 2^16, e.g. Symmetric<10>) use the orthogonal projection onto the cached basis, which equals R for
+/// orthogonal representations. R is idempotent and its image is exactly Hom_G(In, Out).
 template <Representation In, Representation Out>
 Eigen::MatrixXd reynolds(const Eigen::MatrixXd& w) {
   static_assert(same_group_v<In, Out>, "ace: reynolds<In, Out> needs In and Out to represent the same group.");
   detail::check_map_shape<In, Out>(w, "reynolds");
   using G = typename In::group;
-  if constexpr (G::order > 4096) {
+  if constexpr (!enumerable_v<G>) {
     return equivariant_basis<In, Out>().project(w);
   } else if constexpr (PermutationRepresentation<In> && PermutationRepresentation<Out>) {
     Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(w.rows(), w.cols());
