@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "ace/group/geometry.hpp"
+#include "ace/error.hpp"
 #include "ace/group/concepts.hpp"
 #include "ace/rep/concepts.hpp"
 
@@ -17,7 +18,7 @@ namespace detail {
 /// "Rep(G)", built once per representation type (the tag keeps one string per type).
 template <class Tag, class G>
 std::string_view decorated_name(std::string_view rep) {
-  static const std::string s = std::string(rep) + "(" + std::string(G::name()) + ")";
+  static const std::string s = detail::concat(rep, "(", G::name(), ")");
   return s;
 }
 }  // namespace detail

@@ -172,6 +172,8 @@ struct AtomData {
   /// x -> ρ(element(i)) x, for groups that can be enumerated (null otherwise). Permutation atoms move rows and
   /// never form their matrix.
   Eigen::MatrixXd (*act_left)(std::size_t element_index, const Eigen::MatrixXd& x) = nullptr;
+  /// ρ(element(i)) as a dense matrix, for enumerable groups (null otherwise).
+  Eigen::MatrixXd (*matrix_of)(std::size_t element_index) = nullptr;
 };
 
 template <Representation R>
@@ -183,7 +185,7 @@ const AtomData& atom_data() {
     a.name = std::string(rep_name<R>());
     a.permutation = PermutationRepresentation<R>;
     for (const auto& s : G::generators()) {
-      a.generator_matrices.emplace_back(rep_matrix<R>(s));
+      a.generator_matrices.push_back(rep_matrix_dynamic<R>(s));
       if constexpr (PermutationRepresentation<R>) {
         const auto p = R::permutation(s);
         a.generator_permutations.emplace_back(p.begin(), p.end());
@@ -192,6 +194,7 @@ const AtomData& atom_data() {
     a.class_characters = class_characters<R>();
     a.class_weights = class_weights<G>();
     if constexpr (enumerable_v<G>) {
+      a.matrix_of = [](std::size_t i) { return rep_matrix_dynamic<R>(G::element(i)); };
       a.act_left = [](std::size_t i, const Eigen::MatrixXd& x) -> Eigen::MatrixXd {
         if constexpr (PermutationRepresentation<R>) {
           const auto p = R::permutation(G::element(i));
@@ -340,15 +343,19 @@ BlockBasis dense_basis(const AtomData& out, const AtomData& in) {
   return b;
 }
 
+template <Representation R>
+std::vector<Atom> atoms_of() {
+  std::vector<Atom> atoms;
+  std::size_t offset = 0;
+  collect_atoms<R>(atoms, offset);
+  return atoms;
+}
+
 template <Representation In, Representation Out>
 EquivariantBasis build_equivariant_basis() {
   static_assert(check_representation<In>() && check_representation<Out>());
   static_assert(same_group_v<In, Out>, "ace: equivariant maps In -> Out need In and Out to represent the same group.");
-  std::vector<Atom> ins, outs;
-  std::size_t offset = 0;
-  collect_atoms<In>(ins, offset);
-  offset = 0;
-  collect_atoms<Out>(outs, offset);
+  const std::vector<Atom> ins = atoms_of<In>(), outs = atoms_of<Out>();
   std::map<std::pair<const AtomData*, const AtomData*>, std::shared_ptr<const BlockBasis>> cache;
   std::vector<EquivariantBasis::Block> blocks;
   blocks.reserve(ins.size() * outs.size());

@@ -8,15 +8,23 @@
 #include <string>
 #include <string_view>
 
+#include "ace/error.hpp"
 #include "ace/rep/concepts.hpp"
 
 namespace ace {
 
 namespace detail {
+/// m[offset + i, offset + j] = b(i, j). Entry by entry: the blocks are small, and g++ 12 at -O3 reports false
+/// -Warray-bounds in Eigen's vectorised copy from a 1 x 1 fixed matrix into a dynamic block.
+template <class M, class B>
+void copy_block(M& m, std::size_t offset, const B& b) {
+  for (Eigen::Index j = 0; j < b.cols(); ++j)
+    for (Eigen::Index i = 0; i < b.rows(); ++i)
+      m(static_cast<Eigen::Index>(offset) + i, static_cast<Eigen::Index>(offset) + j) = b(i, j);
+}
 template <class R>
 void write_block(auto& m, std::size_t offset, const element_t<typename R::group>& g) {
-  m.block(static_cast<Eigen::Index>(offset), static_cast<Eigen::Index>(offset), static_cast<Eigen::Index>(R::dim),
-          static_cast<Eigen::Index>(R::dim)) = rep_matrix<R>(g);
+  copy_block(m, offset, rep_matrix<R>(g));
 }
 template <class R>
 constexpr void write_permutation(auto& p, std::size_t offset, const element_t<typename R::group>& g) {
@@ -62,11 +70,7 @@ struct DirectSum {
   }
   static double character(const element_t<group>& g) { return (ace::character<R0>(g) + ... + ace::character<Rs>(g)); }
   static std::string_view name() {
-    static const std::string s = [] {
-      std::string out = std::string(rep_name<R0>());
-      ((out += " + ", out += rep_name<Rs>()), ...);
-      return "(" + out + ")";
-    }();
+    static const std::string s = detail::concat("(", rep_name<R0>(), detail::concat(" + ", rep_name<Rs>())..., ")");
     return s;
   }
 };
@@ -84,9 +88,7 @@ struct Multiple {
   static RepMatrix<dim> matrix(const element_t<group>& g) {
     RepMatrix<dim> m = RepMatrix<dim>::Zero(dim, dim);
     const auto b = rep_matrix<R>(g);
-    for (std::size_t c = 0; c < K; ++c)
-      m.block(static_cast<Eigen::Index>(c * R::dim), static_cast<Eigen::Index>(c * R::dim),
-              static_cast<Eigen::Index>(R::dim), static_cast<Eigen::Index>(R::dim)) = b;
+    for (std::size_t c = 0; c < K; ++c) detail::copy_block(m, c * R::dim, b);
     return m;
   }
   static constexpr RepPermutation<dim> permutation(const element_t<group>& g)
@@ -100,7 +102,7 @@ struct Multiple {
   }
   static double character(const element_t<group>& g) { return static_cast<double>(K) * ace::character<R>(g); }
   static std::string_view name() {
-    static const std::string s = std::to_string(K) + "x" + std::string(rep_name<R>());
+    static const std::string s = detail::concat(K, "x", rep_name<R>());
     return s;
   }
 };
@@ -120,10 +122,11 @@ struct TensorProduct {
     const auto a = rep_matrix<A>(g);
     const auto b = rep_matrix<B>(g);
     RepMatrix<dim> m(dim, dim);
-    for (Eigen::Index i = 0; i < static_cast<Eigen::Index>(A::dim); ++i)
-      for (Eigen::Index j = 0; j < static_cast<Eigen::Index>(A::dim); ++j)
-        m.block(i * static_cast<Eigen::Index>(B::dim), j * static_cast<Eigen::Index>(B::dim),
-                static_cast<Eigen::Index>(B::dim), static_cast<Eigen::Index>(B::dim)) = a(i, j) * b;
+    const auto na = static_cast<Eigen::Index>(A::dim), nb = static_cast<Eigen::Index>(B::dim);
+    for (Eigen::Index j = 0; j < na; ++j)
+      for (Eigen::Index i = 0; i < na; ++i)
+        for (Eigen::Index l = 0; l < nb; ++l)
+          for (Eigen::Index k = 0; k < nb; ++k) m(i * nb + k, j * nb + l) = a(i, j) * b(k, l);
     return m;
   }
   static constexpr RepPermutation<dim> permutation(const element_t<group>& g)
@@ -138,7 +141,7 @@ struct TensorProduct {
   }
   static double character(const element_t<group>& g) { return ace::character<A>(g) * ace::character<B>(g); }
   static std::string_view name() {
-    static const std::string s = "(" + std::string(rep_name<A>()) + " (x) " + std::string(rep_name<B>()) + ")";
+    static const std::string s = detail::concat("(", rep_name<A>(), " (x) ", rep_name<B>(), ")");
     return s;
   }
 };

@@ -104,6 +104,17 @@ RepMatrix<R::dim> rep_matrix(const element_t<typename R::group>& g) {
   }
 }
 
+/// ρ(g) as a dynamic Eigen matrix (copied entry by entry: g++ 12 at -O3 reports false -Warray-bounds when Eigen
+/// vectorises the copy of a 1 x 1 fixed matrix into a dynamic one).
+template <Representation R>
+Eigen::MatrixXd rep_matrix_dynamic(const element_t<typename R::group>& g) {
+  const auto m = rep_matrix<R>(g);
+  Eigen::MatrixXd out(m.rows(), m.cols());
+  for (Eigen::Index j = 0; j < m.cols(); ++j)
+    for (Eigen::Index i = 0; i < m.rows(); ++i) out(i, j) = m(i, j);
+  return out;
+}
+
 /// The character χ(g) = trace ρ(g).
 template <Representation R>
 double character(const element_t<typename R::group>& g) {

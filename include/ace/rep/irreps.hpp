@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "ace/error.hpp"
 #include "ace/group/cyclic.hpp"
 #include "ace/group/dihedral.hpp"
 #include "ace/group/planar.hpp"
@@ -31,7 +32,7 @@ struct CyclicIrrep {
     }
   }
   static std::string_view name() {
-    static const std::string s = "Irrep(" + std::string(group::name()) + ", k=" + std::to_string(K) + ")";
+    static const std::string s = detail::concat("Irrep(", group::name(), ", k=", K, ")");
     return s;
   }
 };
@@ -59,8 +60,7 @@ struct DihedralIrrep {
     }
   }
   static std::string_view name() {
-    static const std::string s =
-        "Irrep(" + std::string(group::name()) + ", j=" + std::to_string(J) + ", k=" + std::to_string(K) + ")";
+    static const std::string s = detail::concat("Irrep(", group::name(), ", j=", J, ", k=", K, ")");
     return s;
   }
 };

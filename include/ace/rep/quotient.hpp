@@ -53,7 +53,7 @@ struct Quotient {
     return p;
   }
   static std::string_view name() {
-    static const std::string s = "Quotient(" + std::string(G::name()) + "/" + std::string(H::name()) + ")";
+    static const std::string s = detail::concat("Quotient(", G::name(), "/", H::name(), ")");
     return s;
   }
 };

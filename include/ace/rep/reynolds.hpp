@@ -23,8 +23,9 @@ void check_map_shape(const Eigen::MatrixXd& w, const char* what) {
 }  // namespace detail
 
 /// The Reynolds operator R(W) = (1/|G|) Σ_g ρ_out(g) W ρ_in(g)^T, fused: no |G|-fold or (dim^2)^2 intermediate is
-/// formed. Permutation representations are averaged by scattering entries (O(|G| rows cols), exact in any order of
-/// summation up to rounding); others by two small products per element. Groups too large to enumerate (order
+/// formed. Permutation representations are averaged by scattering entries (O(|G| rows cols)); others block by
+/// block over their summands (DirectSum and Multiple are opened), two small products per element and block, so
+/// the zero off-diagonal blocks of ρ(g) cost nothing. Groups too large to enumerate (order
 /// above 2^16, e.g. Symmetric<10>) use the orthogonal projection onto the cached basis, which equals R for
 /// orthogonal representations. R is idempotent and its image is exactly Hom_G(In, Out).
 template <Representation In, Representation Out>
@@ -46,8 +47,30 @@ Eigen::MatrixXd reynolds(const Eigen::MatrixXd& w) {
     });
     return acc / static_cast<double>(G::order);
   } else {
-    Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(w.rows(), w.cols());
-    for_each_element<G>([&](const auto& g) { acc.noalias() += rep_matrix<Out>(g) * w * rep_matrix<In>(g).transpose(); });
+    const std::vector<detail::Atom> ins = detail::atoms_of<In>(), outs = detail::atoms_of<Out>();
+    // Each distinct atom's matrix once per element.
+    std::vector<const detail::AtomData*> kinds;
+    for (const auto* list : {&ins, &outs})
+      for (const auto& a : *list)
+        if (std::find(kinds.begin(), kinds.end(), a.data) == kinds.end()) kinds.push_back(a.data);
+    auto slot = [&](const detail::AtomData* d) {
+      return static_cast<std::size_t>(std::find(kinds.begin(), kinds.end(), d) - kinds.begin());
+    };
+    std::vector<std::size_t> in_slot, out_slot;
+    for (const auto& a : ins) in_slot.push_back(slot(a.data));
+    for (const auto& a : outs) out_slot.push_back(slot(a.data));
+    std::vector<Eigen::MatrixXd> m(kinds.size());
+    Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(w.rows(), w.cols()), tmp;
+    for (std::size_t g = 0; g < G::order; ++g) {
+      for (std::size_t k = 0; k < kinds.size(); ++k) m[k] = kinds[k]->matrix_of(g);
+      for (std::size_t o = 0; o < outs.size(); ++o)
+        for (std::size_t i = 0; i < ins.size(); ++i) {
+          const auto r0 = static_cast<Eigen::Index>(outs[o].offset), c0 = static_cast<Eigen::Index>(ins[i].offset);
+          const auto nr = static_cast<Eigen::Index>(outs[o].data->dim), nc = static_cast<Eigen::Index>(ins[i].data->dim);
+          tmp.noalias() = m[out_slot[o]] * w.block(r0, c0, nr, nc);
+          acc.block(r0, c0, nr, nc).noalias() += tmp * m[in_slot[i]].transpose();
+        }
+    }
     return acc / static_cast<double>(G::order);
   }
 }
