@@ -86,8 +86,7 @@ int main() {
   using In = Multiple<Regular<Dihedral<4>>, 2>;
   using Out = DirectSum<Trivial<Dihedral<4>>, Standard<Dihedral<4>>, Quotient<Dihedral<4>, Cyclic<4>>>;
   Rng rng(42);
-  Eigen::MatrixXd w(Out::dim, In::dim);
-  for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = rng.normal();
+  const Eigen::MatrixXd w = normal_matrix(Out::dim, In::dim, rng);
   const Eigen::MatrixXd p = reynolds<In, Out>(w);
   std::printf("A random map %s -> %s (seed 42):\n", std::string(rep_name<In>()).c_str(),
               std::string(rep_name<Out>()).c_str());

@@ -12,9 +12,7 @@ using namespace ace;
 template <class In, class Out>
 Eigen::MatrixXd input() {
   Rng rng(1);
-  Eigen::MatrixXd w(Out::dim, In::dim);
-  for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = rng.normal();
-  return w;
+  return normal_matrix(Out::dim, In::dim, rng);
 }
 
 template <class In, class Out>

@@ -2,6 +2,7 @@
 // ace::Rng — the seeded random source of every random thing in ace, identical on every platform.
 #pragma once
 
+#include <Eigen/Core>
 #include <cmath>
 #include <cstdint>
 #include <numbers>
@@ -46,5 +47,12 @@ class Rng {
  private:
   std::mt19937_64 engine_;
 };
+
+/// A rows x cols matrix of independent standard normals, drawn in column-major order.
+inline Eigen::MatrixXd normal_matrix(Eigen::Index rows, Eigen::Index cols, Rng& rng) {
+  Eigen::MatrixXd m(rows, cols);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = rng.normal();
+  return m;
+}
 
 }  // namespace ace

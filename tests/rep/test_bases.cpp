@@ -76,8 +76,7 @@ TEMPLATE_LIST_TEST_CASE("basis: size, equivariance, structure and completeness",
   CHECK(gram.cwiseAbs().maxCoeff() < 1e-10);
 
   Rng rng(test::seed(11, "basis completeness"));
-  Eigen::MatrixXd w(Out::dim, In::dim);
-  for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = rng.normal();
+  const Eigen::MatrixXd w = normal_matrix(Out::dim, In::dim, rng);
   const Eigen::MatrixXd p = basis.project(w);
   CHECK(equivariance_error<In, Out>(p) < 1e-10 * std::max(1.0, p.norm()));
   CHECK((basis.project(p) - p).norm() < 1e-10 * std::max(1.0, p.norm()));  // idempotent: equivariant maps are fixed
@@ -121,8 +120,7 @@ TEST_CASE("basis: the Reynolds-sampling path spans the image of the group averag
   CHECK(sampled.size == 27);
   // Projector onto the sampled span applied to an exactly known equivariant map (Reynolds of a random matrix).
   Rng rng(test::seed(5, "sampling vs nullspace"));
-  Eigen::MatrixXd w(9, 180);
-  for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = rng.normal();
+  const Eigen::MatrixXd w = normal_matrix(9, 180, rng);
   const Eigen::MatrixXd r = reynolds<IcoStdReg, IcoStdStd>(w);
   const Eigen::Map<const Eigen::VectorXd> v(r.data(), r.size());
   CHECK((sampled.dense * (sampled.dense.transpose() * v) - v).norm() < 1e-10 * v.norm());
@@ -149,10 +147,8 @@ TEST_CASE("basis: expand and adjoint are adjoint, in float and double", "[basis]
   using Out = DirectSum<Trivial<Dihedral<4>>, Regular<Dihedral<4>>, Standard<Dihedral<4>>>;
   const auto& b = equivariant_basis<In, Out>();
   Rng rng(test::seed(3, "expand/adjoint"));
-  Eigen::VectorXd c(b.size());
-  for (Eigen::Index i = 0; i < c.size(); ++i) c(i) = rng.normal();
-  Eigen::MatrixXd g(Out::dim, In::dim);
-  for (Eigen::Index i = 0; i < g.size(); ++i) g.data()[i] = rng.normal();
+  const Eigen::VectorXd c = normal_matrix(static_cast<Eigen::Index>(b.size()), 1, rng);
+  const Eigen::MatrixXd g = normal_matrix(Out::dim, In::dim, rng);
   const double lhs = (b.expand(c).array() * g.array()).sum();
   const double rhs = c.dot(b.adjoint(g));
   CHECK(lhs == Approx(rhs).epsilon(1e-12));

@@ -15,9 +15,7 @@ using Pairs = std::tuple<std::pair<Regular<Cyclic<8>>, Regular<Cyclic<8>>>,
 
 template <class In, class Out>
 Eigen::MatrixXd random_map(Rng& rng) {
-  Eigen::MatrixXd w(Out::dim, In::dim);
-  for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = rng.normal();
-  return w;
+  return normal_matrix(Out::dim, In::dim, rng);
 }
 }  // namespace
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -72,13 +73,15 @@ struct Symmetric {
     else if constexpr (N == 2) return std::array<element_type, 1>{transposition(0, 1)};
     else return std::array<element_type, 2>{transposition(0, 1), long_cycle()};
   }
-  /// Lehmer code: sum_i (#{j > i : p[j] < p[i]}) * (N-1-i)!.
+  /// Lehmer code: sum_i (#{j > i : p[j] < p[i]}) * (N-1-i)!, i.e. the number of values below p[i] not used by
+  /// p[0..i-1]; O(N) with a bit mask (cheap enough for constexpr Cayley tables under clang's step limit).
   static constexpr std::size_t index(const element_type& a) {
     std::size_t idx = 0;
+    std::uint32_t unused = (std::uint32_t{1} << N) - 1;
     for (std::size_t i = 0; i < N; ++i) {
-      std::size_t smaller = 0;
-      for (std::size_t j = i + 1; j < N; ++j) smaller += a.p[j] < a.p[i];
-      idx += smaller * detail::factorial(N - 1 - i);
+      const std::uint32_t below = unused & ((std::uint32_t{1} << a.p[i]) - 1);
+      idx = idx * (N - i) + static_cast<std::size_t>(std::popcount(below));
+      unused &= ~(std::uint32_t{1} << a.p[i]);
     }
     return idx;
   }

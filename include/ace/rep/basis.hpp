@@ -73,14 +73,12 @@ class EquivariantBasis {
       const BlockBasis& bb = *b.basis;
       if (bb.size == 0) continue;
       if (bb.exact) {
-        for (std::size_t j = 0; j < bb.cols; ++j)
-          for (std::size_t i = 0; i < bb.rows; ++i)
-            w(idx(b.row_offset + i), idx(b.col_offset + j)) = static_cast<S>(c(idx(b.first + bb.labels[j * bb.rows + i])));
+        for_each_entry(b, [&](Eigen::Index r, Eigen::Index col, std::size_t e) {
+          w(r, col) = static_cast<S>(c(idx(b.first + bb.labels[e])));
+        });
       } else {
         const Eigen::VectorXd v = bb.dense * c.segment(idx(b.first), idx(bb.size)).template cast<double>();
-        for (std::size_t j = 0; j < bb.cols; ++j)
-          for (std::size_t i = 0; i < bb.rows; ++i)
-            w(idx(b.row_offset + i), idx(b.col_offset + j)) = static_cast<S>(v(idx(j * bb.rows + i)));
+        for_each_entry(b, [&](Eigen::Index r, Eigen::Index col, std::size_t e) { w(r, col) = static_cast<S>(v(idx(e))); });
       }
     }
   }
@@ -103,14 +101,12 @@ class EquivariantBasis {
       const BlockBasis& bb = *b.basis;
       if (bb.size == 0) continue;
       if (bb.exact) {
-        for (std::size_t j = 0; j < bb.cols; ++j)
-          for (std::size_t i = 0; i < bb.rows; ++i)
-            out(idx(b.first + bb.labels[j * bb.rows + i])) += static_cast<S>(g(idx(b.row_offset + i), idx(b.col_offset + j)));
+        for_each_entry(b, [&](Eigen::Index r, Eigen::Index col, std::size_t e) {
+          out(idx(b.first + bb.labels[e])) += static_cast<S>(g(r, col));
+        });
       } else {
-        Eigen::VectorXd v(bb.rows * bb.cols);
-        for (std::size_t j = 0; j < bb.cols; ++j)
-          for (std::size_t i = 0; i < bb.rows; ++i)
-            v(idx(j * bb.rows + i)) = static_cast<double>(g(idx(b.row_offset + i), idx(b.col_offset + j)));
+        Eigen::VectorXd v(idx(bb.rows * bb.cols));
+        for_each_entry(b, [&](Eigen::Index r, Eigen::Index col, std::size_t e) { v(idx(e)) = static_cast<double>(g(r, col)); });
         out.segment(idx(b.first), idx(bb.size)) = (bb.dense.transpose() * v).template cast<S>();
       }
     }
@@ -145,6 +141,14 @@ class EquivariantBasis {
 
  private:
   static Eigen::Index idx(std::size_t i) { return static_cast<Eigen::Index>(i); }
+  /// f(row, col, e) for every entry of a block: (row, col) in the full matrix, e = j*rows + i within the block
+  /// (the column-major position that orbit labels and dense columns use).
+  template <class F>
+  static void for_each_entry(const Block& b, F&& f) {
+    const BlockBasis& bb = *b.basis;
+    for (std::size_t j = 0; j < bb.cols; ++j)
+      for (std::size_t i = 0; i < bb.rows; ++i) f(idx(b.row_offset + i), idx(b.col_offset + j), j * bb.rows + i);
+  }
   void check_matrix(std::size_t r, std::size_t c, const char* what) const {
     ACE_THROW_IF(r != rows_ || c != cols_, shape_error, "EquivariantBasis::", what, ": expected a ", rows_, " x ",
                  cols_, " matrix, got ", r, " x ", c);
@@ -319,10 +323,9 @@ BlockBasis dense_basis(const AtomData& out, const AtomData& in) {
   Rng rng(0x5eed0fba515ULL);
   const Eigen::Index samples = static_cast<Eigen::Index>(k) + 4;
   Eigen::MatrixXd spans(n, samples);
-  Eigen::MatrixXd w(r, c), avg(r, c);
+  Eigen::MatrixXd avg(r, c);
   for (Eigen::Index t = 0; t < samples; ++t) {
-    for (Eigen::Index j = 0; j < c; ++j)
-      for (Eigen::Index i = 0; i < r; ++i) w(i, j) = rng.normal();
+    const Eigen::MatrixXd w = normal_matrix(r, c, rng);
     avg.setZero();
     for (std::size_t g = 0; g < order; ++g)  // ρ_out(g) W ρ_in(g)^T = ρ_out(g) (ρ_in(g) W^T)^T
       avg += out.act_left(g, in.act_left(g, w.transpose()).transpose());
