@@ -130,6 +130,20 @@ class EquivariantBasis {
   /// operator (1/|G|) Σ_g ρ_out(g) W ρ_in(g)^T.
   Eigen::MatrixXd project(const Eigen::MatrixXd& w) const { return expand(coefficients(w)); }
 
+  /// E(i, j) = Σ_k B_k(i, j)^2: how much of the basis reaches each entry (1 on every entry of an exact block,
+  /// 0 where no equivariant map can be non-zero). Layers use it for variance-preserving initialisation.
+  Eigen::MatrixXd entry_energy() const {
+    Eigen::MatrixXd e = Eigen::MatrixXd::Zero(idx(rows_), idx(cols_));
+    for (const auto& b : blocks_) {
+      const BlockBasis& bb = *b.basis;
+      if (bb.size == 0) continue;
+      for_each_entry(b, [&](Eigen::Index r, Eigen::Index col, std::size_t k) {
+        e(r, col) = bb.exact ? 1.0 : bb.dense.row(idx(k)).squaredNorm();
+      });
+    }
+    return e;
+  }
+
   /// Basis element k as a dense matrix.
   Eigen::MatrixXd element(std::size_t k) const {
     ACE_THROW_IF(k >= size_, invalid_argument, "EquivariantBasis::element: index ", k, " out of range for a basis of ",

@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: MIT
+// Modules, losses and the verification harness.
+#pragma once
+
+#include "ace/nn/activation.hpp"
+#include "ace/nn/check.hpp"
+#include "ace/nn/equivariant_linear.hpp"
+#include "ace/nn/linear.hpp"
+#include "ace/nn/loss.hpp"
+#include "ace/nn/module.hpp"
+#include "ace/tensor/backend.hpp"
+#include "ace/tensor/cpu.hpp"
+#include "ace/tensor/tensor.hpp"

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+// The verification harness: gradients against central differences, and equivariance on generators and random
+// group elements. Use it on your own modules exactly as ace's tests use it on ace's.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ace/nn/module.hpp"
+#include "ace/random.hpp"
+#include "ace/rep/concepts.hpp"
+
+namespace ace {
+
+/// Worst disagreement between backward and central differences: max over entries of
+/// |analytic - numeric| / max(1, |analytic|, |numeric|).
+struct GradientCheckResult {
+  double input = 0.0;
+  std::vector<std::pair<std::string, double>> parameters;
+  double max_error() const {
+    double m = input;
+    for (const auto& p : parameters) m = std::max(m, p.second);
+    return m;
+  }
+};
+
+namespace detail {
+inline double relative_gap(double a, double b) {
+  return std::abs(a - b) / std::max({1.0, std::abs(a), std::abs(b)});
+}
+}  // namespace detail
+
+/// Checks module.backward against central differences of L(x) = Σ R ⊙ f(x) with a seeded random R, for every
+/// input entry and every parameter entry. Double precision only (float differences are too coarse to trust).
+template <Module M>
+GradientCheckResult check_gradients(M& module, const Tensor<double, 2>& x, std::uint64_t seed, double step = 1e-6) {
+  static_assert(std::same_as<typename M::scalar, double>,
+                "ace: check_gradients runs in double precision; instantiate the module with double.");
+  Rng rng(seed);
+  Tensor<double, 2> weights = module.forward(x);
+  for (auto& w : weights) w = rng.normal();
+  auto loss = [&](const Tensor<double, 2>& in) {
+    const Tensor<double, 2>& y = module.forward(in);
+    double s = 0.0;
+    for (std::size_t i = 0; i < y.size(); ++i) s += y.data()[i] * weights.data()[i];
+    return s;
+  };
+
+  zero_grad(module);
+  module.forward(x);
+  const Tensor<double, 2> dx = module.backward(weights);
+  std::vector<std::vector<double>> analytic;
+  module.for_each_parameter([&](ParamView<double> p) { analytic.emplace_back(p.grad.begin(), p.grad.end()); });
+
+  GradientCheckResult result;
+  Tensor<double, 2> xp = x;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    xp.data()[i] = x.data()[i] + step;
+    const double up = loss(xp);
+    xp.data()[i] = x.data()[i] - step;
+    const double down = loss(xp);
+    xp.data()[i] = x.data()[i];
+    result.input = std::max(result.input, detail::relative_gap(dx.data()[i], (up - down) / (2 * step)));
+  }
+  std::size_t index = 0;
+  module.for_each_parameter([&](ParamView<double> p) {
+    double worst = 0.0;
+    for (std::size_t i = 0; i < p.value.size(); ++i) {
+      const double v = p.value[i];
+      p.value[i] = v + step;
+      const double up = loss(x);
+      p.value[i] = v - step;
+      const double down = loss(x);
+      p.value[i] = v;
+      worst = std::max(worst, detail::relative_gap(analytic[index][i], (up - down) / (2 * step)));
+    }
+    result.parameters.emplace_back(p.name, worst);
+    ++index;
+  });
+  module.forward(x);  // leave the module in the state of a forward at x
+  return result;
+}
+
+/// max over the generators of G and `random_elements` seeded random elements g of
+/// ||f(x ρ_in(g)^T) - f(x) ρ_out(g)^T||_F / max(||f(x)||_F, tiny): the error relative to the output norm
+/// (batch rows are feature vectors). 0 up to rounding for an equivariant module.
+template <Module M>
+double check_equivariance(M& module, const Tensor<typename M::scalar, 2>& x, std::uint64_t seed,
+                          std::size_t random_elements = 8) {
+  using In = typename M::input;
+  using Out = typename M::output;
+  static_assert(Representation<In> && Representation<Out> && same_group_v<In, Out>,
+                "ace: check_equivariance needs a module whose input and output are representations of one group.");
+  using G = typename In::group;
+  using T = typename M::scalar;
+  using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+  const auto generators = G::generators();
+  std::vector<element_t<G>> elements(std::begin(generators), std::end(generators));
+  Rng rng(seed);
+  for (std::size_t i = 0; i < random_elements; ++i) elements.push_back(G::element(rng.below(G::order)));
+
+  const Tensor<T, 2> y = module.forward(x);
+  const double scale = std::max(static_cast<double>(as_matrix(y).template cast<double>().norm()), 1e-30);
+  Tensor<T, 2> xg(x.shape());
+  double worst = 0.0;
+  for (const auto& g : elements) {
+    const Matrix rin = rep_matrix_dynamic<In>(g).template cast<T>();
+    const Matrix rout = rep_matrix_dynamic<Out>(g).template cast<T>();
+    as_matrix(xg) = as_matrix(x) * rin.transpose();
+    const Tensor<T, 2>& yg = module.forward(xg);
+    const double err = (as_matrix(yg) - as_matrix(y) * rout.transpose()).template cast<double>().norm();
+    worst = std::max(worst, err / scale);
+  }
+  module.forward(x);
+  return worst;
+}
+
+}  // namespace ace

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: MIT
+// What a module is: forward and backward by hand, parameters as views, feature spaces as types.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "ace/rep/concepts.hpp"
+#include "ace/tensor/tensor.hpp"
+
+namespace ace {
+
+/// A plain feature space R^N with no symmetry (the input or output of a non-equivariant layer).
+template <std::size_t N>
+struct Features {
+  static_assert(N >= 1, "ace: Features<N> needs N >= 1.");
+  static constexpr std::size_t dim = N;
+  static std::string_view name() {
+    static const std::string s = detail::concat("R^", N);
+    return s;
+  }
+};
+
+/// The feature spaces layers map between: a Representation (features that transform under a group) or Features<N>.
+/// Only `dim` matters for shapes; the representation matters for equivariance and for Sequential's checks.
+template <class S>
+concept FeatureSpace = requires {
+  { S::dim } -> std::convertible_to<std::size_t>;
+} && (S::dim >= 1);
+
+/// What a parameter is for: the ACE trainer treats weights (θ), relaxation gammas (γ) and slacks (u) differently.
+enum class Role { weight, bias, gamma, slack };
+
+inline std::string_view role_name(Role r) {
+  switch (r) {
+    case Role::weight: return "weight";
+    case Role::bias: return "bias";
+    case Role::gamma: return "gamma";
+    default: return "slack";
+  }
+}
+
+/// A view of one parameter tensor: its values and its gradient (same size, flat), a role and a name such as
+/// "2.weight". Optimisers and the trainer see only these views, never the modules.
+template <class T>
+struct ParamView {
+  std::string name;
+  std::span<T> value;
+  std::span<T> grad;
+  Role role;
+};
+
+/// A differentiable module on batches of feature vectors, x of shape [batch, input::dim]:
+///  * `scalar`, `input`, `output` (FeatureSpaces): shapes and symmetry are part of the type;
+///  * `forward(x)` returns y [batch, output::dim] (a reference to the module's own buffer, valid until the next
+///    forward) and keeps what backward needs; x must stay alive until backward;
+///  * `backward(dy)` accumulates parameter gradients and returns dL/dx (the module's own buffer);
+///  * `for_each_parameter(f)` calls f(ParamView<scalar>) for every parameter tensor.
+template <class M>
+concept Module = requires(M m, const Tensor<typename M::scalar, 2>& x) {
+  typename M::scalar;
+  requires FeatureSpace<typename M::input> && FeatureSpace<typename M::output>;
+  { m.forward(x) } -> std::convertible_to<const Tensor<typename M::scalar, 2>&>;
+  { m.backward(x) } -> std::convertible_to<const Tensor<typename M::scalar, 2>&>;
+  m.for_each_parameter([](ParamView<typename M::scalar>) {});
+};
+
+/// Sets every parameter gradient of a module to zero.
+template <class M>
+void zero_grad(M& module) {
+  module.for_each_parameter([](ParamView<typename M::scalar> p) {
+    for (auto& g : p.grad) g = typename M::scalar(0);
+  });
+}
+
+/// The total number of scalar parameters.
+template <class M>
+std::size_t parameter_count(M& module) {
+  std::size_t n = 0;
+  module.for_each_parameter([&](ParamView<typename M::scalar> p) { n += p.value.size(); });
+  return n;
+}
+
+namespace detail {
+template <class T>
+std::span<T> span_of(auto& tensor) {
+  return {tensor.data(), tensor.size()};
+}
+}  // namespace detail
+
+}  // namespace ace

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+// Losses: values against direct formulas, gradients against central differences, stability and bad input.
+#include <limits>
+
+#include "support.hpp"
+
+using namespace ace;
+
+namespace {
+Tensor<double, 2> random_tensor(std::size_t r, std::size_t c, Rng& rng) {
+  Tensor<double, 2> t({r, c});
+  for (auto& v : t) v = rng.normal();
+  return t;
+}
+
+/// max relative gap between grad and central differences of f at x.
+template <class F>
+double gradient_gap(F&& f, Tensor<double, 2> x, const Tensor<double, 2>& grad) {
+  double worst = 0.0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double v = x.data()[i], h = 1e-6;
+    x.data()[i] = v + h;
+    const double up = f(x);
+    x.data()[i] = v - h;
+    const double down = f(x);
+    x.data()[i] = v;
+    worst = std::max(worst, detail::relative_gap(grad.data()[i], (up - down) / (2 * h)));
+  }
+  return worst;
+}
+}  // namespace
+
+TEST_CASE("loss: MSE and L1 values and gradients", "[loss]") {
+  Rng rng(test::seed(31, "losses"));
+  const auto p = random_tensor(4, 3, rng), t = random_tensor(4, 3, rng);
+  MSELoss<double> mse;
+  CHECK(mse.forward(p, t) == Approx((as_matrix(p) - as_matrix(t)).squaredNorm() / 12.0));
+  const Tensor<double, 2> g = mse.backward();
+  CHECK(gradient_gap([&](const Tensor<double, 2>& x) { return MSELoss<double>().forward(x, t); }, p, g) < 1e-7);
+  L1Loss<double> l1;
+  CHECK(l1.forward(p, t) == Approx((as_matrix(p) - as_matrix(t)).cwiseAbs().sum() / 12.0));
+  const Tensor<double, 2> g1 = l1.backward();
+  CHECK(gradient_gap([&](const Tensor<double, 2>& x) { return L1Loss<double>().forward(x, t); }, p, g1) < 1e-7);
+  CHECK_THROWS_AS(mse.forward(p, random_tensor(3, 3, rng)), shape_error);
+}
+
+TEST_CASE("loss: softmax cross-entropy", "[loss]") {
+  Rng rng(test::seed(37, "cross entropy"));
+  const auto z = random_tensor(5, 4, rng);
+  const std::vector<std::size_t> y{0, 3, 1, 1, 2};
+  CrossEntropyLoss<double> ce;
+  double expected = 0;
+  for (std::size_t r = 0; r < 5; ++r) {
+    double total = 0;
+    for (std::size_t c = 0; c < 4; ++c) total += std::exp(z(r, c));
+    expected += -std::log(std::exp(z(r, y[r])) / total);
+  }
+  CHECK(ce.forward(z, y) == Approx(expected / 5));
+  const Tensor<double, 2> g = ce.backward();
+  CHECK(gradient_gap([&](const Tensor<double, 2>& x) { return CrossEntropyLoss<double>().forward(x, y); }, z, g) < 1e-7);
+  // Large logits do not overflow (log-sum-exp shift).
+  Tensor<float, 2> big({1, 3});
+  big(0, 0) = 1000.f;
+  big(0, 1) = 0.f;
+  big(0, 2) = -1000.f;
+  const std::vector<std::size_t> first{0};
+  CHECK(CrossEntropyLoss<float>().forward(big, first) == Approx(0.0f).margin(1e-6));
+  const std::vector<std::size_t> bad{4, 0, 0, 0, 0};
+  CHECK_THROWS_WITH(ce.forward(z, bad), Catch::Contains("target 4"));
+  CHECK_THROWS_AS(ce.forward(z, first), shape_error);
+}
+
+TEST_CASE("loss: non-finite values are reported, not propagated", "[loss]") {
+  Tensor<double, 2> p({1, 2}), t({1, 2});
+  p(0, 0) = std::numeric_limits<double>::quiet_NaN();
+  p(0, 1) = t(0, 0) = t(0, 1) = 0.0;
+  CHECK_THROWS_AS(MSELoss<double>().forward(p, t), numerical_error);
+  CHECK_THROWS_WITH(MSELoss<double>().forward(p, t), Catch::Contains("nan") && Catch::Contains("learning rate"));
+}
