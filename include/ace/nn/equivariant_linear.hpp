@@ -62,25 +62,17 @@ class EquivariantLinear {
     require_columns(x, In::dim, "EquivariantLinear::forward");
     materialise();
     x_ = &x;
-    ensure_shape(y_, x.shape()[0], Out::dim);
-    B::gemm(Transpose::no, Transpose::yes, T(1), x, weight_, T(0), y_);
-    if (bias_coeffs_.size() > 0) B::add_row(y_, bias_);
+    detail::affine_forward<B>(x, weight_, bias_coeffs_.size() > 0 ? &bias_ : nullptr, y_);
     return y_;
   }
 
   const Tensor<T, 2>& backward(const Tensor<T, 2>& dy) {
-    ACE_THROW_IF(x_ == nullptr, invalid_argument, "EquivariantLinear::backward called before forward");
-    ACE_THROW_IF(dy.shape()[0] != x_->shape()[0] || dy.shape()[1] != Out::dim, shape_error,
-                 "EquivariantLinear::backward: expected a gradient of shape [", x_->shape()[0], ", ", Out::dim,
-                 "], got [", dy.shape()[0], ", ", dy.shape()[1], "]");
-    B::gemm(Transpose::yes, Transpose::no, T(1), dy, *x_, T(0), weight_grad_);  // dL/dW = dy^T x
+    // dL/dW = dy^T x and dL/db = Σ_batch dy (this step's only), dx = dy W; then onto the coefficients.
+    const bool bias = bias_coeffs_.size() > 0;
+    detail::affine_backward<B>(x_, weight_, dy, T(0), weight_grad_, bias ? &bias_grad_ : nullptr, dx_,
+                               "EquivariantLinear::backward");
     accumulate_adjoint(basis_, as_matrix(weight_grad_), coeffs_grad_, coeff_scratch_);
-    if (bias_coeffs_.size() > 0) {
-      B::sum_rows(dy, T(0), bias_grad_);  // dL/db
-      accumulate_adjoint(bias_basis_, as_matrix(bias_grad_).transpose(), bias_coeffs_grad_, bias_scratch_);
-    }
-    ensure_shape(dx_, dy.shape()[0], In::dim);
-    B::gemm(Transpose::no, Transpose::no, T(1), dy, weight_, T(0), dx_);  // dx = dy W
+    if (bias) accumulate_adjoint(bias_basis_, as_matrix(bias_grad_).transpose(), bias_coeffs_grad_, bias_scratch_);
     return dx_;
   }
 

@@ -42,21 +42,14 @@ class Linear {
   const Tensor<T, 2>& forward(const Tensor<T, 2>& x) {
     require_columns(x, In::dim, "Linear::forward");
     x_ = &x;
-    ensure_shape(y_, x.shape()[0], Out::dim);
-    B::gemm(Transpose::no, Transpose::yes, T(1), x, weight_, T(0), y_);
-    if (has_bias_) B::add_row(y_, bias_);
+    detail::affine_forward<B>(x, weight_, has_bias_ ? &bias_ : nullptr, y_);
     return y_;
   }
 
   const Tensor<T, 2>& backward(const Tensor<T, 2>& dy) {
-    ACE_THROW_IF(x_ == nullptr, invalid_argument, "Linear::backward called before forward");
-    ACE_THROW_IF(dy.shape()[0] != x_->shape()[0] || dy.shape()[1] != Out::dim, shape_error,
-                 "Linear::backward: expected a gradient of shape [", x_->shape()[0], ", ", Out::dim, "], got [",
-                 dy.shape()[0], ", ", dy.shape()[1], "]");
-    B::gemm(Transpose::yes, Transpose::no, T(1), dy, *x_, T(1), weight_grad_);  // dW += dy^T x
-    if (has_bias_) B::sum_rows(dy, T(1), bias_grad_);                            // db += Σ_batch dy
-    ensure_shape(dx_, dy.shape()[0], In::dim);
-    B::gemm(Transpose::no, Transpose::no, T(1), dy, weight_, T(0), dx_);        // dx = dy W
+    // dW += dy^T x, db += Σ_batch dy, dx = dy W
+    detail::affine_backward<B>(x_, weight_, dy, T(1), weight_grad_, has_bias_ ? &bias_grad_ : nullptr, dx_,
+                               "Linear::backward");
     return dx_;
   }
 

@@ -25,46 +25,23 @@ void require_same_shape(const Tensor<T, 2>& a, const Tensor<T, 2>& b, const char
 }
 }  // namespace detail
 
-/// L = mean over all entries of (pred - target)^2 (PyTorch's MSELoss). backward() returns dL/dpred.
-template <class T>
-class MSELoss {
+/// Elementwise regression losses: L = mean over all entries of Op::value(pred - target); backward() returns
+/// dL/dpred = Op::derivative(pred - target) / size.
+template <class T, class Op>
+class ElementwiseLoss {
  public:
   T forward(const Tensor<T, 2>& pred, const Tensor<T, 2>& target) {
-    detail::require_same_shape(pred, target, "MSELoss");
-    ensure_shape(grad_, pred.shape()[0], pred.shape()[1]);
-    const T scale = T(2) / static_cast<T>(pred.size());
-    T sum = 0;
-    for (std::size_t i = 0; i < pred.size(); ++i) {
-      const T d = pred.data()[i] - target.data()[i];
-      sum += d * d;
-      grad_.data()[i] = scale * d;
-    }
-    const T loss = sum / static_cast<T>(pred.size());
-    detail::require_finite_loss(loss, "MSELoss");
-    return loss;
-  }
-  const Tensor<T, 2>& backward() const { return grad_; }
-
- private:
-  Tensor<T, 2> grad_;
-};
-
-/// L = mean over all entries of |pred - target| (subgradient 0 at 0). backward() returns dL/dpred.
-template <class T>
-class L1Loss {
- public:
-  T forward(const Tensor<T, 2>& pred, const Tensor<T, 2>& target) {
-    detail::require_same_shape(pred, target, "L1Loss");
+    detail::require_same_shape(pred, target, Op::name);
     ensure_shape(grad_, pred.shape()[0], pred.shape()[1]);
     const T scale = T(1) / static_cast<T>(pred.size());
     T sum = 0;
     for (std::size_t i = 0; i < pred.size(); ++i) {
       const T d = pred.data()[i] - target.data()[i];
-      sum += std::abs(d);
-      grad_.data()[i] = d > T(0) ? scale : (d < T(0) ? -scale : T(0));
+      sum += Op::value(d);
+      grad_.data()[i] = scale * Op::derivative(d);
     }
-    const T loss = sum / static_cast<T>(pred.size());
-    detail::require_finite_loss(loss, "L1Loss");
+    const T loss = sum * scale;
+    detail::require_finite_loss(loss, Op::name);
     return loss;
   }
   const Tensor<T, 2>& backward() const { return grad_; }
@@ -72,6 +49,24 @@ class L1Loss {
  private:
   Tensor<T, 2> grad_;
 };
+
+struct SquaredError {
+  static constexpr const char* name = "MSELoss";
+  template <class T> static T value(T d) { return d * d; }
+  template <class T> static T derivative(T d) { return T(2) * d; }
+};
+struct AbsoluteError {  // subgradient 0 at 0
+  static constexpr const char* name = "L1Loss";
+  template <class T> static T value(T d) { return std::abs(d); }
+  template <class T> static T derivative(T d) { return d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0)); }
+};
+
+/// L = mean over all entries of (pred - target)^2 (PyTorch's MSELoss).
+template <class T>
+using MSELoss = ElementwiseLoss<T, SquaredError>;
+/// L = mean over all entries of |pred - target| (PyTorch's L1Loss).
+template <class T>
+using L1Loss = ElementwiseLoss<T, AbsoluteError>;
 
 /// L = mean over the batch of -log softmax(logits)[target] (PyTorch's CrossEntropyLoss on class indices),
 /// computed with the log-sum-exp shift so large logits do not overflow. backward() returns dL/dlogits.

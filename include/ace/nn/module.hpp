@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "ace/rep/concepts.hpp"
+#include "ace/tensor/backend.hpp"
 #include "ace/tensor/tensor.hpp"
 
 namespace ace {
@@ -88,6 +89,29 @@ namespace detail {
 template <class T>
 std::span<T> span_of(auto& tensor) {
   return {tensor.data(), tensor.size()};
+}
+
+/// The affine core shared by dense layers: y = x W^T (+ b), with W [out, in] and b [1, out].
+template <class B, class T>
+void affine_forward(const Tensor<T, 2>& x, const Tensor<T, 2>& w, const Tensor<T, 2>* b, Tensor<T, 2>& y) {
+  ensure_shape(y, x.shape()[0], w.shape()[0]);
+  B::gemm(Transpose::no, Transpose::yes, T(1), x, w, T(0), y);
+  if (b != nullptr) B::add_row(y, *b);
+}
+
+/// Its backward: dW = beta dW + dy^T x, db = beta db + Σ_batch dy (when db is given), dx = dy W. `what` names the
+/// layer in the shape error.
+template <class B, class T>
+void affine_backward(const Tensor<T, 2>* x, const Tensor<T, 2>& w, const Tensor<T, 2>& dy, T beta, Tensor<T, 2>& dw,
+                     Tensor<T, 2>* db, Tensor<T, 2>& dx, const char* what) {
+  ACE_THROW_IF(x == nullptr, invalid_argument, what, " called before forward");
+  ACE_THROW_IF(dy.shape()[0] != x->shape()[0] || dy.shape()[1] != w.shape()[0], shape_error, what,
+               ": expected a gradient of shape [", x->shape()[0], ", ", w.shape()[0], "], got [", dy.shape()[0], ", ",
+               dy.shape()[1], "]");
+  B::gemm(Transpose::yes, Transpose::no, T(1), dy, *x, beta, dw);
+  if (db != nullptr) B::sum_rows(dy, beta, *db);
+  ensure_shape(dx, dy.shape()[0], w.shape()[1]);
+  B::gemm(Transpose::no, Transpose::no, T(1), dy, w, T(0), dx);
 }
 }  // namespace detail
 
