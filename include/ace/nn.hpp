@@ -8,6 +8,8 @@
 #include "ace/nn/linear.hpp"
 #include "ace/nn/loss.hpp"
 #include "ace/nn/module.hpp"
+#include "ace/nn/relaxed.hpp"
+#include "ace/nn/sequential.hpp"
 #include "ace/tensor/backend.hpp"
 #include "ace/tensor/cpu.hpp"
 #include "ace/tensor/tensor.hpp"

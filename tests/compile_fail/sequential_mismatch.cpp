@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: MIT
+// Adjacent layers must agree on the feature space.
+#include <ace/ace.hpp>
+using G = ace::Dihedral<4>;
+#ifdef ACE_SHOULD_FAIL
+using Next = ace::ReLU<float, ace::Multiple<ace::Regular<G>, 3>>;
+#else
+using Next = ace::ReLU<float, ace::Multiple<ace::Regular<G>, 2>>;
+#endif
+using Model = ace::Sequential<ace::EquivariantLinear<float, ace::Regular<G>, ace::Multiple<ace::Regular<G>, 2>>, Next>;
+int main() {
+  ace::Rng rng(1);
+  Model model(rng);
+  return static_cast<int>(ace::parameter_count(model) == 0);
+}
