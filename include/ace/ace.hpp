@@ -5,6 +5,7 @@
 #include "ace/error.hpp"
 #include "ace/group.hpp"
 #include "ace/nn.hpp"
+#include "ace/optim.hpp"
 #include "ace/random.hpp"
 #include "ace/rep.hpp"
 #include "ace/version.hpp"

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+// What optimisers share: the parameter visitor they need, per-role learning rates, option validation, and the
+// per-parameter state that is allocated once.
+#pragma once
+
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ace/error.hpp"
+#include "ace/nn/module.hpp"
+
+namespace ace {
+
+/// Anything whose parameters can be visited: every Module, and hand-written models (the ACE trainer's models).
+template <class M>
+concept Parameterised = requires(M m) {
+  typename M::scalar;
+  m.for_each_parameter([](ParamView<typename M::scalar>) {});
+};
+
+/// Learning rates per parameter role; an empty entry uses the optimiser's base rate. ACE often gives the
+/// relaxation gammas their own rate (METHOD.md §5).
+struct RoleRates {
+  std::optional<double> weight{}, bias{}, gamma{}, slack{};
+
+  double rate(Role role, double base) const {
+    const std::optional<double>* r = role == Role::weight ? &weight
+                                     : role == Role::bias ? &bias
+                                     : role == Role::gamma ? &gamma
+                                                           : &slack;
+    return r->value_or(base);
+  }
+};
+
+namespace detail {
+inline void require_positive(double value, const char* option) {
+  ACE_THROW_IF(!(value > 0.0) || !std::isfinite(value), invalid_argument, option, " must be a positive finite number, got ",
+               value);
+}
+inline void require_in(double value, double lo, double hi, const char* option) {
+  ACE_THROW_IF(!(value >= lo && value < hi), invalid_argument, option, " must be in [", lo, ", ", hi, "), got ", value);
+}
+inline void require_rates(const RoleRates& r) {
+  if (r.weight) require_positive(*r.weight, "RoleRates::weight");
+  if (r.bias) require_positive(*r.bias, "RoleRates::bias");
+  if (r.gamma) require_positive(*r.gamma, "RoleRates::gamma");
+  if (r.slack) require_positive(*r.slack, "RoleRates::slack");
+}
+
+/// Per-parameter state buffers (momenta, moments), created on the first step and checked on every later one: a
+/// model whose parameter structure changed between steps is an error, not silent corruption.
+template <class T>
+class ParameterState {
+ public:
+  explicit ParameterState(std::size_t buffers) : buffers_(buffers) {}
+
+  /// The `buffers` state arrays of parameter number `index` (size n), allocated on first use.
+  std::vector<T>* get(std::size_t index, const std::string& name, std::size_t n) {
+    if (index == state_.size()) {
+      state_.emplace_back(buffers_, std::vector<T>(n, T(0)));
+      names_.push_back(name);
+    }
+    ACE_THROW_IF(index > state_.size() || state_[index].front().size() != n || names_[index] != name, invalid_argument,
+                 "optimiser: parameter ", index, " is now '", name, "' with ", n, " values, but was '",
+                 names_[index < names_.size() ? index : 0], "' when the optimiser state was created; use a new "
+                 "optimiser for a different model");
+    return state_[index].data();
+  }
+  std::size_t parameters() const { return state_.size(); }
+  /// Flat access for checkpoints: buffer b of parameter p.
+  std::vector<T>& buffer(std::size_t p, std::size_t b) { return state_[p][b]; }
+
+ private:
+  std::size_t buffers_;
+  std::vector<std::vector<std::vector<T>>> state_;
+  std::vector<std::string> names_;
+};
+}  // namespace detail
+
+}  // namespace ace

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+// Stochastic gradient descent with momentum, Nesterov momentum and weight decay (PyTorch's SGD semantics).
+#pragma once
+
+#include <cstddef>
+
+#include "ace/optim/optimizer.hpp"
+
+namespace ace {
+
+struct SGDOptions {
+  double lr = 1e-2;
+  double momentum = 0.0;      ///< in [0, 1)
+  bool nesterov = false;      ///< needs momentum > 0
+  double weight_decay = 0.0;  ///< L2 term added to the gradient, >= 0
+  RoleRates role_lr{};        ///< per-role learning rates (e.g. .gamma = 1e-3)
+};
+
+/// For each parameter p with gradient g (all roles; the rate may depend on the role):
+///   g <- g + weight_decay p;  b <- momentum b + g (b = g on the first step);
+///   g <- g + momentum b (Nesterov) or g <- b (classical);  p <- p - lr g.
+template <class T>
+class SGD {
+ public:
+  explicit SGD(SGDOptions options = {}) : options_(options), state_(1) {
+    detail::require_positive(options.lr, "SGDOptions::lr");
+    detail::require_in(options.momentum, 0.0, 1.0, "SGDOptions::momentum");
+    ACE_THROW_IF(!(options.weight_decay >= 0.0) || !std::isfinite(options.weight_decay), invalid_argument,
+                 "SGDOptions::weight_decay must be >= 0, got ", options.weight_decay);
+    ACE_THROW_IF(options.nesterov && options.momentum == 0.0, invalid_argument,
+                 "SGDOptions::nesterov needs momentum > 0, got momentum = ", options.momentum);
+    detail::require_rates(options.role_lr);
+  }
+
+  template <Parameterised M>
+  void step(M& model) {
+    static_assert(std::same_as<typename M::scalar, T>, "ace: SGD<T> and the model must use the same scalar type.");
+    std::size_t index = 0;
+    model.for_each_parameter([&](ParamView<T> p) {
+      const T lr = static_cast<T>(options_.role_lr.rate(p.role, options_.lr));
+      const T mu = static_cast<T>(options_.momentum), wd = static_cast<T>(options_.weight_decay);
+      std::vector<T>* buf = mu != T(0) ? state_.get(index, p.name, p.value.size()) : nullptr;
+      for (std::size_t i = 0; i < p.value.size(); ++i) {
+        T g = p.grad[i] + wd * p.value[i];
+        if (buf != nullptr) {
+          T& b = (*buf)[i];
+          b = steps_ == 0 ? g : mu * b + g;
+          g = options_.nesterov ? g + mu * b : b;
+        }
+        p.value[i] -= lr * g;
+      }
+      ++index;
+    });
+    ++steps_;
+  }
+
+  std::size_t steps() const { return steps_; }
+  const SGDOptions& options() const { return options_; }
+
+ private:
+  SGDOptions options_;
+  detail::ParameterState<T> state_;
+  std::size_t steps_ = 0;
+};
+
+}  // namespace ace
