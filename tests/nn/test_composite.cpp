@@ -97,3 +97,22 @@ TEST_CASE("relaxed: gamma = 0 and the branch switch give exactly Eq; the export 
       for (float g : p.grad) CHECK(g == 0.f);
   });
 }
+
+TEST_CASE("module: a copy forgets the original's forward state", "[module]") {
+  Rng rng(test::seed(53, "module copies"));
+  RelaxedModel<double> model(rng);
+  const auto x = random_batch<double, R>(2, rng);
+  Tensor<double, 2> dy(model.forward(x).shape());
+  dy.fill(1.0);
+  RelaxedModel<double> copy = model;  // copied after a forward: it must not point at model's buffers or x
+  CHECK_THROWS_WITH(copy.backward(dy), Catch::Contains("before forward"));
+  auto exported = model.get<0>().equivariant_part();
+  CHECK_THROWS_AS(exported.backward(Tensor<double, 2>({2, Hidden::dim})), invalid_argument);
+  // After its own forward the copy computes the same gradients as the original.
+  zero_grad(model);
+  zero_grad(copy);
+  model.forward(x);
+  const Tensor<double, 2> dx = model.backward(dy);
+  copy.forward(x);
+  CHECK(bool(copy.backward(dy) == dx));
+}

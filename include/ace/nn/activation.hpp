@@ -58,7 +58,7 @@ class Pointwise {
     return y_;
   }
   const Tensor<T, 2>& backward(const Tensor<T, 2>& dy) {
-    ACE_THROW_IF(x_ == nullptr, invalid_argument, "Pointwise::backward called before forward");
+    ACE_THROW_IF(!x_, invalid_argument, "Pointwise::backward called before forward");
     B::template map_backward<Op>(*x_, y_, dy, dx_);
     return dx_;
   }
@@ -66,7 +66,7 @@ class Pointwise {
   void for_each_parameter(F&&) {}
 
  private:
-  const Tensor<T, 2>* x_ = nullptr;
+  detail::ForwardRef<T> x_;
   Tensor<T, 2> y_, dx_;
 };
 

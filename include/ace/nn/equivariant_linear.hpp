@@ -69,7 +69,7 @@ class EquivariantLinear {
   const Tensor<T, 2>& backward(const Tensor<T, 2>& dy) {
     // dL/dW = dy^T x and dL/db = Σ_batch dy (this step's only), dx = dy W; then onto the coefficients.
     const bool bias = bias_coeffs_.size() > 0;
-    detail::affine_backward<B>(x_, weight_, dy, T(0), weight_grad_, bias ? &bias_grad_ : nullptr, dx_,
+    detail::affine_backward<B>(x_.get(), weight_, dy, T(0), weight_grad_, bias ? &bias_grad_ : nullptr, dx_,
                                "EquivariantLinear::backward");
     accumulate_adjoint(basis_, as_matrix(weight_grad_), coeffs_grad_, coeff_scratch_);
     if (bias) accumulate_adjoint(bias_basis_, as_matrix(bias_grad_).transpose(), bias_coeffs_grad_, bias_scratch_);
@@ -128,7 +128,7 @@ class EquivariantLinear {
   const EquivariantBasis& bias_basis_;
   Tensor<T, 1> coeffs_, coeffs_grad_, bias_coeffs_, bias_coeffs_grad_;
   Tensor<T, 2> weight_, weight_grad_, bias_, bias_grad_;
-  const Tensor<T, 2>* x_ = nullptr;
+  detail::ForwardRef<T> x_;
   Tensor<T, 2> y_, dx_;
   Vector coeff_scratch_, bias_scratch_;
 };

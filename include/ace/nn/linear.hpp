@@ -48,7 +48,7 @@ class Linear {
 
   const Tensor<T, 2>& backward(const Tensor<T, 2>& dy) {
     // dW += dy^T x, db += Σ_batch dy, dx = dy W
-    detail::affine_backward<B>(x_, weight_, dy, T(1), weight_grad_, has_bias_ ? &bias_grad_ : nullptr, dx_,
+    detail::affine_backward<B>(x_.get(), weight_, dy, T(1), weight_grad_, has_bias_ ? &bias_grad_ : nullptr, dx_,
                                "Linear::backward");
     return dx_;
   }
@@ -67,7 +67,7 @@ class Linear {
  private:
   Tensor<T, 2> weight_, weight_grad_, bias_, bias_grad_;
   bool has_bias_;
-  const Tensor<T, 2>* x_ = nullptr;
+  detail::ForwardRef<T> x_;
   Tensor<T, 2> y_, dx_;
 };
 

@@ -86,6 +86,30 @@ std::size_t parameter_count(M& module) {
 }
 
 namespace detail {
+/// What a module remembers of its last forward for backward (the input, or a buffer of a sub-module). Copies and
+/// moves start empty: a copied module never points at another object's data, and backward before its own forward
+/// is reported instead of reading freed memory.
+template <class T>
+class ForwardRef {
+ public:
+  ForwardRef() = default;
+  ForwardRef(const ForwardRef&) noexcept {}
+  ForwardRef& operator=(const ForwardRef&) noexcept {
+    ptr_ = nullptr;
+    return *this;
+  }
+  ForwardRef& operator=(const Tensor<T, 2>* p) noexcept {
+    ptr_ = p;
+    return *this;
+  }
+  const Tensor<T, 2>* get() const noexcept { return ptr_; }
+  const Tensor<T, 2>& operator*() const noexcept { return *ptr_; }
+  explicit operator bool() const noexcept { return ptr_ != nullptr; }
+
+ private:
+  const Tensor<T, 2>* ptr_ = nullptr;
+};
+
 template <class T>
 std::span<T> span_of(auto& tensor) {
   return {tensor.data(), tensor.size()};

@@ -53,7 +53,7 @@ class Relaxed {
     const Tensor<T, 2>& dxe = eq_.backward(dy);
     ensure_shape(dx_, dxe.shape()[0], dxe.shape()[1]);
     std::copy(dxe.begin(), dxe.end(), dx_.begin());
-    if (neq_y_ != nullptr) {
+    if (neq_y_) {
       // dL/dγ = <dy, f_neq(x)>; the branch sees γ dy.
       const Tensor<T, 2>& yn = *neq_y_;
       T g = 0;
@@ -90,7 +90,7 @@ class Relaxed {
   Neq neq_;
   std::array<T, 1> gamma_{T(1)}, gamma_grad_{T(0)};
   bool branch_ = true;
-  const Tensor<T, 2>* neq_y_ = nullptr;  // the branch output of the last forward, if the branch ran
+  detail::ForwardRef<T> neq_y_;  // the branch output of the last forward, if the branch ran
   Tensor<T, 2> y_, dx_, scaled_dy_;
 };
 
