@@ -29,8 +29,7 @@ class BasicAdam {
     detail::require_in(options.beta1, 0.0, 1.0, "AdamOptions::beta1");
     detail::require_in(options.beta2, 0.0, 1.0, "AdamOptions::beta2");
     detail::require_positive(options.eps, "AdamOptions::eps");
-    ACE_THROW_IF(!(options.weight_decay >= 0.0) || !std::isfinite(options.weight_decay), invalid_argument,
-                 "AdamOptions::weight_decay must be >= 0, got ", options.weight_decay);
+    detail::require_non_negative(options.weight_decay, "AdamOptions::weight_decay");
     detail::require_rates(options.role_lr);
   }
 

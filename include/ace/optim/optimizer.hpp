@@ -41,6 +41,9 @@ inline void require_positive(double value, const char* option) {
   ACE_THROW_IF(!(value > 0.0) || !std::isfinite(value), invalid_argument, option, " must be a positive finite number, got ",
                value);
 }
+inline void require_non_negative(double value, const char* option) {
+  ACE_THROW_IF(!(value >= 0.0) || !std::isfinite(value), invalid_argument, option, " must be >= 0, got ", value);
+}
 inline void require_in(double value, double lo, double hi, const char* option) {
   ACE_THROW_IF(!(value >= lo && value < hi), invalid_argument, option, " must be in [", lo, ", ", hi, "), got ", value);
 }

@@ -25,8 +25,7 @@ class SGD {
   explicit SGD(SGDOptions options = {}) : options_(options), state_(1) {
     detail::require_positive(options.lr, "SGDOptions::lr");
     detail::require_in(options.momentum, 0.0, 1.0, "SGDOptions::momentum");
-    ACE_THROW_IF(!(options.weight_decay >= 0.0) || !std::isfinite(options.weight_decay), invalid_argument,
-                 "SGDOptions::weight_decay must be >= 0, got ", options.weight_decay);
+    detail::require_non_negative(options.weight_decay, "SGDOptions::weight_decay");
     ACE_THROW_IF(options.nesterov && options.momentum == 0.0, invalid_argument,
                  "SGDOptions::nesterov needs momentum > 0, got momentum = ", options.momentum);
     detail::require_rates(options.role_lr);
