@@ -44,6 +44,40 @@ void for_each_type(F&& f) {
   [&]<class... Ts>(std::tuple<Ts...>*) { (f(std::type_identity<Ts>{}), ...); }(static_cast<List*>(nullptr));
 }
 
+/// A module built from the generator if it takes one, default-built otherwise.
+template <class M>
+M make_module(Rng& rng) {
+  if constexpr (std::is_constructible_v<M, Rng&>) return M(rng);
+  else return M{};
+}
+
+/// A [batch, S::dim] batch of standard normal entries.
+template <class T, class S>
+Tensor<T, 2> random_batch(std::size_t batch, Rng& rng) {
+  Tensor<T, 2> x({batch, S::dim});
+  for (auto& v : x) v = static_cast<T>(rng.normal());
+  return x;
+}
+
+/// Runs check_gradients (double) and checks the worst relative error, reporting each parameter's.
+template <class M>
+void check_module_gradients(M& module, const Tensor<double, 2>& x, std::uint64_t seed, double tolerance = 1e-6) {
+  const GradientCheckResult r = check_gradients(module, x, seed);
+  for (const auto& [name, err] : r.parameters) UNSCOPED_INFO(name << " gradient error " << err);
+  UNSCOPED_INFO("input gradient error " << r.input);
+  CHECK(r.max_error() < tolerance);
+}
+
+/// Runs check_equivariance and checks the error relative to the output norm against a tolerance per scalar type.
+template <class M>
+void check_module_equivariance(M& module, const Tensor<typename M::scalar, 2>& x, std::uint64_t seed,
+                               std::size_t random_elements = 16) {
+  using T = typename M::scalar;
+  const double err = check_equivariance(module, x, seed, random_elements);
+  UNSCOPED_INFO(rep_name<typename M::input>() << " -> " << rep_name<typename M::output>() << ": error " << err);
+  CHECK(err < (std::is_same_v<T, float> ? 1e-5 : 1e-12));
+}
+
 /// Cyclic and dihedral groups the batteries run over.
 using PlanarGroups = std::tuple<Cyclic<1>, Cyclic<2>, Cyclic<3>, Cyclic<4>, Cyclic<5>, Cyclic<6>, Cyclic<7>, Cyclic<8>,
                                 Cyclic<12>, Dihedral<1>, Dihedral<2>, Dihedral<3>, Dihedral<4>, Dihedral<5>,

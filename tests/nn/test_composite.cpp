@@ -15,13 +15,7 @@ template <class T>
 using RelaxedLayer = Relaxed<EquivariantLinear<T, R, Hidden>, Linear<T, R, Hidden>>;
 template <class T>
 using RelaxedModel = Sequential<RelaxedLayer<T>, Tanh<T, Hidden>, EquivariantLinear<T, Hidden, Out>>;
-
-template <class T, class S>
-Tensor<T, 2> random_batch(std::size_t batch, Rng& rng) {
-  Tensor<T, 2> x({batch, S::dim});
-  for (auto& v : x) v = static_cast<T>(rng.normal());
-  return x;
-}
+using test::random_batch;
 }  // namespace
 
 TEST_CASE("sequential: gradients, equivariance and parameter names", "[sequential]") {

@@ -6,18 +6,8 @@
 using namespace ace;
 
 namespace {
-template <class M>
-M make_module(Rng& rng) {
-  if constexpr (std::is_constructible_v<M, Rng&>) return M(rng);
-  else return M{};
-}
-
-template <class T, class S>
-Tensor<T, 2> random_batch(std::size_t batch, Rng& rng) {
-  Tensor<T, 2> x({batch, S::dim});
-  for (auto& v : x) v = static_cast<T>(rng.normal());
-  return x;
-}
+using test::make_module;
+using test::random_batch;
 
 using C4 = Cyclic<4>;
 using D4 = Dihedral<4>;
@@ -45,12 +35,7 @@ TEMPLATE_LIST_TEST_CASE("module: backward matches central differences", "[module
   Rng rng(test::seed(101, "module gradient check"));
   M module = make_module<M>(rng);
   const auto x = random_batch<double, typename M::input>(3, rng);
-  const GradientCheckResult r = check_gradients(module, x, 7);
-  UNSCOPED_INFO("input gradient error " << r.input);
-  for (const auto& [name, err] : r.parameters) {
-    UNSCOPED_INFO(name << " gradient error " << err);
-  }
-  CHECK(r.max_error() < 1e-6);
+  test::check_module_gradients(module, x, 7);
 }
 
 TEMPLATE_LIST_TEST_CASE("module: equivariant on generators and random elements", "[module][equivariance]",
@@ -60,9 +45,7 @@ TEMPLATE_LIST_TEST_CASE("module: equivariant on generators and random elements",
   Rng rng(test::seed(202, "module equivariance"));
   M module = make_module<M>(rng);
   const auto x = random_batch<T, typename M::input>(4, rng);
-  const double err = check_equivariance(module, x, 3, 16);
-  CAPTURE(rep_name<typename M::input>(), rep_name<typename M::output>(), err);
-  CHECK(err < (std::is_same_v<T, float> ? 1e-5 : 1e-12));
+  test::check_module_equivariance(module, x, 3);
 }
 
 TEST_CASE("module: the equivariance check detects a non-equivariant layer", "[module][equivariance]") {

@@ -21,8 +21,8 @@ struct LeastSquares {
   }
   template <class F>
   void for_each_parameter(F&& f) {
-    f(ParamView<double>{"p", p, dp, Role::weight});
-    f(ParamView<double>{"q", q, dq, Role::gamma});
+    f(ParamView<double>{"p", p, dp, Role::weight, {}});
+    f(ParamView<double>{"q", q, dq, Role::gamma, {}});
   }
   void gradient() {
     const Eigen::Vector3d x(p[0], p[1], p[2]);
@@ -39,7 +39,7 @@ struct Scalar {
   std::vector<double> w{1.0}, g{0.0};
   template <class F>
   void for_each_parameter(F&& f) {
-    f(ParamView<double>{"w", w, g, Role::weight});
+    f(ParamView<double>{"w", w, g, Role::weight, {}});
   }
 };
 }  // namespace

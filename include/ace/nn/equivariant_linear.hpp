@@ -78,9 +78,9 @@ class EquivariantLinear {
 
   template <class F>
   void for_each_parameter(F&& f) {
-    f(ParamView<T>{"weight", detail::span_of<T>(coeffs_), detail::span_of<T>(coeffs_grad_), Role::weight});
+    f(detail::param_view("weight", coeffs_, coeffs_grad_, Role::weight));
     if (bias_coeffs_.size() > 0)
-      f(ParamView<T>{"bias", detail::span_of<T>(bias_coeffs_), detail::span_of<T>(bias_coeffs_grad_), Role::bias});
+      f(detail::param_view("bias", bias_coeffs_, bias_coeffs_grad_, Role::bias));
   }
 
   /// The dense weight W (Out::dim x In::dim) for the current coefficients.

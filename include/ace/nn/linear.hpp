@@ -55,8 +55,8 @@ class Linear {
 
   template <class F>
   void for_each_parameter(F&& f) {
-    f(ParamView<T>{"weight", detail::span_of<T>(weight_), detail::span_of<T>(weight_grad_), Role::weight});
-    if (has_bias_) f(ParamView<T>{"bias", detail::span_of<T>(bias_), detail::span_of<T>(bias_grad_), Role::bias});
+    f(detail::param_view("weight", weight_, weight_grad_, Role::weight));
+    if (has_bias_) f(detail::param_view("bias", bias_, bias_grad_, Role::bias));
   }
 
   Tensor<T, 2>& weight() { return weight_; }

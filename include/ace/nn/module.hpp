@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "ace/rep/concepts.hpp"
 #include "ace/tensor/backend.hpp"
@@ -44,14 +45,16 @@ inline std::string_view role_name(Role r) {
   }
 }
 
-/// A view of one parameter tensor: its values and its gradient (same size, flat), a role and a name such as
-/// "2.weight". Optimisers and the trainer see only these views, never the modules.
+/// A view of one parameter tensor: its values and its gradient (same size, flat, row-major), a role, a name such as
+/// "2.weight" and the tensor's shape (empty means a flat vector of value.size() entries). Optimisers and the trainer
+/// see only these views, never the modules; checkpoints record the names and shapes.
 template <class T>
 struct ParamView {
   std::string name;
   std::span<T> value;
   std::span<T> grad;
   Role role;
+  std::span<const std::size_t> shape;
 };
 
 /// A differentiable module on batches of feature vectors, x of shape [batch, input::dim]:
@@ -104,6 +107,7 @@ class ForwardRef {
   }
   const Tensor<T, 2>* get() const noexcept { return ptr_; }
   const Tensor<T, 2>& operator*() const noexcept { return *ptr_; }
+  const Tensor<T, 2>* operator->() const noexcept { return ptr_; }
   explicit operator bool() const noexcept { return ptr_ != nullptr; }
 
  private:
@@ -113,6 +117,24 @@ class ForwardRef {
 template <class T>
 std::span<T> span_of(auto& tensor) {
   return {tensor.data(), tensor.size()};
+}
+
+/// The view of a parameter tensor and its gradient tensor (same shape).
+template <class T, std::size_t N>
+ParamView<T> param_view(std::string name, Tensor<T, N>& value, Tensor<T, N>& grad, Role role) {
+  return {std::move(name), span_of<T>(value), span_of<T>(grad), role, {value.shape().data(), N}};
+}
+
+/// The batch size of the last forward, after checking that there was one and that dy is [batch, cols]; `what`
+/// names the module in the error.
+template <class T>
+std::size_t backward_batch(const ForwardRef<T>& x, const Tensor<T, 2>& dy, std::size_t cols, const char* what) {
+  ACE_THROW_IF(!x, invalid_argument, what, "::backward called before forward");
+  const std::size_t batch = x->shape()[0];
+  ACE_THROW_IF(dy.shape()[0] != batch || dy.shape()[1] != cols, shape_error, what,
+               "::backward: expected a gradient of shape [", batch, ", ", cols, "], got [", dy.shape()[0], ", ",
+               dy.shape()[1], "]");
+  return batch;
 }
 
 /// The affine core shared by dense layers: y = x W^T (+ b), with W [out, in] and b [1, out].

@@ -70,7 +70,7 @@ class Relaxed {
   void for_each_parameter(F&& f) {
     detail::for_each_prefixed(eq_, "eq", f);
     detail::for_each_prefixed(neq_, "neq", f);
-    f(ParamView<T>{"gamma", {gamma_.data(), 1}, {gamma_grad_.data(), 1}, Role::gamma});
+    f(ParamView<T>{"gamma", {gamma_.data(), 1}, {gamma_grad_.data(), 1}, Role::gamma, {}});
   }
 
   /// γ.

@@ -4,6 +4,7 @@
 
 #include <Eigen/Core>
 #include <cstddef>
+#include <type_traits>
 #include <xtensor/xtensor.hpp>
 
 #include "ace/error.hpp"
@@ -26,6 +27,62 @@ Eigen::Map<RowMajorMatrix<T>> as_matrix(Tensor<T, 2>& t) {
 template <class T>
 Eigen::Map<const RowMajorMatrix<T>> as_matrix(const Tensor<T, 2>& t) {
   return {t.data(), static_cast<Eigen::Index>(t.shape()[0]), static_cast<Eigen::Index>(t.shape()[1])};
+}
+
+/// A row-major matrix view of memory the caller owns: rows x cols with `stride` elements between the starts of
+/// consecutive rows (stride >= cols). Views reshape a batch without copying ([batch, n*f] as [batch*n, f]) and
+/// select column blocks (stride > cols); backends run their GEMM on views.
+template <class T>
+struct MatrixRef {
+  T* data = nullptr;
+  std::size_t rows = 0, cols = 0, stride = 0;
+
+  operator MatrixRef<const T>() const noexcept  // NOLINT: a mutable view is also a read-only one
+    requires(!std::is_const_v<T>)
+  {
+    return {data, rows, cols, stride};
+  }
+  /// Columns [first, first + count) of the same rows.
+  MatrixRef columns(std::size_t first, std::size_t count) const {
+    ACE_THROW_IF(first + count > cols, shape_error, "MatrixRef::columns: columns [", first, ", ", first + count,
+                 ") of a view with ", cols, " columns");
+    return {data + first, rows, count, stride};
+  }
+};
+
+/// The whole tensor as a [shape[0], shape[1]] view.
+template <class T>
+MatrixRef<T> view(Tensor<T, 2>& t) {
+  return {t.data(), t.shape()[0], t.shape()[1], t.shape()[1]};
+}
+template <class T>
+MatrixRef<const T> view(const Tensor<T, 2>& t) {
+  return {t.data(), t.shape()[0], t.shape()[1], t.shape()[1]};
+}
+
+/// The tensor's buffer as a rows x cols matrix (rows * cols must equal its size): e.g. a batch of sets
+/// [batch, n * f] as [batch * n, f].
+template <class T, std::size_t N>
+MatrixRef<T> reshaped(Tensor<T, N>& t, std::size_t rows, std::size_t cols) {
+  ACE_THROW_IF(rows * cols != t.size(), shape_error, "reshaped: a tensor of ", t.size(), " entries viewed as ", rows,
+               " x ", cols);
+  return {t.data(), rows, cols, cols};
+}
+template <class T, std::size_t N>
+MatrixRef<const T> reshaped(const Tensor<T, N>& t, std::size_t rows, std::size_t cols) {
+  ACE_THROW_IF(rows * cols != t.size(), shape_error, "reshaped: a tensor of ", t.size(), " entries viewed as ", rows,
+               " x ", cols);
+  return {t.data(), rows, cols, cols};
+}
+
+/// An Eigen map of a view (outer stride = the view's stride).
+template <class T>
+auto as_matrix(MatrixRef<T> v) {
+  using M = RowMajorMatrix<std::remove_const_t<T>>;
+  using Mapped = std::conditional_t<std::is_const_v<T>, const M, M>;
+  return Eigen::Map<Mapped, Eigen::Unaligned, Eigen::OuterStride<>>(
+      v.data, static_cast<Eigen::Index>(v.rows), static_cast<Eigen::Index>(v.cols),
+      Eigen::OuterStride<>(static_cast<Eigen::Index>(v.stride)));
 }
 
 /// Resizes t to [rows, cols] only when its shape differs, so a buffer reused across steps of the same batch size

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MIT
+// Nonlinearities for any representation, acting on fields: norm-based and gated (escnn's NormNonLinearity and
+// GatedNonLinearity), and pooling over the group axis of regular fields.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "ace/nn/activation.hpp"
+#include "ace/nn/module.hpp"
+#include "ace/rep/basic.hpp"
+#include "ace/rep/composite.hpp"
+#include "ace/tensor/cpu.hpp"
+#include "ace/tensor/parallel.hpp"
+
+namespace ace {
+
+namespace detail {
+template <std::size_t A, std::size_t B>
+constexpr std::array<std::size_t, A + B> join(const std::array<std::size_t, A>& a, const std::array<std::size_t, B>& b) {
+  std::array<std::size_t, A + B> out{};
+  for (std::size_t i = 0; i < A; ++i) out[i] = a[i];
+  for (std::size_t i = 0; i < B; ++i) out[A + i] = b[i];
+  return out;
+}
+
+template <class R>
+struct FieldDims {
+  static constexpr std::array<std::size_t, 1> value{R::dim};
+};
+template <class R, std::size_t K>
+struct FieldDims<Multiple<R, K>> {
+  static constexpr auto value = [] {
+    constexpr auto one = FieldDims<R>::value;
+    std::array<std::size_t, K * one.size()> out{};
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t i = 0; i < one.size(); ++i) out[k * one.size() + i] = one[i];
+    return out;
+  }();
+};
+template <class R0>
+struct FieldDims<DirectSum<R0>> : FieldDims<R0> {};
+template <class R0, class R1, class... Rs>
+struct FieldDims<DirectSum<R0, R1, Rs...>> {
+  static constexpr auto value = join(FieldDims<R0>::value, FieldDims<DirectSum<R1, Rs...>>::value);
+};
+}  // namespace detail
+
+/// The fields of a representation: the summands of its DirectSum / Multiple structure, flattened (a representation
+/// that is neither is one field). Every representation in ace is orthogonal, so the norm of each field is invariant.
+/// E.g. fields_of<DirectSum<Multiple<Standard<O>, 2>, Trivial<O>>> = {3, 3, 1}.
+template <class S>
+inline constexpr auto field_dims_v = detail::FieldDims<S>::value;
+
+template <class S>
+inline constexpr std::size_t field_count_v = field_dims_v<S>.size();
+
+namespace detail {
+template <class S>
+constexpr auto field_offsets() {
+  std::array<std::size_t, field_count_v<S> + 1> o{};
+  for (std::size_t f = 0; f < field_count_v<S>; ++f) o[f + 1] = o[f] + field_dims_v<S>[f];
+  return o;
+}
+}  // namespace detail
+
+/// The norm nonlinearity: each field x_f is rescaled by φ(|x_f| + b_f) / |x_f| with a learnable bias b_f per field
+/// ("bias", initialised to 0) and φ = Op (ReLU: fields whose norm falls below -b_f are switched off). It changes
+/// only norms, which every orthogonal representation preserves, so it is equivariant for any S. The norm is
+/// smoothed as sqrt(|x|² + ε) (ε = `epsilon`: 1e-12 in float, 1e-24 in double), which keeps the map differentiable
+/// at 0 and exactly equivariant.
+template <class Op, class T, Representation S, Backend B = Cpu>
+class NormNonlinearity {
+ public:
+  using scalar = T;
+  using input = S;
+  using output = S;
+  using backend = B;
+  static constexpr std::size_t fields = field_count_v<S>;
+  static constexpr T epsilon = std::is_same_v<T, float> ? T(1e-12) : T(1e-24);
+
+  NormNonlinearity() {
+    B::fill(bias_, T(0));
+    B::fill(bias_grad_, T(0));
+  }
+
+  const Tensor<T, 2>& forward(const Tensor<T, 2>& x) {
+    require_columns(x, S::dim, "NormNonlinearity::forward");
+    const std::size_t batch = x.shape()[0];
+    x_ = &x;
+    ensure_shape(y_, batch, S::dim);
+    ensure_shape(norm_, batch, fields);
+    ACE_OMP_FOR(batch * S::dim > (std::size_t{1} << 16))
+    for (std::size_t b = 0; b < batch; ++b)
+      for (std::size_t f = 0; f < fields; ++f) {
+        const T* xf = x.data() + b * S::dim + offsets[f];
+        T* yf = y_.data() + b * S::dim + offsets[f];
+        T sq = epsilon;
+        for (std::size_t i = 0; i < field_dims_v<S>[f]; ++i) sq += xf[i] * xf[i];
+        const T n = std::sqrt(sq);
+        norm_(b, f) = n;
+        const T scale = Op::f(n + bias_(0, f)) / n;
+        for (std::size_t i = 0; i < field_dims_v<S>[f]; ++i) yf[i] = scale * xf[i];
+      }
+    return y_;
+  }
+
+  const Tensor<T, 2>& backward(const Tensor<T, 2>& dy) {
+    const std::size_t batch = detail::backward_batch(x_, dy, S::dim, "NormNonlinearity");
+    ensure_shape(dx_, batch, S::dim);
+    ensure_shape(dbias_, batch, fields);
+    // y = x φ(n + b)/n: dx = (φ/n) dy + ((φ' n - φ)/n³) <x, dy> x, db = φ'/n <x, dy>.
+    ACE_OMP_FOR(batch * S::dim > (std::size_t{1} << 16))
+    for (std::size_t b = 0; b < batch; ++b)
+      for (std::size_t f = 0; f < fields; ++f) {
+        const std::size_t at = b * S::dim + offsets[f];
+        const T* xf = x_->data() + at;
+        const T* gf = dy.data() + at;
+        T* df = dx_.data() + at;
+        const T n = norm_(b, f);
+        const T phi = Op::f(n + bias_(0, f));
+        const T dphi = Op::df(n + bias_(0, f), phi);
+        T dot = 0;
+        for (std::size_t i = 0; i < field_dims_v<S>[f]; ++i) dot += xf[i] * gf[i];
+        const T radial = (dphi * n - phi) / (n * n * n) * dot;
+        for (std::size_t i = 0; i < field_dims_v<S>[f]; ++i) df[i] = phi / n * gf[i] + radial * xf[i];
+        dbias_(b, f) = dphi / n * dot;
+      }
+    B::sum_rows(dbias_, T(1), bias_grad_);
+    return dx_;
+  }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    f(detail::param_view("bias", bias_, bias_grad_, Role::bias));
+  }
+
+  Tensor<T, 2>& bias() { return bias_; }
+
+ private:
+  static constexpr auto offsets = detail::field_offsets<S>();
+  Tensor<T, 2> bias_{typename Tensor<T, 2>::shape_type{1, fields}};
+  Tensor<T, 2> bias_grad_{typename Tensor<T, 2>::shape_type{1, fields}};
+  detail::ForwardRef<T> x_;
+  Tensor<T, 2> y_, norm_, dx_, dbias_;
+};
+
+template <class T, Representation S, Backend B = Cpu> using NormReLU = NormNonlinearity<ReLUOp, T, S, B>;
+template <class T, Representation S, Backend B = Cpu> using NormSiLU = NormNonlinearity<SiLUOp, T, S, B>;
+
+struct SigmoidOp {
+  template <class U> static U f(U x) { return U(1) / (U(1) + std::exp(-x)); }
+  template <class U> static U df(U, U y) { return y * (U(1) - y); }
+};
+
+/// The input of Gated<T, S>: one invariant gate per field of S, followed by S.
+template <Representation S>
+using GatedInput = DirectSum<Multiple<Trivial<typename S::group>, field_count_v<S>>, S>;
+
+/// The gated nonlinearity (Weiler et al. 2018): y_f = sigmoid(g_f) x_f, where the gates g are invariant scalars
+/// computed by the previous layer (the first field_count_v<S> entries of the input) and x_f are the fields of S.
+/// Scaling a field by an invariant keeps equivariance for any S. Input GatedInput<S>, output S.
+template <class T, Representation S, Backend B = Cpu>
+class Gated {
+ public:
+  using scalar = T;
+  using input = GatedInput<S>;
+  using output = S;
+  using backend = B;
+  static constexpr std::size_t fields = field_count_v<S>;
+
+  const Tensor<T, 2>& forward(const Tensor<T, 2>& x) {
+    require_columns(x, input::dim, "Gated::forward");
+    const std::size_t batch = x.shape()[0];
+    x_ = &x;
+    ensure_shape(y_, batch, S::dim);
+    ensure_shape(gate_, batch, fields);
+    ACE_OMP_FOR(batch * S::dim > (std::size_t{1} << 16))
+    for (std::size_t b = 0; b < batch; ++b) {
+      const T* row = x.data() + b * input::dim;
+      for (std::size_t f = 0; f < fields; ++f) {
+        const T s = SigmoidOp::f(row[f]);
+        gate_(b, f) = s;
+        for (std::size_t i = offsets[f]; i < offsets[f + 1]; ++i) y_(b, i) = s * row[fields + i];
+      }
+    }
+    return y_;
+  }
+
+  const Tensor<T, 2>& backward(const Tensor<T, 2>& dy) {
+    const std::size_t batch = detail::backward_batch(x_, dy, S::dim, "Gated");
+    ensure_shape(dx_, batch, input::dim);
+    ACE_OMP_FOR(batch * S::dim > (std::size_t{1} << 16))
+    for (std::size_t b = 0; b < batch; ++b) {
+      const T* row = x_->data() + b * input::dim;
+      T* drow = dx_.data() + b * input::dim;
+      for (std::size_t f = 0; f < fields; ++f) {
+        const T s = gate_(b, f);
+        T dot = 0;
+        for (std::size_t i = offsets[f]; i < offsets[f + 1]; ++i) {
+          dot += row[fields + i] * dy(b, i);
+          drow[fields + i] = s * dy(b, i);
+        }
+        drow[f] = SigmoidOp::df(row[f], s) * dot;
+      }
+    }
+    return dx_;
+  }
+
+  template <class F>
+  void for_each_parameter(F&&) {}
+
+ private:
+  static constexpr auto offsets = detail::field_offsets<S>();
+  detail::ForwardRef<T> x_;
+  Tensor<T, 2> y_, gate_, dx_;
+};
+
+namespace detail {
+template <class R>
+struct RegularChannels {
+  static constexpr std::size_t value = 0;
+};
+template <class G>
+struct RegularChannels<Regular<G>> {
+  static constexpr std::size_t value = 1;
+};
+template <class G, std::size_t C>
+struct RegularChannels<Multiple<Regular<G>, C>> {
+  static constexpr std::size_t value = C;
+};
+}  // namespace detail
+
+/// Pooling over the group axis: C regular fields (Regular<G> or Multiple<Regular<G>, C>: the output of a group
+/// convolution or a regular-representation layer) -> C invariant channels (Multiple<Trivial<G>, C>) by the mean or
+/// the max over the |G| entries of each field. ρ_reg(g) permutes those entries, so the result is invariant.
+template <Reduce Kind, class T, Representation In, Backend B = Cpu>
+class GroupPool {
+  static_assert(detail::RegularChannels<In>::value > 0,
+                "ace: GroupPool pools regular fields: its input must be Regular<G> or Multiple<Regular<G>, C>.");
+
+ public:
+  using scalar = T;
+  using group = typename In::group;
+  static constexpr std::size_t channels = detail::RegularChannels<In>::value;
+  using input = In;
+  using output = Multiple<Trivial<group>, channels>;
+  using backend = B;
+
+  const Tensor<T, 2>& forward(const Tensor<T, 2>& x) {
+    require_columns(x, In::dim, "GroupPool::forward");
+    const std::size_t batch = x.shape()[0];
+    x_ = &x;
+    ensure_shape(y_, batch, channels);
+    if constexpr (Kind == Reduce::max) argmax_.resize(batch * channels);
+    B::segment_reduce(Kind, reshaped(x, x.size(), 1), group::order, reshaped(y_, batch * channels, 1),
+                      argmax_.data());
+    return y_;
+  }
+  const Tensor<T, 2>& backward(const Tensor<T, 2>& dy) {
+    const std::size_t batch = detail::backward_batch(x_, dy, channels, "GroupPool");
+    ensure_shape(dx_, batch, In::dim);
+    B::fill(dx_, T(0));
+    B::segment_reduce_backward(Kind, reshaped(dy, batch * channels, 1), group::order, argmax_.data(),
+                               reshaped(dx_, dx_.size(), 1));
+    return dx_;
+  }
+  template <class F>
+  void for_each_parameter(F&&) {}
+
+ private:
+  detail::ForwardRef<T> x_;
+  Tensor<T, 2> y_, dx_;
+  std::vector<std::uint32_t> argmax_;
+};
+
+template <class T, Representation In, Backend B = Cpu> using GroupMeanPool = GroupPool<Reduce::mean, T, In, B>;
+template <class T, Representation In, Backend B = Cpu> using GroupMaxPool = GroupPool<Reduce::max, T, In, B>;
+
+}  // namespace ace
