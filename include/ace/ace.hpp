@@ -4,6 +4,7 @@
 
 #include "ace/error.hpp"
 #include "ace/group.hpp"
+#include "ace/io.hpp"
 #include "ace/nn.hpp"
 #include "ace/optim.hpp"
 #include "ace/random.hpp"

@@ -39,6 +39,20 @@ class unsupported : public error {
   using error::error;
 };
 
+/// Reading or writing a file failed: missing, unreadable, truncated or corrupted (bad header, wrong dtype, checksum
+/// mismatch). The message names the file and what was wrong.
+class io_error : public error {
+ public:
+  using error::error;
+};
+
+/// A checkpoint is intact but belongs to a different model: another signature (groups, representations, layers)
+/// or other parameter names, shapes or scalar type. The message names the first mismatch.
+class checkpoint_mismatch : public error {
+ public:
+  using error::error;
+};
+
 namespace detail {
 template <class... Parts>
 std::string concat(const Parts&... parts) {

@@ -72,6 +72,22 @@ concept Module = requires(M m, const Tensor<typename M::scalar, 2>& x) {
   m.for_each_parameter([](ParamView<typename M::scalar>) {});
 };
 
+/// The name of a feature space: the representation's name, or "R^N".
+template <FeatureSpace S>
+std::string space_name() {
+  if constexpr (Representation<S>) return std::string(rep_name<S>());
+  else if constexpr (requires { { S::name() } -> std::convertible_to<std::string_view>; }) return std::string(S::name());
+  else return detail::concat("R^", S::dim);
+}
+
+/// What a checkpoint records about a module's structure: M::signature() when the module defines it (composites
+/// list their parts), otherwise "<input space> -> <output space>" with the groups and representations by name.
+template <class M>
+std::string module_signature() {
+  if constexpr (requires { { M::signature() } -> std::convertible_to<std::string>; }) return M::signature();
+  else return detail::concat(space_name<typename M::input>(), " -> ", space_name<typename M::output>());
+}
+
 /// Sets every parameter gradient of a module to zero.
 template <class M>
 void zero_grad(M& module) {

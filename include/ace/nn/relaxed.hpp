@@ -73,6 +73,10 @@ class Relaxed {
     f(ParamView<T>{"gamma", {gamma_.data(), 1}, {gamma_grad_.data(), 1}, Role::gamma, {}});
   }
 
+  static std::string signature() {
+    return "Relaxed(" + module_signature<Eq>() + " | " + module_signature<Neq>() + ")";
+  }
+
   /// γ.
   T gamma() const { return gamma_[0]; }
   void set_gamma(T value) { gamma_[0] = value; }

@@ -78,6 +78,13 @@ class Sequential {
     }(std::make_index_sequence<size>{});
   }
 
+  /// "[<layer 0>; <layer 1>; ...]" with each layer's module_signature.
+  static std::string signature() {
+    std::string s = "[" + module_signature<M0>();
+    ((s += "; " + module_signature<Ms>()), ...);
+    return s + "]";
+  }
+
   template <std::size_t I>
   auto& get() {
     return std::get<I>(layers_);
