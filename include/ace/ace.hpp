@@ -2,6 +2,7 @@
 // ace — compile-time symmetry groups, representations, equivariant bases and (in later modules) ACE training.
 #pragma once
 
+#include "ace/constrained.hpp"
 #include "ace/error.hpp"
 #include "ace/group.hpp"
 #include "ace/io.hpp"

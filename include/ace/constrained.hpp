@@ -1,0 +1,6 @@
+// SPDX-License-Identifier: MIT
+// ACE: the primal–dual trainer and its constraint policies.
+#pragma once
+
+#include "ace/constrained/policy.hpp"
+#include "ace/constrained/trainer.hpp"

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: MIT
+// The primal–dual trainer on a hand-written model (not built from ace modules) with known constrained optima and
+// multipliers: J0 = ½(θ - a)² + ½(γ - b)². Equality: γ* = 0, λ* = b. Resilient: u* = γ* = b/(1+ρ), λ* = ρu*.
+// Inequality |γ| <= ε: γ* = ε, λ* = b - ε. Free: γ* = b. Penalty w γ²: γ* = b/(1+2w).
+#include <cmath>
+#include <limits>
+
+#include "support.hpp"
+
+using namespace ace;
+
+namespace {
+struct Quadratic {
+  using scalar = double;
+  using batch = int;
+  double theta = 3.0, gamma = 1.0, dtheta = 0.0, dgamma = 0.0;
+  double a = 2.0, b = 0.7;
+  bool relaxed = true;
+  int calls = 0;
+
+  double loss_and_gradients(const batch&) {
+    ++calls;
+    dtheta += theta - a;
+    dgamma += gamma - b;
+    return 0.5 * (theta - a) * (theta - a) + 0.5 * (gamma - b) * (gamma - b);
+  }
+  void set_relaxation(bool on) { relaxed = on; }
+  template <class F>
+  void for_each_parameter(F&& f) {
+    f(ParamView<double>{"theta", {&theta, 1}, {&dtheta, 1}, Role::weight, {}});
+    f(ParamView<double>{"gamma", {&gamma, 1}, {&dgamma, 1}, Role::gamma, {}});
+  }
+};
+static_assert(HomotopyModel<Quadratic>);
+
+template <class Policy, class Dual = DualSGD>
+auto run(Quadratic& model, Policy policy, std::size_t steps, Dual dual = {.lr = 0.05}, TrainerOptions options = {}) {
+  ConstrainedTrainer trainer(model, SGD<double>({.lr = 0.05}), policy, dual, options);
+  for (std::size_t i = 0; i < steps; ++i) trainer.step(0);
+  return trainer;
+}
+}  // namespace
+
+TEST_CASE("ace equality: gamma -> 0, lambda -> b, theta -> a (Algorithm 1)", "[ace][equality]") {
+  Quadratic m;
+  auto t = run(m, EqualityConstraint{}, 4000);
+  CHECK(std::abs(m.gamma) < 1e-8);
+  CHECK(t.multipliers()[0] == Approx(m.b).margin(1e-8));
+  CHECK(m.theta == Approx(m.a).margin(1e-8));
+  CHECK(m.relaxed);  // trained with the branch on
+  t.deploy();
+  CHECK_FALSE(m.relaxed);  // deployed as f_eq
+}
+
+TEST_CASE("ace resilient: u* = gamma* = b/(1+rho) and u* = lambda*/rho (Algorithm 2)", "[ace][resilient]") {
+  for (double rho : {1.0, 3.0}) {
+    Quadratic m;
+    auto t = run(m, ResilientConstraint{.rho = rho}, 6000);
+    CAPTURE(rho);
+    const double u = m.b / (1.0 + rho);
+    CHECK(t.slacks()[0] == Approx(u).margin(1e-8));
+    CHECK(m.gamma == Approx(u).margin(1e-8));
+    CHECK(t.multipliers()[0] == Approx(rho * u).margin(1e-8));
+    CHECK(t.slacks()[0] == Approx(t.multipliers()[0] / rho).margin(1e-8));
+    t.deploy();
+    CHECK(m.relaxed);  // deployed with the branches
+  }
+}
+
+TEST_CASE("inequality, free and penalty policies reach their optima", "[ace][policies]") {
+  Quadratic ineq;
+  auto ti = run(ineq, InequalityConstraint{.epsilon = 0.1}, 6000);
+  CHECK(ineq.gamma == Approx(0.1).margin(1e-8));
+  CHECK(ti.multipliers()[0] == Approx(ineq.b - 0.1).margin(1e-8));
+
+  Quadratic loose;  // an inactive inequality keeps lambda at 0
+  auto tl = run(loose, InequalityConstraint{.epsilon = 2.0}, 3000);
+  CHECK(loose.gamma == Approx(loose.b).margin(1e-8));
+  CHECK(tl.multipliers()[0] == 0.0);
+
+  Quadratic free;
+  auto tf = run(free, FreeBaseline{}, 3000);
+  CHECK(free.gamma == Approx(free.b).margin(1e-8));
+  CHECK(tf.multipliers()[0] == 0.0);
+
+  Quadratic pen;
+  run(pen, PenaltyBaseline{.weight = 2.0}, 3000);
+  CHECK(pen.gamma == Approx(pen.b / 5.0).margin(1e-8));
+}
+
+TEST_CASE("strict and schedule baselines fix gamma; strict trains without the branch", "[ace][baselines]") {
+  Quadratic strict;
+  auto ts = run(strict, StrictBaseline{}, 500);
+  CHECK(strict.gamma == 0.0);
+  CHECK_FALSE(strict.relaxed);
+  CHECK(strict.theta == Approx(strict.a).margin(1e-8));
+  CHECK(ts.multipliers()[0] == 0.0);
+
+  Quadratic sched;
+  ConstrainedTrainer t(sched, SGD<double>({.lr = 0.05}), ScheduleBaseline{}, DualSGD{}, {.total_steps = 101});
+  std::vector<double> seen;
+  for (int i = 0; i < 101; ++i) {
+    t.step(0);
+    seen.push_back(sched.gamma);  // the schedule's value at step i
+  }
+  CHECK(seen[0] == 0.0);              // steps 0..100 of a triangular schedule
+  CHECK(seen[25] == Approx(0.5));     // half way up
+  CHECK(seen[50] == Approx(1.0));     // the top, at mid-training
+  CHECK(seen[99] == Approx(0.02));
+  CHECK(seen[100] == Approx(0.0).margin(1e-12));
+  t.deploy();
+  CHECK_FALSE(sched.relaxed);
+}
+
+TEST_CASE("dual step: uses the pre-step gamma, lambda grows while gamma > 0", "[ace][dual]") {
+  Quadratic m;
+  ConstrainedTrainer t(m, SGD<double>({.lr = 0.05}), EqualityConstraint{}, DualSGD{.lr = 0.1});
+  const double g0 = m.gamma;
+  t.step(0);
+  CHECK(t.multipliers()[0] == Approx(0.1 * g0).epsilon(1e-15));  // not the post-step gamma
+  CHECK(m.gamma < g0);
+  double previous = t.multipliers()[0];
+  while (m.gamma > 0.05) {
+    t.step(0);
+    CHECK(t.multipliers()[0] > previous);
+    previous = t.multipliers()[0];
+  }
+
+  Quadratic ma;  // Adam ascent: about lr per step while the sign holds
+  ConstrainedTrainer ta(ma, SGD<double>({.lr = 0.01}), EqualityConstraint{}, DualAdam{.lr = 0.01});
+  for (int i = 0; i < 5; ++i) ta.step(0);
+  CHECK(ta.multipliers()[0] == Approx(0.05).epsilon(1e-3));
+
+  Quadratic warm;
+  ConstrainedTrainer tw(warm, SGD<double>({.lr = 0.05}), EqualityConstraint{}, DualSGD{.lr = 0.1},
+                        {.dual_warmup = 10});
+  for (int i = 0; i < 10; ++i) tw.step(0);
+  CHECK(tw.multipliers()[0] == 0.0);
+  tw.step(0);
+  CHECK(tw.multipliers()[0] > 0.0);
+}
+
+TEST_CASE("options: augmented Lagrangian still converges; clipping bounds the step", "[ace][options]") {
+  Quadratic m;
+  auto t = run(m, EqualityConstraint{}, 3000, DualSGD{.lr = 0.05}, {.augmented = 1.0});
+  CHECK(std::abs(m.gamma) < 1e-8);
+  CHECK(t.multipliers()[0] == Approx(m.b).margin(1e-8));
+
+  Quadratic c;
+  ConstrainedTrainer tc(c, SGD<double>({.lr = 1.0}), FreeBaseline{}, DualSGD{}, {.clip_norm = 0.01});
+  const StepReport r = tc.step(0);
+  CHECK(r.gradient_norm == Approx(std::hypot(1.0, 0.3)));
+  CHECK(std::hypot(c.theta - 3.0, c.gamma - 1.0) == Approx(0.01));
+}
+
+TEST_CASE("invalid options and non-finite losses throw with the value", "[ace][errors]") {
+  Quadratic m;
+  CHECK_THROWS_WITH(ConstrainedTrainer(m, SGD<double>({.lr = 0.1}), EqualityConstraint{}, DualSGD{.lr = -1.0}),
+                    Catch::Contains("DualSGD::lr") && Catch::Contains("-1"));
+  CHECK_THROWS_WITH(ConstrainedTrainer(m, SGD<double>({.lr = 0.1}), ResilientConstraint{.rho = 0.0}),
+                    Catch::Contains("rho"));
+  CHECK_THROWS_AS(ConstrainedTrainer(m, SGD<double>({.lr = 0.1}), FreeBaseline{}, DualSGD{},
+                                     {.clip_norm = std::nan("")}),
+                  invalid_argument);
+  CHECK_THROWS_AS(ConstrainedTrainer(m, SGD<double>({.lr = 0.1}), EqualityConstraint{}, DualAdam{.beta1 = 1.0}),
+                  invalid_argument);
+  m.a = std::numeric_limits<double>::infinity();
+  ConstrainedTrainer t(m, SGD<double>({.lr = 0.1}), EqualityConstraint{});
+  CHECK_THROWS_AS(t.step(0), numerical_error);
+}
