@@ -3,4 +3,5 @@
 #pragma once
 
 #include "ace/constrained/policy.hpp"
+#include "ace/constrained/supervised.hpp"
 #include "ace/constrained/trainer.hpp"

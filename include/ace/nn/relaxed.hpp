@@ -98,4 +98,13 @@ class Relaxed {
   Tensor<T, 2> y_, dx_, scaled_dy_;
 };
 
+/// Switches the non-equivariant branch of every Relaxed layer in a model on or off: the model itself if it is
+/// Relaxed, and recursively every layer of composites that expose for_each_module (Sequential).
+template <class M>
+void set_relaxation(M& model, bool on) {
+  if constexpr (requires { model.set_branch(on); }) model.set_branch(on);
+  if constexpr (requires { model.for_each_module([](auto&) {}); })
+    model.for_each_module([&](auto& layer) { set_relaxation(layer, on); });
+}
+
 }  // namespace ace

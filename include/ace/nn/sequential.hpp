@@ -78,6 +78,12 @@ class Sequential {
     }(std::make_index_sequence<size>{});
   }
 
+  /// Calls f(layer) for every layer, in order.
+  template <class F>
+  void for_each_module(F&& f) {
+    std::apply([&](auto&... layer) { (f(layer), ...); }, layers_);
+  }
+
   /// "[<layer 0>; <layer 1>; ...]" with each layer's module_signature.
   static std::string signature() {
     std::string s = "[" + module_signature<M0>();

@@ -57,13 +57,14 @@ struct Cpu {
     as_matrix(c).rowwise() += as_matrix(v).row(0);
   }
 
-  /// v = beta v + Σ_i a[i, :] (v is [1, cols]).
+  /// v = beta v + Σ_i a[i, :] (v is [1, cols]); with beta = 0, v's old contents are ignored (as in BLAS).
   template <class T>
   static void sum_rows(const Tensor<T, 2>& a, T beta, Tensor<T, 2>& v) {
     ACE_THROW_IF(v.shape()[0] != 1 || v.shape()[1] != a.shape()[1], shape_error, "Cpu::sum_rows: row of shape [",
                  v.shape()[0], ", ", v.shape()[1], "] for a tensor with ", a.shape()[1], " columns");
     auto mv = as_matrix(v);
-    mv = beta * mv + as_matrix(a).colwise().sum();
+    if (beta == T(0)) mv = as_matrix(a).colwise().sum();  // never 0 * (uninitialised memory, possibly NaN)
+    else mv = beta * mv + as_matrix(a).colwise().sum();
   }
 
   template <class T, std::size_t N>
