@@ -2,6 +2,8 @@
 // ACE: the primal–dual trainer and its constraint policies.
 #pragma once
 
+#include "ace/constrained/callbacks.hpp"
+#include "ace/constrained/fit.hpp"
 #include "ace/constrained/policy.hpp"
 #include "ace/constrained/supervised.hpp"
 #include "ace/constrained/trainer.hpp"

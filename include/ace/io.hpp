@@ -4,3 +4,4 @@
 
 #include "ace/io/checkpoint.hpp"
 #include "ace/io/npy.hpp"
+#include "ace/io/svg.hpp"

@@ -5,33 +5,13 @@
 #include <cmath>
 #include <limits>
 
+#include "constrained/quadratic.hpp"
 #include "support.hpp"
 
 using namespace ace;
 
 namespace {
-struct Quadratic {
-  using scalar = double;
-  using batch = int;
-  double theta = 3.0, gamma = 1.0, dtheta = 0.0, dgamma = 0.0;
-  double a = 2.0, b = 0.7;
-  bool relaxed = true;
-  int calls = 0;
-
-  double loss_and_gradients(const batch&) {
-    ++calls;
-    dtheta += theta - a;
-    dgamma += gamma - b;
-    return 0.5 * (theta - a) * (theta - a) + 0.5 * (gamma - b) * (gamma - b);
-  }
-  void set_relaxation(bool on) { relaxed = on; }
-  template <class F>
-  void for_each_parameter(F&& f) {
-    f(ParamView<double>{"theta", {&theta, 1}, {&dtheta, 1}, Role::weight, {}});
-    f(ParamView<double>{"gamma", {&gamma, 1}, {&dgamma, 1}, Role::gamma, {}});
-  }
-};
-static_assert(HomotopyModel<Quadratic>);
+using test::Quadratic;
 
 template <class Policy, class Dual = DualSGD>
 auto run(Quadratic& model, Policy policy, std::size_t steps, Dual dual = {.lr = 0.05}, TrainerOptions options = {}) {

@@ -138,6 +138,9 @@ class ConstrainedTrainer {
       else *gamma_grad_[i] = T(0);
     }
     report.gradient_norm = clip();
+    ACE_THROW_IF(!std::isfinite(report.gradient_norm), numerical_error,
+                 "ConstrainedTrainer: non-finite gradient norm at step ", steps_, " (loss ", report.loss,
+                 "); the parameters were not updated");
     primal_.step(view_);
     for (auto& u : slack_) u = std::max(u, T(0));
     fix_gammas();

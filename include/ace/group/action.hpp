@@ -61,17 +61,17 @@ Pixel act_on_pixel(const element_t<G>& g, Pixel p, std::size_t rows, std::size_t
   ACE_THROW_IF(p.row >= rows || p.col >= cols, invalid_argument, "act_on_pixel: pixel (", p.row, ", ", p.col,
                ") is outside the ", rows, " x ", cols, " grid");
   // Doubled centred coordinates: x = 2 col - (cols - 1), y = (rows - 1) - 2 row.
-  using I = std::int64_t;
-  I x = 2 * static_cast<I>(p.col) - static_cast<I>(cols - 1);
-  I y = static_cast<I>(rows - 1) - 2 * static_cast<I>(p.row);
+  using Coord = std::int64_t;
+  Coord x = 2 * static_cast<Coord>(p.col) - static_cast<Coord>(cols - 1);
+  Coord y = static_cast<Coord>(rows - 1) - 2 * static_cast<Coord>(p.row);
   if (flip) y = -y;
   for (std::size_t q = 0; q < quarters; ++q) {
-    const I t = x;
+    const Coord t = x;
     x = -y;
     y = t;
   }
-  return {static_cast<std::size_t>((static_cast<I>(rows - 1) - y) / 2),
-          static_cast<std::size_t>((x + static_cast<I>(cols - 1)) / 2)};
+  return {static_cast<std::size_t>((static_cast<Coord>(rows - 1) - y) / 2),
+          static_cast<std::size_t>((x + static_cast<Coord>(cols - 1)) / 2)};
 }
 
 /// (g . f)(p) = f(g^-1 p) for an image with the spatial axes last: shape [..., rows, cols].

@@ -34,13 +34,13 @@ namespace detail {
 template <class G>
 constexpr CayleyTable<G> build_cayley_table() {
   CayleyTable<G> t{};
-  using I = typename CayleyTable<G>::index_type;
+  using Index = typename CayleyTable<G>::index_type;
   std::array<element_t<G>, G::order> elements{};
   for (std::size_t i = 0; i < G::order; ++i) elements[i] = G::element(i);
   for (std::size_t i = 0; i < G::order; ++i) {
     for (std::size_t j = 0; j < G::order; ++j)
-      t.product[i][j] = static_cast<I>(G::index(G::compose(elements[i], elements[j])));
-    t.inverse[i] = static_cast<I>(G::index(G::inverse(elements[i])));
+      t.product[i][j] = static_cast<Index>(G::index(G::compose(elements[i], elements[j])));
+    t.inverse[i] = static_cast<Index>(G::index(G::inverse(elements[i])));
   }
   return t;
 }

@@ -258,13 +258,13 @@ class CheckpointReader {
 /// Adds every parameter of `model` as "param/<name>" and sets the signature and scalar type.
 template <class M>
 void add_parameters(CheckpointWriter& writer, M& model) {
-  using T = typename M::scalar;
+  using Scalar = typename M::scalar;
   writer.set_signature(module_signature<M>());
-  writer.set_value("scalar", dtype_name(npy_dtype<T>()));
-  model.for_each_parameter([&](ParamView<T> p) {
+  writer.set_value("scalar", dtype_name(npy_dtype<Scalar>()));
+  model.for_each_parameter([&](ParamView<Scalar> p) {
     const std::size_t flat[1] = {p.value.size()};
     const std::span<const std::size_t> shape = p.shape.empty() ? std::span<const std::size_t>(flat) : p.shape;
-    writer.add<T>("param/" + p.name, std::span<const T>(p.value.data(), p.value.size()), shape);
+    writer.add<Scalar>("param/" + p.name, std::span<const Scalar>(p.value.data(), p.value.size()), shape);
   });
 }
 
@@ -273,27 +273,27 @@ void add_parameters(CheckpointWriter& writer, M& model) {
 /// the model is overwritten. Throws checkpoint_mismatch naming the first difference, io_error for damaged files.
 template <class M>
 void load_parameters(const CheckpointReader& reader, M& model) {
-  using T = typename M::scalar;
+  using Scalar = typename M::scalar;
   const std::string expected = module_signature<M>();
   ACE_THROW_IF(reader.signature() != expected, checkpoint_mismatch, "checkpoint ", reader.directory().string(),
                " was saved from a model with signature\n  ", reader.signature(), "\nnot\n  ", expected);
-  const std::string scalar = dtype_name(npy_dtype<T>());
+  const std::string scalar = dtype_name(npy_dtype<Scalar>());
   ACE_THROW_IF(reader.value("scalar") != scalar, checkpoint_mismatch, "checkpoint ", reader.directory().string(),
                " holds ", reader.value("scalar").value_or("<no scalar type>"), " parameters, the model is ", scalar);
-  std::vector<std::vector<T>> staged;
+  std::vector<std::vector<Scalar>> staged;
   std::vector<std::string> names;
-  model.for_each_parameter([&](ParamView<T> p) {
+  model.for_each_parameter([&](ParamView<Scalar> p) {
     const std::size_t flat[1] = {p.value.size()};
     const std::span<const std::size_t> shape = p.shape.empty() ? std::span<const std::size_t>(flat) : p.shape;
     staged.emplace_back(p.value.size());
-    reader.read<T>("param/" + p.name, std::span<T>(staged.back()), shape);
+    reader.read<Scalar>("param/" + p.name, std::span<Scalar>(staged.back()), shape);
     names.push_back("param/" + p.name);
   });
   for (const auto& t : reader.tensors())
     ACE_THROW_IF(t.name.starts_with("param/") && std::find(names.begin(), names.end(), t.name) == names.end(),
                  checkpoint_mismatch, "checkpoint tensor '", t.name, "' has no parameter of that name in the model");
   std::size_t i = 0;
-  model.for_each_parameter([&](ParamView<T> p) {
+  model.for_each_parameter([&](ParamView<Scalar> p) {
     std::copy(staged[i].begin(), staged[i].end(), p.value.begin());
     ++i;
   });

@@ -92,27 +92,27 @@ GradientCheckResult check_gradients(M& module, const Tensor<double, 2>& x, std::
 template <Module M>
 double check_equivariance(M& module, const Tensor<typename M::scalar, 2>& x, std::uint64_t seed,
                           std::size_t random_elements = 8) {
-  using In = typename M::input;
-  using Out = typename M::output;
-  static_assert(Representation<In> && Representation<Out> && same_group_v<In, Out>,
+  using InSpace = typename M::input;
+  using OutSpace = typename M::output;
+  static_assert(Representation<InSpace> && Representation<OutSpace> && same_group_v<InSpace, OutSpace>,
                 "ace: check_equivariance needs a module whose input and output are representations of one group.");
-  using G = typename In::group;
-  using T = typename M::scalar;
-  using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
-  const auto generators = G::generators();
-  std::vector<element_t<G>> elements(std::begin(generators), std::end(generators));
+  using Grp = typename InSpace::group;
+  using Scalar = typename M::scalar;
+  using DenseMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+  const auto generators = Grp::generators();
+  std::vector<element_t<Grp>> elements(std::begin(generators), std::end(generators));
   Rng rng(seed);
-  for (std::size_t i = 0; i < random_elements; ++i) elements.push_back(G::element(rng.below(G::order)));
+  for (std::size_t i = 0; i < random_elements; ++i) elements.push_back(Grp::element(rng.below(Grp::order)));
 
-  const Tensor<T, 2> y = module.forward(x);
+  const Tensor<Scalar, 2> y = module.forward(x);
   const double scale = std::max(static_cast<double>(as_matrix(y).template cast<double>().norm()), 1e-30);
-  Tensor<T, 2> xg(x.shape());
+  Tensor<Scalar, 2> xg(x.shape());
   double worst = 0.0;
   for (const auto& g : elements) {
-    const Matrix rin = rep_matrix_dynamic<In>(g).template cast<T>();
-    const Matrix rout = rep_matrix_dynamic<Out>(g).template cast<T>();
+    const DenseMatrix rin = rep_matrix_dynamic<InSpace>(g).template cast<Scalar>();
+    const DenseMatrix rout = rep_matrix_dynamic<OutSpace>(g).template cast<Scalar>();
     as_matrix(xg) = as_matrix(x) * rin.transpose();
-    const Tensor<T, 2>& yg = module.forward(xg);
+    const Tensor<Scalar, 2>& yg = module.forward(xg);
     const double err = (as_matrix(yg) - as_matrix(y) * rout.transpose()).template cast<double>().norm();
     worst = std::max(worst, err / scale);
   }

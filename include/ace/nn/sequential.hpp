@@ -30,8 +30,8 @@ struct adjacent_modules {
 template <class... M>
 constexpr bool chain_agrees() {
   return []<std::size_t... I>(std::index_sequence<I...>) {
-    using Tuple = std::tuple<M...>;
-    return (adjacent_modules<std::tuple_element_t<I, Tuple>, std::tuple_element_t<I + 1, Tuple>>::value && ...);
+    using Chain = std::tuple<M...>;
+    return (adjacent_modules<std::tuple_element_t<I, Chain>, std::tuple_element_t<I + 1, Chain>>::value && ...);
   }(std::make_index_sequence<sizeof...(M) - 1>{});
 }
 

@@ -67,18 +67,18 @@ class EquivariantBasis {
     auto& w = const_cast<Eigen::MatrixBase<DerivedW>&>(w_out);  // Eigen's idiom for writable expression arguments
     check_coefficients(static_cast<std::size_t>(c.size()), "expand");
     check_matrix(static_cast<std::size_t>(w.rows()), static_cast<std::size_t>(w.cols()), "expand");
-    using S = typename DerivedW::Scalar;
+    using Scalar = typename DerivedW::Scalar;
     w.setZero();
     for (const auto& b : blocks_) {
       const BlockBasis& bb = *b.basis;
       if (bb.size == 0) continue;
       if (bb.exact) {
         for_each_entry(b, [&](Eigen::Index r, Eigen::Index col, std::size_t e) {
-          w(r, col) = static_cast<S>(c(idx(b.first + bb.labels[e])));
+          w(r, col) = static_cast<Scalar>(c(idx(b.first + bb.labels[e])));
         });
       } else {
         const Eigen::VectorXd v = bb.dense * c.segment(idx(b.first), idx(bb.size)).template cast<double>();
-        for_each_entry(b, [&](Eigen::Index r, Eigen::Index col, std::size_t e) { w(r, col) = static_cast<S>(v(idx(e))); });
+        for_each_entry(b, [&](Eigen::Index r, Eigen::Index col, std::size_t e) { w(r, col) = static_cast<Scalar>(v(idx(e))); });
       }
     }
   }
@@ -95,19 +95,19 @@ class EquivariantBasis {
     auto& out = const_cast<Eigen::MatrixBase<DerivedC>&>(out_arg);
     check_matrix(static_cast<std::size_t>(g.rows()), static_cast<std::size_t>(g.cols()), "adjoint");
     check_coefficients(static_cast<std::size_t>(out.size()), "adjoint");
-    using S = typename DerivedC::Scalar;
+    using Scalar = typename DerivedC::Scalar;
     out.setZero();
     for (const auto& b : blocks_) {
       const BlockBasis& bb = *b.basis;
       if (bb.size == 0) continue;
       if (bb.exact) {
         for_each_entry(b, [&](Eigen::Index r, Eigen::Index col, std::size_t e) {
-          out(idx(b.first + bb.labels[e])) += static_cast<S>(g(r, col));
+          out(idx(b.first + bb.labels[e])) += static_cast<Scalar>(g(r, col));
         });
       } else {
         Eigen::VectorXd v(idx(bb.rows * bb.cols));
         for_each_entry(b, [&](Eigen::Index r, Eigen::Index col, std::size_t e) { v(idx(e)) = static_cast<double>(g(r, col)); });
-        out.segment(idx(b.first), idx(bb.size)) = (bb.dense.transpose() * v).template cast<S>();
+        out.segment(idx(b.first), idx(bb.size)) = (bb.dense.transpose() * v).template cast<Scalar>();
       }
     }
   }
@@ -197,12 +197,12 @@ struct AtomData {
 template <Representation R>
 const AtomData& atom_data() {
   static const AtomData data = [] {
-    using G = typename R::group;
+    using Grp = typename R::group;
     AtomData a;
     a.dim = R::dim;
     a.name = std::string(rep_name<R>());
     a.permutation = PermutationRepresentation<R>;
-    for (const auto& s : G::generators()) {
+    for (const auto& s : Grp::generators()) {
       a.generator_matrices.push_back(rep_matrix_dynamic<R>(s));
       if constexpr (PermutationRepresentation<R>) {
         const auto p = R::permutation(s);
@@ -210,17 +210,17 @@ const AtomData& atom_data() {
       }
     }
     a.class_characters = class_characters<R>();
-    a.class_weights = class_weights<G>();
-    if constexpr (enumerable_v<G>) {
-      a.matrix_of = [](std::size_t i) { return rep_matrix_dynamic<R>(G::element(i)); };
+    a.class_weights = class_weights<Grp>();
+    if constexpr (enumerable_v<Grp>) {
+      a.matrix_of = [](std::size_t i) { return rep_matrix_dynamic<R>(Grp::element(i)); };
       a.act_left = [](std::size_t i, const Eigen::MatrixXd& x) -> Eigen::MatrixXd {
         if constexpr (PermutationRepresentation<R>) {
-          const auto p = R::permutation(G::element(i));
+          const auto p = R::permutation(Grp::element(i));
           Eigen::MatrixXd y(x.rows(), x.cols());
           for (std::size_t r = 0; r < R::dim; ++r) y.row(static_cast<Eigen::Index>(p[r])) = x.row(static_cast<Eigen::Index>(r));
           return y;
         } else {
-          return rep_matrix<R>(G::element(i)) * x;
+          return rep_matrix<R>(Grp::element(i)) * x;
         }
       };
     }

@@ -32,12 +32,12 @@ template <Representation In, Representation Out>
 Eigen::MatrixXd reynolds(const Eigen::MatrixXd& w) {
   static_assert(same_group_v<In, Out>, "ace: reynolds<In, Out> needs In and Out to represent the same group.");
   detail::check_map_shape<In, Out>(w, "reynolds");
-  using G = typename In::group;
-  if constexpr (!enumerable_v<G>) {
+  using Grp = typename In::group;
+  if constexpr (!enumerable_v<Grp>) {
     return equivariant_basis<In, Out>().project(w);
   } else if constexpr (PermutationRepresentation<In> && PermutationRepresentation<Out>) {
     Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(w.rows(), w.cols());
-    for_each_element<G>([&](const auto& g) {
+    for_each_element<Grp>([&](const auto& g) {
       const auto po = Out::permutation(g);
       const auto pi = In::permutation(g);
       for (std::size_t j = 0; j < In::dim; ++j)
@@ -45,7 +45,7 @@ Eigen::MatrixXd reynolds(const Eigen::MatrixXd& w) {
           acc(static_cast<Eigen::Index>(po[i]), static_cast<Eigen::Index>(pi[j])) +=
               w(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j));
     });
-    return acc / static_cast<double>(G::order);
+    return acc / static_cast<double>(Grp::order);
   } else {
     const std::vector<detail::Atom> ins = detail::atoms_of<In>(), outs = detail::atoms_of<Out>();
     // Each distinct atom's matrix once per element.
@@ -61,7 +61,7 @@ Eigen::MatrixXd reynolds(const Eigen::MatrixXd& w) {
     for (const auto& a : outs) out_slot.push_back(slot(a.data));
     std::vector<Eigen::MatrixXd> m(kinds.size());
     Eigen::MatrixXd acc = Eigen::MatrixXd::Zero(w.rows(), w.cols()), tmp;
-    for (std::size_t g = 0; g < G::order; ++g) {
+    for (std::size_t g = 0; g < Grp::order; ++g) {
       for (std::size_t k = 0; k < kinds.size(); ++k) m[k] = kinds[k]->matrix_of(g);
       for (std::size_t o = 0; o < outs.size(); ++o)
         for (std::size_t i = 0; i < ins.size(); ++i) {
@@ -71,7 +71,7 @@ Eigen::MatrixXd reynolds(const Eigen::MatrixXd& w) {
           acc.block(r0, c0, nr, nc).noalias() += tmp * m[in_slot[i]].transpose();
         }
     }
-    return acc / static_cast<double>(G::order);
+    return acc / static_cast<double>(Grp::order);
   }
 }
 

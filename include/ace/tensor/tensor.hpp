@@ -78,8 +78,8 @@ MatrixRef<const T> reshaped(const Tensor<T, N>& t, std::size_t rows, std::size_t
 /// An Eigen map of a view (outer stride = the view's stride).
 template <class T>
 auto as_matrix(MatrixRef<T> v) {
-  using M = RowMajorMatrix<std::remove_const_t<T>>;
-  using Mapped = std::conditional_t<std::is_const_v<T>, const M, M>;
+  using Plain = RowMajorMatrix<std::remove_const_t<T>>;
+  using Mapped = std::conditional_t<std::is_const_v<T>, const Plain, Plain>;
   return Eigen::Map<Mapped, Eigen::Unaligned, Eigen::OuterStride<>>(
       v.data, static_cast<Eigen::Index>(v.rows), static_cast<Eigen::Index>(v.cols),
       Eigen::OuterStride<>(static_cast<Eigen::Index>(v.stride)));

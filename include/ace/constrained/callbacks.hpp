@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: MIT
+// Callbacks for fit(): a progress bar, a CSV logger, early stopping, and SVG plots of the run.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "ace/constrained/fit.hpp"
+#include "ace/error.hpp"
+#include "ace/io/svg.hpp"
+
+#if __has_include(<unistd.h>)
+#include <unistd.h>
+#endif
+
+namespace ace {
+
+/// One line per epoch — redrawn in place on a terminal (epoch, steps/s, ETA, loss, max|γ|, max λ), plain lines
+/// otherwise (logs, CI).
+class ProgressBar {
+ public:
+  explicit ProgressBar(std::ostream& out = std::cout, bool interactive = ProgressBar::stdout_is_terminal())
+      : out_(out), interactive_(interactive) {}
+
+  template <class Trainer>
+  void on_fit_begin(Trainer& t, std::size_t epochs) {
+    epochs_ = epochs;
+    start_ = last_draw_ = std::chrono::steady_clock::now();
+    start_steps_ = t.steps();
+  }
+  template <class Trainer>
+  void on_step(Trainer& t, const StepReport& r) {
+    if (!interactive_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_draw_ < std::chrono::milliseconds(200)) return;
+    last_draw_ = now;
+    out_ << "\r" << line(t.steps(), r.loss, r.max_abs_gamma, r.max_multiplier, epoch_ + 1) << std::flush;
+  }
+  template <class Trainer>
+  void on_epoch_end(Trainer& t, const EpochSummary& s) {
+    epoch_ = s.epoch;
+    std::string text = line(t.steps(), s.train_loss, s.max_abs_gamma(), s.max_multiplier(), s.epoch);
+    for (const auto& [name, value] : s.metrics) text += detail::concat("  ", name, " ", value);
+    out_ << (interactive_ ? "\r\x1b[2K" : "") << text << "\n" << std::flush;
+  }
+  template <class Trainer>
+  void on_fit_end(Trainer&, const FitResult& r) {
+    if (!r.message.empty()) out_ << r.message << "\n" << std::flush;
+  }
+
+  static bool stdout_is_terminal() {
+#if __has_include(<unistd.h>)
+    return ::isatty(::fileno(stdout)) != 0;
+#else
+    return false;
+#endif
+  }
+
+ private:
+  std::string line(std::size_t steps, double loss, double gamma, double lambda, std::size_t epoch) const {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count() + 1e-9;
+    const double rate = static_cast<double>(steps - start_steps_) / seconds;
+    const double done = epoch > 0 ? static_cast<double>(epoch) : 1.0;
+    const double eta = seconds / done * static_cast<double>(epochs_ > epoch ? epochs_ - epoch : 0);
+    std::ostringstream s;
+    s << "epoch " << epoch << "/" << epochs_ << "  " << std::fixed << std::setprecision(1) << rate << " steps/s  ETA "
+      << static_cast<long>(eta) << "s  " << std::defaultfloat << std::setprecision(4) << "loss " << loss
+      << "  max|gamma| " << gamma << "  max lambda " << lambda;
+    return s.str();
+  }
+
+  std::ostream& out_;
+  bool interactive_;
+  std::size_t epochs_ = 0, epoch_ = 0, start_steps_ = 0;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+/// Appends one CSV row per epoch: epoch, steps, seconds, train_loss, the evaluator's metrics (sorted by name), every
+/// gamma_i, lambda_i and u_i. The file is flushed after every row, so a crash loses at most the epoch in progress.
+/// With `append`, an existing file is continued (a resumed run) instead of replaced.
+class CsvLogger {
+ public:
+  explicit CsvLogger(std::filesystem::path path, bool append = false) : path_(std::move(path)), append_(append) {}
+
+  template <class Trainer>
+  void on_fit_begin(Trainer&, std::size_t) {
+    const bool continuing = append_ && std::filesystem::exists(path_);
+    if (!path_.parent_path().empty()) std::filesystem::create_directories(path_.parent_path());
+    out_.open(path_, continuing ? std::ios::app : std::ios::trunc);
+    ACE_THROW_IF(!out_, io_error, "CsvLogger: cannot open ", path_.string());
+    header_written_ = continuing;
+  }
+  template <class Trainer>
+  void on_epoch_end(Trainer&, const EpochSummary& s) {
+    if (!header_written_) {
+      out_ << "epoch,steps,seconds,train_loss";
+      for (const auto& [name, value] : s.metrics) out_ << "," << name;
+      for (std::size_t i = 0; i < s.gammas.size(); ++i) out_ << ",gamma_" << i;
+      for (std::size_t i = 0; i < s.multipliers.size(); ++i) out_ << ",lambda_" << i;
+      for (std::size_t i = 0; i < s.slacks.size(); ++i) out_ << ",u_" << i;
+      out_ << "\n";
+      header_written_ = true;
+    }
+    out_ << std::setprecision(10) << s.epoch << "," << s.steps << "," << s.seconds << "," << s.train_loss;
+    for (const auto& [name, value] : s.metrics) out_ << "," << value;
+    for (double v : s.gammas) out_ << "," << v;
+    for (double v : s.multipliers) out_ << "," << v;
+    for (double v : s.slacks) out_ << "," << v;
+    out_ << "\n" << std::flush;
+    ACE_THROW_IF(!out_, io_error, "CsvLogger: writing ", path_.string(), " failed");
+  }
+
+ private:
+  std::filesystem::path path_;
+  bool append_;
+  std::ofstream out_;
+  bool header_written_ = false;
+};
+
+struct EarlyStoppingOptions {
+  std::string metric = "train_loss";  // an evaluator metric, or "train_loss"
+  std::size_t patience = 10;
+  double min_delta = 0.0;
+  bool maximize = false;  // lower is better unless set
+};
+
+/// Stops when the metric has not improved by more than `min_delta` for `patience` epochs.
+class EarlyStopping {
+ public:
+  explicit EarlyStopping(EarlyStoppingOptions options = {}) : o_(std::move(options)) {
+    ACE_THROW_IF(o_.patience == 0, invalid_argument, "EarlyStoppingOptions::patience must be >= 1");
+    detail::require_non_negative(o_.min_delta, "EarlyStoppingOptions::min_delta");
+  }
+
+  template <class Trainer>
+  bool on_epoch_end(Trainer&, const EpochSummary& s) {
+    const auto it = s.metrics.find(o_.metric);
+    ACE_THROW_IF(o_.metric != "train_loss" && it == s.metrics.end(), invalid_argument,
+                 "EarlyStopping: the evaluator reports no metric '", o_.metric, "'");
+    const double value = (it == s.metrics.end() ? s.train_loss : it->second) * (o_.maximize ? -1.0 : 1.0);
+    if (value < best_ - o_.min_delta) {
+      best_ = value;
+      waited_ = 0;
+      return false;
+    }
+    return ++waited_ >= o_.patience;
+  }
+
+ private:
+  EarlyStoppingOptions o_;
+  double best_ = std::numeric_limits<double>::infinity();
+  std::size_t waited_ = 0;
+};
+
+/// Records every epoch and writes SVG plots into `directory` at the end of the run (and every `every` epochs):
+/// loss.svg (train loss and every metric whose name contains "loss" or "mse"), gamma.svg (each γ_i),
+/// multipliers.svg (each λ_i) and, for resilient runs, slacks.svg (each u_i).
+class PlotWriter {
+ public:
+  explicit PlotWriter(std::filesystem::path directory, std::size_t every = 0)
+      : dir_(std::move(directory)), every_(every) {}
+
+  template <class Trainer>
+  void on_epoch_end(Trainer&, const EpochSummary& s) {
+    history_.push_back(s);
+    if (every_ > 0 && s.epoch % every_ == 0) write();
+  }
+  template <class Trainer>
+  void on_fit_end(Trainer&, const FitResult&) {
+    if (!history_.empty()) write();
+  }
+  const std::vector<EpochSummary>& history() const { return history_; }
+
+  void write() const {
+    std::filesystem::create_directories(dir_);
+    std::vector<double> epochs;
+    for (const auto& s : history_) epochs.push_back(static_cast<double>(s.epoch));
+    io::LinePlot loss{"Loss", "epoch", "loss", true, {}};
+    loss.series.push_back({"train", epochs, column([](const EpochSummary& s) { return s.train_loss; })});
+    for (const auto& [name, value] : history_.back().metrics)
+      if (name.find("loss") != std::string::npos || name.find("mse") != std::string::npos)
+        loss.series.push_back({name, epochs, column([&n = name](const EpochSummary& s) { return metric(s, n); })});
+    io::write_svg(dir_ / "loss.svg", loss);
+    write_family("gamma.svg", "Relaxation gammas", "gamma", [](const EpochSummary& s) -> const auto& {
+      return s.gammas;
+    }, epochs);
+    write_family("multipliers.svg", "Dual multipliers", "lambda", [](const EpochSummary& s) -> const auto& {
+      return s.multipliers;
+    }, epochs);
+    if (!history_.back().slacks.empty())
+      write_family("slacks.svg", "Resilient slacks", "u", [](const EpochSummary& s) -> const auto& {
+        return s.slacks;
+      }, epochs);
+  }
+
+ private:
+  static double metric(const EpochSummary& s, const std::string& name) {
+    const auto it = s.metrics.find(name);
+    return it == s.metrics.end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
+  }
+  template <class F>
+  std::vector<double> column(F&& f) const {
+    std::vector<double> v;
+    for (const auto& s : history_) v.push_back(f(s));
+    return v;
+  }
+  template <class F>
+  void write_family(const char* file, const char* title, const char* symbol, F&& values,
+                    const std::vector<double>& epochs) const {
+    io::LinePlot plot{title, "epoch", symbol, false, {}};
+    const std::size_t n = values(history_.back()).size();
+    for (std::size_t i = 0; i < n; ++i)
+      plot.series.push_back({detail::concat(symbol, "_", i), epochs, column([&](const EpochSummary& s) {
+                               const auto& v = values(s);
+                               return i < v.size() ? v[i] : std::numeric_limits<double>::quiet_NaN();
+                             })});
+    io::write_svg(dir_ / file, plot);
+  }
+
+  std::filesystem::path dir_;
+  std::size_t every_;
+  std::vector<EpochSummary> history_;
+};
+
+}  // namespace ace

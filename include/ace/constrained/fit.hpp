@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+// The training loop around ConstrainedTrainer: epochs of mini-batches, an evaluation after every epoch, and callbacks
+// whose hooks are detected at compile time (as in ensmallen).
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ace/constrained/trainer.hpp"
+#include "ace/error.hpp"
+
+namespace ace {
+
+/// What one epoch produced; callbacks and loggers read it.
+struct EpochSummary {
+  std::size_t epoch = 0;        // 1-based
+  std::size_t steps = 0;        // trainer steps so far
+  std::size_t epochs = 0;       // planned epochs
+  double train_loss = 0.0;      // mean J0 over the epoch's steps
+  double seconds = 0.0;         // wall time of the epoch (training and evaluation)
+  std::map<std::string, double> metrics;  // from the evaluator: e.g. "val_deployed", "equivariance_error"
+  std::vector<double> gammas, multipliers, slacks;
+
+  double max_abs_gamma() const {
+    double m = 0.0;
+    for (double g : gammas) m = std::max(m, std::abs(g));
+    return m;
+  }
+  double max_multiplier() const {
+    double m = 0.0;
+    for (double l : multipliers) m = std::max(m, l);
+    return m;
+  }
+};
+
+enum class FitStatus { completed, stopped_early, non_finite };
+
+struct FitResult {
+  FitStatus status = FitStatus::completed;
+  std::size_t epochs = 0;  // epochs completed
+  std::string message;     // why it stopped, when it did not complete
+};
+
+namespace detail {
+template <class C, class Tr>
+void call_fit_begin(C& c, Tr& t, std::size_t epochs) {
+  if constexpr (requires { c.on_fit_begin(t, epochs); }) c.on_fit_begin(t, epochs);
+}
+template <class C, class Tr>
+void call_step(C& c, Tr& t, const StepReport& r) {
+  if constexpr (requires { c.on_step(t, r); }) c.on_step(t, r);
+}
+/// True when the callback asks to stop.
+template <class C, class Tr>
+bool call_epoch_end(C& c, Tr& t, const EpochSummary& s) {
+  if constexpr (requires { { c.on_epoch_end(t, s) } -> std::convertible_to<bool>; }) return c.on_epoch_end(t, s);
+  else if constexpr (requires { c.on_epoch_end(t, s); }) c.on_epoch_end(t, s);
+  return false;
+}
+template <class C, class Tr>
+void call_fit_end(C& c, Tr& t, const FitResult& r) {
+  if constexpr (requires { c.on_fit_end(t, r); }) c.on_fit_end(t, r);
+}
+}  // namespace detail
+
+/// Runs `epochs` epochs starting after `first_epoch` (0 for a new run; a resumed run passes the epochs already done).
+///  * `batches(epoch, step)` calls `step(batch)` for every mini-batch of the (1-based) epoch — shuffle with a seed
+///    derived from the epoch so runs are reproducible and resumable;
+///  * `evaluate(summary)` fills `summary.metrics` after each epoch (validation of the deployed and relaxed models,
+///    equivariance error); it may switch the model's branches, fit restores the training configuration after it;
+///  * callbacks may define any of on_fit_begin(trainer, epochs), on_step(trainer, StepReport),
+///    on_epoch_end(trainer, EpochSummary) (returning true stops the run) and on_fit_end(trainer, FitResult).
+/// A non-finite loss or gradient stops the run before the parameters are touched: the result says so (status
+/// non_finite, the message names the step) and no callback sees that epoch, so a checkpointer keeps the last good
+/// checkpoint.
+template <class Trainer, class Batches, class Evaluate, class... Callbacks>
+FitResult fit(Trainer& trainer, std::size_t epochs, Batches&& batches, Evaluate&& evaluate, std::size_t first_epoch,
+              Callbacks&... callbacks) {
+  FitResult result;
+  (detail::call_fit_begin(callbacks, trainer, first_epoch + epochs), ...);
+  for (std::size_t e = first_epoch + 1; e <= first_epoch + epochs; ++e) {
+    const auto start = std::chrono::steady_clock::now();
+    EpochSummary summary;
+    summary.epoch = e;
+    summary.epochs = first_epoch + epochs;
+    double loss_sum = 0.0;
+    std::size_t count = 0;
+    try {
+      batches(e, [&](const auto& batch) {
+        const StepReport r = trainer.step(batch);
+        loss_sum += r.loss;
+        ++count;
+        (detail::call_step(callbacks, trainer, r), ...);
+      });
+    } catch (const numerical_error& err) {
+      result.status = FitStatus::non_finite;
+      result.message = detail::concat("stopped in epoch ", e, ": ", err.what());
+      break;
+    }
+    summary.steps = trainer.steps();
+    summary.train_loss = count > 0 ? loss_sum / static_cast<double>(count) : 0.0;
+    for (std::size_t i = 0; i < trainer.gamma_count(); ++i) summary.gammas.push_back(trainer.gamma(i));
+    summary.multipliers.assign(trainer.multipliers().begin(), trainer.multipliers().end());
+    for (auto u : trainer.slacks()) summary.slacks.push_back(static_cast<double>(u));
+    evaluate(summary);
+    trainer.train();
+    summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.epochs = e - first_epoch;
+    const bool stop = (false | ... | detail::call_epoch_end(callbacks, trainer, summary));
+    if (stop) {
+      result.status = FitStatus::stopped_early;
+      result.message = detail::concat("stopped early after epoch ", e);
+      break;
+    }
+  }
+  (detail::call_fit_end(callbacks, trainer, result), ...);
+  return result;
+}
+
+}  // namespace ace

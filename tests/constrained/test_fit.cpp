@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+// fit() and its callbacks: hooks detected at compile time, CSV rows with every gamma and multiplier, SVG plots,
+// the progress line, early stopping, and the non-finite guard that stops before touching the parameters.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+#include "constrained/quadratic.hpp"
+#include "support.hpp"
+
+using namespace ace;
+namespace fs = std::filesystem;
+
+namespace {
+using test::Quadratic;
+
+/// Ten steps per epoch on the quadratic model (its batch is an int).
+auto ten_steps = [](std::size_t, auto&& step) {
+  for (int i = 0; i < 10; ++i) step(i);
+};
+
+struct CountingCallback {  // only on_step: the other hooks are optional
+  std::size_t steps = 0;
+  template <class Trainer>
+  void on_step(Trainer&, const StepReport&) {
+    ++steps;
+  }
+};
+
+std::vector<std::string> lines_of(const fs::path& p) {
+  std::ifstream in(p);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("ace-fit-" + std::to_string(::getpid()) + "-" + name);
+  fs::remove_all(p);
+  return p;
+}
+}  // namespace
+
+TEST_CASE("fit: epochs, evaluation, CSV, plots and the progress line", "[ace][fit]") {
+  const fs::path dir = temp_dir("run");
+  Quadratic m;
+  ConstrainedTrainer trainer(m, SGD<double>({.lr = 0.05}), ResilientConstraint{}, DualSGD{.lr = 0.05});
+  std::ostringstream progress;
+  ProgressBar bar(progress, false);
+  CsvLogger csv(dir / "log.csv");
+  PlotWriter plots(dir);
+  CountingCallback counter;
+  const auto evaluate = [&](EpochSummary& s) { s.metrics["val_loss"] = 0.5 * (m.theta - m.a) * (m.theta - m.a); };
+  const FitResult r = fit(trainer, 12, ten_steps, evaluate, 0, bar, csv, plots, counter);
+  CHECK(r.status == FitStatus::completed);
+  CHECK(r.epochs == 12);
+  CHECK(counter.steps == 120);
+  CHECK(trainer.steps() == 120);
+
+  const auto rows = lines_of(dir / "log.csv");
+  REQUIRE(rows.size() == 13);
+  CHECK(rows[0] == "epoch,steps,seconds,train_loss,val_loss,gamma_0,lambda_0,u_0");
+  CHECK(rows[12].rfind("12,120,", 0) == 0);
+  for (const char* f : {"loss.svg", "gamma.svg", "multipliers.svg", "slacks.svg"}) {
+    const auto svg = lines_of(dir / f);
+    CAPTURE(f);
+    REQUIRE(!svg.empty());
+    CHECK(svg.front().rfind("<svg", 0) == 0);
+    CHECK(std::count_if(svg.begin(), svg.end(), [](const std::string& l) { return l.rfind("<polyline", 0) == 0; }) >= 1);
+  }
+  CHECK(progress.str().find("epoch 12/12") != std::string::npos);
+  CHECK(plots.history().back().slacks.size() == 1);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("fit: early stopping on a metric that stops improving", "[ace][fit]") {
+  Quadratic m;
+  ConstrainedTrainer trainer(m, SGD<double>({.lr = 0.05}), FreeBaseline{});
+  EarlyStopping stop({.metric = "constant", .patience = 3});
+  const FitResult r = fit(trainer, 50, ten_steps, [](EpochSummary& s) { s.metrics["constant"] = 1.0; }, 0, stop);
+  CHECK(r.status == FitStatus::stopped_early);
+  CHECK(r.epochs == 4);  // the first epoch sets the best value, three more without improvement
+
+  EarlyStopping missing({.metric = "val_acc"});
+  CHECK_THROWS_AS(fit(trainer, 2, ten_steps, [](EpochSummary&) {}, 0, missing), invalid_argument);
+}
+
+TEST_CASE("fit: a non-finite loss stops the run cleanly before the parameters change", "[ace][fit]") {
+  const fs::path dir = temp_dir("nan");
+  Quadratic m;
+  ConstrainedTrainer trainer(m, SGD<double>({.lr = 0.05}), EqualityConstraint{});
+  CsvLogger csv(dir / "log.csv");
+  double theta_before_failure = 0.0;
+  const auto batches = [&](std::size_t epoch, auto&& step) {
+    for (int i = 0; i < 10; ++i) {
+      if (epoch == 3 && i == 5) {
+        theta_before_failure = m.theta;
+        m.a = std::numeric_limits<double>::quiet_NaN();  // the data turns bad mid-epoch
+      }
+      step(i);
+    }
+  };
+  const FitResult r = fit(trainer, 10, batches, [](EpochSummary&) {}, 0, csv);
+  CHECK(r.status == FitStatus::non_finite);
+  CHECK(r.epochs == 2);
+  CHECK(r.message.find("epoch 3") != std::string::npos);
+  CHECK(r.message.find("non-finite") != std::string::npos);
+  CHECK(m.theta == theta_before_failure);
+  CHECK(lines_of(dir / "log.csv").size() == 3);  // header and the two completed epochs
+  fs::remove_all(dir);
+}
+
+TEST_CASE("svg: ticks, escaping, log axes and non-finite points", "[io][svg]") {
+  io::LinePlot plot{"a < b & c", "x", "y", true, {}};
+  plot.series.push_back({"s", {1, 2, 3, 4}, {1e-3, 1e-2, std::nan(""), 1.0}});
+  const std::string svg = io::render_svg(plot);
+  CHECK(svg.find("a &lt; b &amp; c") != std::string::npos);
+  CHECK(svg.find("(log scale)") != std::string::npos);
+  CHECK(svg.find("nan") == std::string::npos);
+  const auto ticks = io::detail::nice_ticks(0.0, 1.0);
+  CHECK(ticks.front() == 0.0);
+  CHECK(ticks.back() == Approx(1.0));
+  CHECK(ticks.size() >= 5);
+}
