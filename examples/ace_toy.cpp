@@ -2,7 +2,7 @@
 // ACE end to end on a toy problem: learn y = x W_eqᵀ + δ x W_neqᵀ, where W_eq commutes with the rotations of C4 and
 // δ breaks the symmetry, with one relaxed layer f_eq + γ f_neq. Runs ACE-equality and ACE-resilient with the same
 // seed and writes <out>/<method>/log.csv and loss/gamma/multiplier/slack plots (SVG).
-// Usage: ace_toy [out_dir] [delta]      (defaults: ace_toy_out, 0.5)
+// Usage: ace_toy [out_dir] [delta] [augmented]      (defaults: ace_toy_out, 0.5, 0: no augmented-Lagrangian term)
 #include <ace/ace.hpp>
 #include <cstdio>
 #include <string>
@@ -14,10 +14,12 @@ using Net = Sequential<Relaxed<EquivariantLinear<float, R, R>, Linear<float, R, 
 using Model = SupervisedModel<Net, MSELoss<float>>;
 
 template <class Policy>
-void run(const std::string& out, const Tensor<float, 2>& x, const Tensor<float, 2>& y, Policy policy) {
+void run(const std::string& out, const Tensor<float, 2>& x, const Tensor<float, 2>& y, Policy policy,
+         double augmented) {
   Rng rng(7);  // the same initial network and batches for every method
   Model model{Net(rng)};
-  ConstrainedTrainer trainer(model, Adam<float>({.lr = 1e-2}), policy, DualSGD{.lr = 5e-2});
+  ConstrainedTrainer trainer(model, Adam<float>({.lr = 1e-2}), policy, DualSGD{.lr = 5e-2},
+                             {.augmented = augmented});
   Tensor<float, 2> xb({32, R::dim}), yb({32, R::dim});
   const auto batches = [&](std::size_t epoch, auto&& step) {
     Rng order(1000 + epoch);  // per-epoch seed: reproducible and resumable
@@ -53,6 +55,7 @@ void run(const std::string& out, const Tensor<float, 2>& x, const Tensor<float, 
 int main(int argc, char** argv) {
   const std::string out = argc > 1 ? argv[1] : "ace_toy_out";
   const float delta = argc > 2 ? std::stof(argv[2]) : 0.5f;
+  const double augmented = argc > 3 ? std::stod(argv[3]) : 0.0;
   Rng rng(1);
   const EquivariantBasis& basis = equivariant_basis<R, R>();
   const Eigen::VectorXd c = normal_matrix(static_cast<Eigen::Index>(basis.size()), 1, rng).col(0) / 3.0;
@@ -60,6 +63,6 @@ int main(int argc, char** argv) {
   Tensor<float, 2> x({1024, R::dim}), y({1024, R::dim});
   for (auto& v : x) v = static_cast<float>(rng.normal());
   as_matrix(y) = as_matrix(x) * w.transpose().cast<float>();
-  run(out, x, y, EqualityConstraint{});
-  run(out, x, y, ResilientConstraint{.rho = 1.0});
+  run(out, x, y, EqualityConstraint{}, augmented);
+  run(out, x, y, ResilientConstraint{.rho = 1.0}, augmented);
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "ace/constrained/callbacks.hpp"
+#include "ace/constrained/checkpoint.hpp"
 #include "ace/constrained/fit.hpp"
 #include "ace/constrained/policy.hpp"
 #include "ace/constrained/supervised.hpp"

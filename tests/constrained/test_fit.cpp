@@ -123,3 +123,89 @@ TEST_CASE("svg: ticks, escaping, log axes and non-finite points", "[io][svg]") {
   CHECK(ticks.back() == Approx(1.0));
   CHECK(ticks.size() >= 5);
 }
+
+namespace {
+using C4 = Cyclic<4>;
+using R = Multiple<Regular<C4>, 2>;
+using Net = Sequential<Relaxed<EquivariantLinear<double, R, R>, Linear<double, R, R>>>;
+using Model = SupervisedModel<Net, MSELoss<double>>;
+using Trainer = ConstrainedTrainer<Model, Adam<double>, ResilientConstraint, DualAdam>;
+
+struct Run {
+  Rng init;
+  Model model;
+  Trainer trainer;
+  Tensor<double, 2> x{Tensor<double, 2>::shape_type{64, R::dim}}, y{Tensor<double, 2>::shape_type{64, R::dim}};
+  Tensor<double, 2> xb{Tensor<double, 2>::shape_type{16, R::dim}}, yb{Tensor<double, 2>::shape_type{16, R::dim}};
+
+  explicit Run(std::uint64_t init_seed)
+      : init(init_seed),
+        model(Net(init)),
+        trainer(model, Adam<double>({.lr = 1e-2}), ResilientConstraint{}, DualAdam{.lr = 1e-2}) {
+    Rng data(99);
+    for (auto& v : x) v = data.normal();
+    for (auto& v : y) v = data.normal();
+  }
+  Run(const Run&) = delete;
+
+  /// Batches depend on the epoch only, so a resumed run sees the same data as an uninterrupted one.
+  auto batches() {
+    return [this](std::size_t epoch, auto&& step) {
+      Rng order(epoch);
+      for (int b = 0; b < 4; ++b) {
+        for (std::size_t r = 0; r < 16; ++r) {
+          const std::size_t i = order.below(64);
+          for (std::size_t c = 0; c < R::dim; ++c) {
+            xb(r, c) = x(i, c);
+            yb(r, c) = y(i, c);
+          }
+        }
+        step(Model::batch{xb, yb});
+      }
+    };
+  }
+  auto evaluate() {
+    return [this](EpochSummary& s) { s.metrics["val"] = model.loss({x, y}); };
+  }
+  std::vector<double> state() {
+    std::vector<double> v;
+    model.for_each_parameter([&](ParamView<double> p) { v.insert(v.end(), p.value.begin(), p.value.end()); });
+    v.insert(v.end(), trainer.multipliers().begin(), trainer.multipliers().end());
+    v.insert(v.end(), trainer.slacks().begin(), trainer.slacks().end());
+    v.push_back(static_cast<double>(trainer.steps()));
+    return v;
+  }
+};
+}  // namespace
+
+TEST_CASE("trainer checkpoints: a resumed run continues bit for bit", "[ace][checkpoint]") {
+  const fs::path dir = temp_dir("resume");
+  Run straight(1);
+  fit(straight.trainer, 6, straight.batches(), straight.evaluate(), 0);
+
+  {
+    Run first(1);
+    Checkpointer ckpt({.directory = dir, .metric = "val"});
+    fit(first.trainer, 3, first.batches(), first.evaluate(), 0, ckpt);
+    CHECK(ckpt.best_epoch() >= 1);
+    CHECK(fs::exists(dir / "best" / "manifest.txt"));
+  }
+  Run resumed(2);  // another initialisation: everything must come from the checkpoint
+  CHECK(resumed.state() != straight.state());
+  const std::size_t epoch = load_training_state(dir / "last", resumed.trainer);
+  CHECK(epoch == 3);
+  fit(resumed.trainer, 3, resumed.batches(), resumed.evaluate(), epoch);
+  CHECK(resumed.state() == straight.state());  // parameters, gammas, multipliers, slacks, moments: bit for bit
+
+  // Another policy cannot load it; a damaged checkpoint changes nothing.
+  Rng other_init(3);
+  Model other_model{Net(other_init)};
+  ConstrainedTrainer other(other_model, Adam<double>({.lr = 1e-2}), EqualityConstraint{}, DualAdam{.lr = 1e-2});
+  CHECK_THROWS_AS(load_training_state(dir / "last", other), checkpoint_mismatch);
+  Run target(4);
+  const auto before = target.state();
+  std::ofstream(dir / "last" / "t0.npy", std::ios::trunc) << "garbage";
+  CHECK_THROWS_AS(load_training_state(dir / "last", target.trainer), io_error);
+  CHECK(target.state() == before);
+  fs::remove_all(dir);
+}

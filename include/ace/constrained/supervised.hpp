@@ -3,6 +3,7 @@
 #pragma once
 
 #include <concepts>
+#include <string>
 
 #include "ace/nn/module.hpp"
 #include "ace/nn/relaxed.hpp"
@@ -37,6 +38,9 @@ class SupervisedModel {
   double loss(const batch& b) { return static_cast<double>(loss_.forward(net_.forward(b.inputs), b.targets)); }
 
   void set_relaxation(bool on) { ace::set_relaxation(net_, on); }
+
+  /// The network's signature (checkpoints compare it).
+  static std::string signature() { return module_signature<Net>(); }
 
   template <class F>
   void for_each_parameter(F&& f) {

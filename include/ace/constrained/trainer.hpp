@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ace/constrained/policy.hpp"
@@ -17,6 +18,20 @@
 #include "ace/optim/optimizer.hpp"
 
 namespace ace {
+
+namespace detail {
+/// Forwards a state visitor's calls with a name prefix (the primal optimiser's state inside the trainer's).
+template <class V>
+struct PrefixedVisitor {
+  V& inner;
+  std::string prefix;
+  template <class S>
+  void tensor(const std::string& name, std::span<S> data) {
+    inner.tensor(prefix + name, data);
+  }
+  void counter(const std::string& name, std::size_t& value) { inner.counter(prefix + name, value); }
+};
+}  // namespace detail
 
 /// A network the ACE trainer can train. It need not be built from ace modules: a hand-written model, or a wrapper
 /// around another framework, qualifies by providing
@@ -171,6 +186,22 @@ class ConstrainedTrainer {
   std::span<const double> constraint_values() const { return s_; }
   std::size_t steps() const { return steps_; }
   const Policy& policy() const { return policy_; }
+
+  /// Visits everything a bit-for-bit resume needs, for checkpoints: the model's parameters (θ and γ) as
+  /// v.tensor("param/<name>", span), the multipliers, slacks and dual moments, the step counters, and the primal
+  /// optimiser's state under "primal/" (when it offers visit_state).
+  template <class V>
+  void visit_state(V&& v) {
+    model_.for_each_parameter([&](ParamView<T> p) { v.tensor("param/" + p.name, p.value); });
+    v.tensor("dual/lambda", std::span<double>(lambda_));
+    v.tensor("dual/m", std::span<double>(dual_m_));
+    v.tensor("dual/v", std::span<double>(dual_v_));
+    if constexpr (Policy::has_slack) v.tensor("slack/u", std::span<T>(slack_));
+    v.counter("trainer/steps", steps_);
+    v.counter("trainer/dual_steps", dual_steps_);
+    if constexpr (requires { primal_.visit_state(view_, v); })  // the optimiser steps θ, γ and the slacks
+      primal_.visit_state(view_, detail::PrefixedVisitor<std::remove_reference_t<V>>{v, "primal/"});
+  }
   PrimalOptimizer& primal_optimizer() { return primal_; }
   M& model() { return model_; }
 

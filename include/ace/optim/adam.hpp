@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <span>
 
 #include "ace/optim/optimizer.hpp"
 
@@ -61,6 +62,19 @@ class BasicAdam {
 
   std::size_t steps() const { return steps_; }
   const AdamOptions& options() const { return options_; }
+
+  /// Visits the optimiser state for checkpoints: v.counter("steps", t) and v.tensor("m/<param>", span),
+  /// v.tensor("v/<param>", span) for every parameter of `model` (created, zeroed, if no step has run yet).
+  template <Parameterised M, class V>
+  void visit_state(M& model, V&& v) {
+    v.counter("steps", steps_);
+    std::size_t index = 0;
+    model.for_each_parameter([&](ParamView<T> p) {
+      std::vector<T>* s = state_.get(index++, p.name, p.value.size());
+      v.tensor("m/" + p.name, std::span<T>(s[0]));
+      v.tensor("v/" + p.name, std::span<T>(s[1]));
+    });
+  }
 
  private:
   AdamOptions options_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 
 #include "ace/optim/optimizer.hpp"
 
@@ -55,6 +56,19 @@ class SGD {
 
   std::size_t steps() const { return steps_; }
   const SGDOptions& options() const { return options_; }
+
+  /// Visits the optimiser state for checkpoints: v.counter("steps", n) and v.tensor("momentum/<param>", span) for
+  /// every parameter of `model` (buffers are created, zeroed, if no step has run yet).
+  template <Parameterised M, class V>
+  void visit_state(M& model, V&& v) {
+    v.counter("steps", steps_);
+    if (options_.momentum == 0.0) return;
+    std::size_t index = 0;
+    model.for_each_parameter([&](ParamView<T> p) {
+      std::vector<T>* s = state_.get(index++, p.name, p.value.size());
+      v.tensor("momentum/" + p.name, std::span<T>(s[0]));
+    });
+  }
 
  private:
   SGDOptions options_;

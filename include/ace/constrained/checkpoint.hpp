@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: MIT
+// Trainer checkpoints: the whole state of a primal–dual run (parameters, gammas, multipliers, slacks, dual and
+// optimiser moments, step counters, the epoch), saved atomically and restored all-or-nothing, so a resumed run
+// continues bit for bit; and the Checkpointer callback that keeps the last and the best.
+#pragma once
+
+#include <charconv>
+#include <cmath>
+#include <cstddef>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <span>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "ace/constrained/fit.hpp"
+#include "ace/error.hpp"
+#include "ace/io/checkpoint.hpp"
+
+namespace ace {
+
+namespace detail {
+struct StateSaver {
+  io::CheckpointWriter& writer;
+  template <class S>
+  void tensor(const std::string& name, std::span<S> data) {
+    using Plain = std::remove_const_t<S>;
+    const std::size_t shape[1] = {data.size()};
+    writer.add<Plain>(name, std::span<const Plain>(data.data(), data.size()), shape);
+  }
+  void counter(const std::string& name, std::size_t& value) { writer.set_value(name, std::to_string(value)); }
+};
+
+/// Reads state in two passes: `apply = false` reads and verifies everything into scratch buffers (nothing of the
+/// run changes), `apply = true` then writes into the run.
+struct StateLoader {
+  const io::CheckpointReader& reader;
+  bool apply;
+  template <class S>
+  void tensor(const std::string& name, std::span<S> data) {
+    const std::size_t shape[1] = {data.size()};
+    if (apply) {
+      reader.read<S>(name, data, shape);
+    } else {
+      std::vector<S> scratch(data.size());
+      reader.read<S>(name, std::span<S>(scratch), shape);
+    }
+  }
+  void counter(const std::string& name, std::size_t& value) {
+    const auto text = reader.value(name);
+    ACE_THROW_IF(!text, checkpoint_mismatch, "checkpoint ", reader.directory().string(), " has no value '", name, "'");
+    std::size_t parsed = 0;
+    const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), parsed);
+    ACE_THROW_IF(ec != std::errc() || end != text->data() + text->size(), io_error, "checkpoint ",
+                 reader.directory().string(), ": value '", name, "' is not a count: '", *text, "'");
+    if (apply) value = parsed;
+  }
+};
+
+template <class Trainer>
+std::string training_signature(Trainer& t) {
+  using M = std::remove_reference_t<decltype(t.model())>;
+  std::string s = std::string(std::remove_cvref_t<decltype(t.policy())>::name);
+  if constexpr (requires { M::signature(); } || requires {
+                  typename M::input;
+                  typename M::output;
+                })
+    s += " " + module_signature<M>();
+  return s;
+}
+}  // namespace detail
+
+/// Saves the complete state of `trainer` after `epoch` epochs to the directory `dir` (atomically: see
+/// io::CheckpointWriter), with optional extra text values.
+template <class Trainer>
+void save_training_state(const std::filesystem::path& dir, Trainer& trainer, std::size_t epoch,
+                         const std::map<std::string, std::string>& extra = {}) {
+  io::CheckpointWriter writer(dir);
+  writer.set_signature(detail::training_signature(trainer));
+  std::size_t e = epoch;
+  detail::StateSaver saver{writer};
+  saver.counter("epoch", e);
+  for (const auto& [key, value] : extra) writer.set_value(key, value);
+  trainer.visit_state(saver);
+  writer.commit();
+}
+
+/// Restores a state saved by save_training_state into `trainer` (built the same way: same model, optimiser and
+/// policy types) and returns the number of epochs it had completed — pass it to fit() as `first_epoch`. All or
+/// nothing: every tensor and value is read and verified before the first one is applied. Throws
+/// checkpoint_mismatch for another model, policy or optimiser, io_error for damaged files.
+template <class Trainer>
+std::size_t load_training_state(const std::filesystem::path& dir, Trainer& trainer) {
+  const io::CheckpointReader reader(dir);
+  const std::string expected = detail::training_signature(trainer);
+  ACE_THROW_IF(reader.signature() != expected, checkpoint_mismatch, "checkpoint ", reader.directory().string(),
+               " was saved by a run with signature\n  ", reader.signature(), "\nnot\n  ", expected);
+  std::size_t epoch = 0;
+  for (bool apply : {false, true}) {
+    detail::StateLoader loader{reader, apply};
+    loader.counter("epoch", epoch);
+    trainer.visit_state(loader);
+  }
+  return epoch;
+}
+
+struct CheckpointerOptions {
+  std::filesystem::path directory;  // "last" and "best" checkpoints go here
+  std::string metric;               // select "best" by this evaluator metric (empty: keep only "last")
+  bool maximize = false;            // lower is better unless set
+};
+
+/// Saves the whole run to <directory>/last after every epoch and to <directory>/best whenever `metric` improves
+/// (for ACE, the deployed model's validation metric). Both are written atomically; a run stopped by the
+/// non-finite guard never reaches on_epoch_end for the broken epoch, so both stay at the last good state.
+/// A Checkpointer created for an existing directory continues the best value stored there (a resumed run).
+class Checkpointer {
+ public:
+  explicit Checkpointer(CheckpointerOptions options) : o_(std::move(options)) {
+    ACE_THROW_IF(o_.directory.empty(), invalid_argument, "CheckpointerOptions::directory must be set");
+    if (!o_.metric.empty() && std::filesystem::exists(o_.directory / "best")) {
+      const auto v = io::CheckpointReader(o_.directory / "best").value("best_metric");
+      if (v) best_ = std::stod(*v) * (o_.maximize ? -1.0 : 1.0);
+    }
+  }
+
+  template <class Trainer>
+  void on_epoch_end(Trainer& t, const EpochSummary& s) {
+    save_training_state(o_.directory / "last", t, s.epoch);
+    if (o_.metric.empty()) return;
+    const auto it = s.metrics.find(o_.metric);
+    ACE_THROW_IF(it == s.metrics.end(), invalid_argument, "Checkpointer: the evaluator reports no metric '", o_.metric,
+                 "'");
+    const double value = it->second * (o_.maximize ? -1.0 : 1.0);
+    if (std::isfinite(value) && value < best_) {
+      best_ = value;
+      best_epoch_ = s.epoch;
+      std::ostringstream text;
+      text.precision(17);
+      text << it->second;
+      save_training_state(o_.directory / "best", t, s.epoch, {{"best_metric", text.str()}});
+    }
+  }
+
+  std::size_t best_epoch() const { return best_epoch_; }
+
+ private:
+  CheckpointerOptions o_;
+  double best_ = std::numeric_limits<double>::infinity();
+  std::size_t best_epoch_ = 0;
+};
+
+}  // namespace ace
