@@ -111,7 +111,8 @@ FitResult fit(Trainer& trainer, std::size_t epochs, Batches&& batches, Evaluate&
     trainer.train();
     summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.epochs = e - first_epoch;
-    const bool stop = (false | ... | detail::call_epoch_end(callbacks, trainer, summary));
+    bool stop = false;  // every callback sees the epoch, whatever the others answer
+    ((stop = detail::call_epoch_end(callbacks, trainer, summary) || stop), ...);
     if (stop) {
       result.status = FitStatus::stopped_early;
       result.message = detail::concat("stopped early after epoch ", e);
