@@ -209,3 +209,19 @@ TEST_CASE("trainer checkpoints: a resumed run continues bit for bit", "[ace][che
   CHECK(target.state() == before);
   fs::remove_all(dir);
 }
+
+TEST_CASE("trainer evaluation: deployed and relaxed losses per policy", "[ace][evaluate]") {
+  Run run(5);
+  fit(run.trainer, 2, run.batches(), run.evaluate(), 0);
+  const Evaluation resilient = run.trainer.evaluate(Model::batch{run.x, run.y});
+  CHECK(resilient.deployed == resilient.relaxed);  // resilient deploys with the branches
+  CHECK(resilient.relaxed == run.model.loss({run.x, run.y}));
+
+  ConstrainedTrainer eq(run.model, Adam<double>({.lr = 1e-2}), EqualityConstraint{});
+  const Evaluation e = eq.evaluate(Model::batch{run.x, run.y});
+  run.model.set_relaxation(false);
+  CHECK(e.deployed == run.model.loss({run.x, run.y}));  // equality deploys f_eq alone
+  run.model.set_relaxation(true);
+  CHECK(e.relaxed == run.model.loss({run.x, run.y}));
+  CHECK(e.deployed != e.relaxed);
+}

@@ -82,6 +82,12 @@ struct TrainerOptions {
   }
 };
 
+/// Losses of the two models a relaxed network defines, on one batch.
+struct Evaluation {
+  double deployed = 0.0;  // the model as the policy deploys it (equality, strict, schedule: f_eq alone)
+  double relaxed = 0.0;   // f_eq + γ f_neq
+};
+
 /// What one step did.
 struct StepReport {
   double loss = 0.0;            // J0 on the batch, before the step
@@ -165,6 +171,22 @@ class ConstrainedTrainer {
     for (double l : lambda_) report.max_multiplier = std::max(report.max_multiplier, l);
     ++steps_;
     return report;
+  }
+
+  /// The deployed and the relaxed model's loss on a batch (no gradients; needs model.loss(batch)). Select
+  /// checkpoints by the deployed value. Leaves the model in the training configuration.
+  template <class Batch>
+    requires requires(M& m, const Batch& b) {
+      { m.loss(b) } -> std::convertible_to<double>;
+    }
+  Evaluation evaluate(const Batch& batch) {
+    Evaluation e;
+    model_.set_relaxation(Policy::branch_deployed);
+    e.deployed = static_cast<double>(model_.loss(batch));
+    model_.set_relaxation(true);
+    e.relaxed = static_cast<double>(model_.loss(batch));
+    model_.set_relaxation(Policy::branch_training);
+    return e;
   }
 
   /// Sets the model up for deployment: branches as the policy deploys them (off for equality, strict and
