@@ -5,11 +5,13 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <unistd.h>
 
 #include "ace/ace.hpp"
 
@@ -77,6 +79,22 @@ void check_module_equivariance(M& module, const Tensor<typename M::scalar, 2>& x
   UNSCOPED_INFO(rep_name<typename M::input>() << " -> " << rep_name<typename M::output>() << ": error " << err);
   CHECK(err < (std::is_same_v<T, float> ? 1e-5 : 1e-12));
 }
+
+/// A fresh directory under the system temp folder (named with the process id), removed at the end of the test.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& name)
+      : path(std::filesystem::temp_directory_path() / ("ace-test-" + std::to_string(::getpid()) + "-" + name)) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
 
 /// Cyclic and dihedral groups the batteries run over.
 using PlanarGroups = std::tuple<Cyclic<1>, Cyclic<2>, Cyclic<3>, Cyclic<4>, Cyclic<5>, Cyclic<6>, Cyclic<7>, Cyclic<8>,

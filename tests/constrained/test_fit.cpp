@@ -4,7 +4,6 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <unistd.h>
 
 #include "constrained/quadratic.hpp"
 #include "support.hpp"
@@ -14,6 +13,7 @@ namespace fs = std::filesystem;
 
 namespace {
 using test::Quadratic;
+using test::TempDir;
 
 /// Ten steps per epoch on the quadratic model (its batch is an int).
 auto ten_steps = [](std::size_t, auto&& step) {
@@ -35,15 +35,11 @@ std::vector<std::string> lines_of(const fs::path& p) {
   return lines;
 }
 
-fs::path temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("ace-fit-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(p);
-  return p;
-}
 }  // namespace
 
 TEST_CASE("fit: epochs, evaluation, CSV, plots and the progress line", "[ace][fit]") {
-  const fs::path dir = temp_dir("run");
+  const TempDir tmp("fit-run");
+  const fs::path& dir = tmp.path;
   Quadratic m;
   ConstrainedTrainer trainer(m, SGD<double>({.lr = 0.05}), ResilientConstraint{}, DualSGD{.lr = 0.05});
   std::ostringstream progress;
@@ -71,7 +67,6 @@ TEST_CASE("fit: epochs, evaluation, CSV, plots and the progress line", "[ace][fi
   }
   CHECK(progress.str().find("epoch 12/12") != std::string::npos);
   CHECK(plots.history().back().slacks.size() == 1);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("fit: early stopping on a metric that stops improving", "[ace][fit]") {
@@ -87,7 +82,8 @@ TEST_CASE("fit: early stopping on a metric that stops improving", "[ace][fit]") 
 }
 
 TEST_CASE("fit: a non-finite loss stops the run cleanly before the parameters change", "[ace][fit]") {
-  const fs::path dir = temp_dir("nan");
+  const TempDir tmp("fit-nan");
+  const fs::path& dir = tmp.path;
   Quadratic m;
   ConstrainedTrainer trainer(m, SGD<double>({.lr = 0.05}), EqualityConstraint{});
   CsvLogger csv(dir / "log.csv");
@@ -108,7 +104,6 @@ TEST_CASE("fit: a non-finite loss stops the run cleanly before the parameters ch
   CHECK(r.message.find("non-finite") != std::string::npos);
   CHECK(m.theta == theta_before_failure);
   CHECK(lines_of(dir / "log.csv").size() == 3);  // header and the two completed epochs
-  fs::remove_all(dir);
 }
 
 TEST_CASE("svg: ticks, escaping, log axes and non-finite points", "[io][svg]") {
@@ -179,7 +174,8 @@ struct Run {
 }  // namespace
 
 TEST_CASE("trainer checkpoints: a resumed run continues bit for bit", "[ace][checkpoint]") {
-  const fs::path dir = temp_dir("resume");
+  const TempDir tmp("fit-resume");
+  const fs::path& dir = tmp.path;
   Run straight(1);
   fit(straight.trainer, 6, straight.batches(), straight.evaluate(), 0);
 
@@ -207,7 +203,6 @@ TEST_CASE("trainer checkpoints: a resumed run continues bit for bit", "[ace][che
   std::ofstream(dir / "last" / "t0.npy", std::ios::trunc) << "garbage";
   CHECK_THROWS_AS(load_training_state(dir / "last", target.trainer), io_error);
   CHECK(target.state() == before);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("trainer evaluation: deployed and relaxed losses per policy", "[ace][evaluate]") {

@@ -3,7 +3,6 @@
 // loading, and damaged files (truncated, wrong dtype, random bytes) rejected with io_error, never a crash.
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 #include <xtensor/xnpy.hpp>
 
 #include "support.hpp"
@@ -12,19 +11,7 @@ using namespace ace;
 namespace fs = std::filesystem;
 
 namespace {
-/// A fresh directory under the system temp folder, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("ace-test-" + std::to_string(::getpid()) + "-" + name)) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using test::TempDir;
 
 std::vector<char> bytes_of(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

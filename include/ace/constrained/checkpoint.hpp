@@ -123,7 +123,13 @@ class Checkpointer {
     ACE_THROW_IF(o_.directory.empty(), invalid_argument, "CheckpointerOptions::directory must be set");
     if (!o_.metric.empty() && std::filesystem::exists(o_.directory / "best")) {
       const auto v = io::CheckpointReader(o_.directory / "best").value("best_metric");
-      if (v) best_ = std::stod(*v) * (o_.maximize ? -1.0 : 1.0);
+      if (v) {
+        double stored = 0.0;
+        const auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), stored);
+        ACE_THROW_IF(ec != std::errc() || end != v->data() + v->size(), io_error, "checkpoint ",
+                     (o_.directory / "best").string(), ": best_metric is not a number: '", *v, "'");
+        best_ = stored * (o_.maximize ? -1.0 : 1.0);
+      }
     }
   }
 

@@ -49,6 +49,12 @@ inline void require_token(std::string_view text, std::string_view what) {
   ACE_THROW_IF(text.empty() || text.find_first_of(" \t\r\n") != std::string_view::npos, invalid_argument,
                "checkpoint ", what, " must be non-empty without spaces or newlines, got '", text, "'");
 }
+/// A parameter's shape as recorded in checkpoints: its own, or [size] for a flat one (empty ParamView::shape).
+template <class T>
+std::vector<std::size_t> param_shape(const ParamView<T>& p) {
+  if (p.shape.empty()) return {p.value.size()};
+  return {p.shape.begin(), p.shape.end()};
+}
 inline std::string shape_text(std::span<const std::size_t> shape) {
   std::string s = "[";
   for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -262,9 +268,8 @@ void add_parameters(CheckpointWriter& writer, M& model) {
   writer.set_signature(module_signature<M>());
   writer.set_value("scalar", dtype_name(npy_dtype<Scalar>()));
   model.for_each_parameter([&](ParamView<Scalar> p) {
-    const std::size_t flat[1] = {p.value.size()};
-    const std::span<const std::size_t> shape = p.shape.empty() ? std::span<const std::size_t>(flat) : p.shape;
-    writer.add<Scalar>("param/" + p.name, std::span<const Scalar>(p.value.data(), p.value.size()), shape);
+    writer.add<Scalar>("param/" + p.name, std::span<const Scalar>(p.value.data(), p.value.size()),
+                       detail::param_shape(p));
   });
 }
 
@@ -283,10 +288,8 @@ void load_parameters(const CheckpointReader& reader, M& model) {
   std::vector<std::vector<Scalar>> staged;
   std::vector<std::string> names;
   model.for_each_parameter([&](ParamView<Scalar> p) {
-    const std::size_t flat[1] = {p.value.size()};
-    const std::span<const std::size_t> shape = p.shape.empty() ? std::span<const std::size_t>(flat) : p.shape;
     staged.emplace_back(p.value.size());
-    reader.read<Scalar>("param/" + p.name, std::span<Scalar>(staged.back()), shape);
+    reader.read<Scalar>("param/" + p.name, std::span<Scalar>(staged.back()), detail::param_shape(p));
     names.push_back("param/" + p.name);
   });
   for (const auto& t : reader.tensors())
