@@ -133,6 +133,18 @@ TEST_CASE("options: augmented Lagrangian still converges; clipping bounds the st
   CHECK(std::hypot(c.theta - 3.0, c.gamma - 1.0) == Approx(0.01));
 }
 
+TEST_CASE("the gradient norm sums every entry, in double, for any length", "[ace][options]") {
+  for (std::size_t n : {0, 1, 7, 8, 9, 17, 1000}) {
+    std::vector<float> g(n);
+    double expected = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+      g[i] = 1e20f * static_cast<float>(i % 5 + 1);  // squares overflow float
+      expected += static_cast<double>(g[i]) * static_cast<double>(g[i]);
+    }
+    CHECK(detail::squared_norm<float>(g) == Approx(expected).epsilon(1e-12));
+  }
+}
+
 TEST_CASE("invalid options and non-finite losses throw with the value", "[ace][errors]") {
   Quadratic m;
   CHECK_THROWS_WITH(ConstrainedTrainer(m, SGD<double>({.lr = 0.1}), EqualityConstraint{}, DualSGD{.lr = -1.0}),

@@ -31,6 +31,20 @@ struct PrefixedVisitor {
   }
   void counter(const std::string& name, std::size_t& value) { inner.counter(prefix + name, value); }
 };
+/// Σ g², accumulated in double (no overflow for float gradients) in eight independent lanes, so the compiler can
+/// vectorise it and it is not bound by the latency of one serial sum.
+template <class S>
+double squared_norm(std::span<const S> g) {
+  constexpr std::size_t lanes = 8;
+  double acc[lanes] = {};
+  const std::size_t n = g.size(), full = n - n % lanes;
+  for (std::size_t i = 0; i < full; i += lanes)
+    for (std::size_t k = 0; k < lanes; ++k) acc[k] += static_cast<double>(g[i + k]) * static_cast<double>(g[i + k]);
+  for (std::size_t i = full; i < n; ++i) acc[i - full] += static_cast<double>(g[i]) * static_cast<double>(g[i]);
+  double sum = 0.0;
+  for (double a : acc) sum += a;
+  return sum;
+}
 }  // namespace detail
 
 /// A network the ACE trainer can train. It need not be built from ace modules: a hand-written model, or a wrapper
@@ -258,9 +272,7 @@ class ConstrainedTrainer {
   /// Scales the primal gradient to norm clip_norm when it is larger; returns the norm before clipping.
   double clip() {
     double sq = 0.0;
-    view_.for_each_parameter([&](ParamView<T> p) {
-      for (T g : p.grad) sq += static_cast<double>(g) * static_cast<double>(g);
-    });
+    view_.for_each_parameter([&](ParamView<T> p) { sq += detail::squared_norm<T>(p.grad); });
     const double norm = std::sqrt(sq);
     if (options_.clip_norm > 0.0 && norm > options_.clip_norm) {
       const T factor = static_cast<T>(options_.clip_norm / norm);
