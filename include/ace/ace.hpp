@@ -3,6 +3,7 @@
 #pragma once
 
 #include "ace/constrained.hpp"
+#include "ace/data.hpp"
 #include "ace/error.hpp"
 #include "ace/group.hpp"
 #include "ace/io.hpp"

@@ -4,6 +4,7 @@
 
 #include "ace/constrained/callbacks.hpp"
 #include "ace/constrained/checkpoint.hpp"
+#include "ace/constrained/equivariance.hpp"
 #include "ace/constrained/fit.hpp"
 #include "ace/constrained/policy.hpp"
 #include "ace/constrained/supervised.hpp"

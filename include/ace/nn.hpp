@@ -4,6 +4,8 @@
 
 #include "ace/nn/activation.hpp"
 #include "ace/nn/check.hpp"
+#include "ace/nn/dense.hpp"
+#include "ace/nn/egnn.hpp"
 #include "ace/nn/equivariant_linear.hpp"
 #include "ace/nn/fields.hpp"
 #include "ace/nn/linear.hpp"

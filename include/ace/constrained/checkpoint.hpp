@@ -64,10 +64,12 @@ template <class Trainer>
 std::string training_signature(Trainer& t) {
   using M = std::remove_reference_t<decltype(t.model())>;
   std::string s = std::string(std::remove_cvref_t<decltype(t.policy())>::name);
-  if constexpr (requires { M::signature(); } || requires {
-                  typename M::input;
-                  typename M::output;
-                })
+  if constexpr (requires { { t.model().signature() } -> std::convertible_to<std::string>; })
+    s += " " + std::string(t.model().signature());  // static, or fixed at run time (e.g. an EGNN's widths)
+  else if constexpr (requires {
+                       typename M::input;
+                       typename M::output;
+                     })
     s += " " + module_signature<M>();
   return s;
 }

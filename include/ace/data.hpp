@@ -1,0 +1,5 @@
+// SPDX-License-Identifier: MIT
+// Data sets: simulators and loaders with the published protocols.
+#pragma once
+
+#include "ace/data/nbody.hpp"

@@ -1,0 +1,601 @@
+// SPDX-License-Identifier: MIT
+// E(n)-equivariant graph networks (Satorras, Hoogeboom, Welling 2021), velocity variant, with forward and backward
+// by hand, on batches of graphs that share one edge list; and the relaxed EGNN of ACE (METHOD.md §2, §8).
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ace/error.hpp"
+#include "ace/nn/dense.hpp"
+#include "ace/nn/loss.hpp"
+#include "ace/nn/module.hpp"
+#include "ace/random.hpp"
+#include "ace/tensor/cpu.hpp"
+#include "ace/tensor/parallel.hpp"
+
+namespace ace {
+
+/// A directed graph on `nodes` nodes, shared by every sample of a batch. Edge e carries a message from node col[e]
+/// (j) to node row[e] (i): m_ij is aggregated at i.
+class Graph {
+ public:
+  Graph() = default;
+  /// Edges as (i, j) pairs: the message of j reaches i. Throws on an index out of range or a self-loop.
+  Graph(std::size_t nodes, const std::vector<std::pair<std::uint32_t, std::uint32_t>>& edges) : nodes_(nodes) {
+    ACE_THROW_IF(nodes == 0, invalid_argument, "Graph: needs at least one node");
+    for (const auto& [i, j] : edges) {
+      ACE_THROW_IF(i >= nodes || j >= nodes, invalid_argument, "Graph: edge (", i, ", ", j, ") on ", nodes,
+                   " nodes");
+      ACE_THROW_IF(i == j, invalid_argument, "Graph: self-loop at node ", i, " (x_i - x_i carries no direction)");
+      row_.push_back(i);
+      col_.push_back(j);
+    }
+    in_degree_.assign(nodes, 0);
+    for (auto i : row_) ++in_degree_[i];
+  }
+  /// Every ordered pair i != j, in row-major order (i = 0: j = 1..n-1; i = 1: j = 0, 2, ...).
+  static Graph complete(std::size_t nodes) {
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> edges;
+    for (std::uint32_t i = 0; i < nodes; ++i)
+      for (std::uint32_t j = 0; j < nodes; ++j)
+        if (i != j) edges.emplace_back(i, j);
+    return Graph(nodes, edges);
+  }
+
+  std::size_t nodes() const { return nodes_; }
+  std::size_t edges() const { return row_.size(); }
+  std::uint32_t row(std::size_t e) const { return row_[e]; }
+  std::uint32_t col(std::size_t e) const { return col_[e]; }
+  std::size_t in_degree(std::size_t i) const { return in_degree_[i]; }
+
+ private:
+  std::size_t nodes_ = 0;
+  std::vector<std::uint32_t> row_, col_;
+  std::vector<std::size_t> in_degree_;
+};
+
+/// One batch of graphs for an EGNN: B samples of graph.nodes() nodes, rows ordered sample-major.
+template <class T>
+struct GraphInput {
+  const Tensor<T, 2>& h;          // [B*N, node features]: invariant node features
+  const Tensor<T, 2>& x;          // [B*N, D]: positions
+  const Tensor<T, 2>& v;          // [B*N, D]: velocities (the velocity variant moves x along them)
+  const Tensor<T, 2>& edge_attr;  // [B*E, edge features]: invariant edge attributes (0 columns allowed)
+  const Tensor<T, 2>& raw;        // [B*N, raw features]: node data for the non-equivariant stream (0 columns allowed)
+};
+
+struct EGNNLayerOptions {
+  std::size_t hidden = 64;
+  std::size_t edge_features = 0;
+  double coord_clamp = 100.0;  // |(x_i - x_j) phi_x(m_ij)| is clamped per component, as the reference code does
+};
+
+/// One EGNN layer (velocity variant, METHOD.md §8), for the current positions x and features h:
+///   m_ij = phi_e([h_i, h_j, |x_i - x_j|², a_ij])                  phi_e = Linear-SiLU-Linear-SiLU
+///   x_i' = x_i + mean_j clamp((x_i - x_j) phi_x(m_ij)) + phi_v(h_i) v_i
+///   h_i' = h_i + phi_h([h_i, Σ_j m_ij])
+/// phi_x = Linear-SiLU-Linear(H -> 1, no bias, Xavier gain 0.001), phi_v = Linear-SiLU-Linear(H -> 1),
+/// phi_h = Linear-SiLU-Linear. The first edge Linear is applied per node (h W_i^T and h W_j^T once per node, then
+/// gathered per edge), which saves most of its cost on dense graphs. Parameter names follow the reference code
+/// (edge_mlp.0, edge_mlp.2, coord_mlp.0, coord_mlp.2, coord_mlp_vel.0, coord_mlp_vel.2, node_mlp.0, node_mlp.2).
+template <class T, Backend B = Cpu>
+class EGNNLayer {
+ public:
+  EGNNLayer() = default;
+  EGNNLayer(EGNNLayerOptions options, Rng& rng) : options_(options) {
+    const std::size_t hd = options.hidden;
+    ACE_THROW_IF(hd == 0, invalid_argument, "EGNNLayerOptions::hidden must be >= 1");
+    ACE_THROW_IF(!(options.coord_clamp > 0.0), invalid_argument, "EGNNLayerOptions::coord_clamp must be > 0, got ",
+                 options.coord_clamp);
+    edge1_ = Dense<T, B>(2 * hd + 1 + options.edge_features, hd, rng);
+    edge2_ = Dense<T, B>(hd, hd, rng);
+    node1_ = Dense<T, B>(2 * hd, hd, rng);
+    node2_ = Dense<T, B>(hd, hd, rng);
+    coord1_ = Dense<T, B>(hd, hd, rng);
+    coord2_ = Dense<T, B>(hd, 1, rng, {.bias = false, .init = DenseInit::xavier, .gain = 0.001});
+    vel1_ = Dense<T, B>(hd, hd, rng);
+    vel2_ = Dense<T, B>(hd, 1, rng);
+  }
+
+  std::size_t hidden() const { return options_.hidden; }
+
+  /// (h, x) -> (h_out, x_out) for a batch on `graph`. h, x, v and edge_attr must stay alive until backward.
+  void forward(const Graph& graph, const Tensor<T, 2>& h, const Tensor<T, 2>& x, const Tensor<T, 2>& v,
+               const Tensor<T, 2>& edge_attr, Tensor<T, 2>& h_out, Tensor<T, 2>& x_out) {
+    const std::size_t hd = options_.hidden, nn = graph.nodes(), ne = graph.edges();
+    const std::size_t rows = h.shape()[0], dim = x.shape()[1], batch = rows / nn, erows = batch * ne;
+    ACE_THROW_IF(h.shape()[1] != hd || rows % nn != 0 || x.shape()[0] != rows || v.shape() != x.shape() ||
+                     edge_attr.shape()[0] != erows || edge_attr.shape()[1] != options_.edge_features,
+                 shape_error, "EGNNLayer::forward: h [", rows, ", ", h.shape()[1], "], x [", x.shape()[0], ", ", dim,
+                 "], v [", v.shape()[0], ", ", v.shape()[1], "], edge_attr [", edge_attr.shape()[0], ", ",
+                 edge_attr.shape()[1], "] do not fit ", nn, " nodes, ", ne, " edges per graph, hidden ", hd, " and ",
+                 options_.edge_features, " edge features");
+    graph_ = &graph;
+    h_ = &h;
+    x_ = &x;
+    v_ = &v;
+    a_ = &edge_attr;
+
+    // Per-node halves of the first edge Linear: p = h W_i^T, q = h W_j^T.
+    const auto w1 = view(std::as_const(edge1_.weight()));
+    ensure_shape(p_, rows, hd);
+    ensure_shape(q_, rows, hd);
+    B::template gemm<T>(Transpose::no, Transpose::yes, T(1), view(h), w1.columns(0, hd), T(0), view(p_));
+    B::template gemm<T>(Transpose::no, Transpose::yes, T(1), view(h), w1.columns(hd, hd), T(0), view(q_));
+    ensure_shape(diff_, erows, dim);
+    ensure_shape(z1_, erows, hd);
+    const T* bias1 = edge1_.bias().data();
+    ACE_OMP_FOR(batch >= 8)
+    for (std::size_t b = 0; b < batch; ++b) {
+      for (std::size_t e = 0; e < ne; ++e) {
+        const std::size_t er = b * ne + e, i = b * nn + graph.row(e), j = b * nn + graph.col(e);
+        T radial = T(0);
+        for (std::size_t k = 0; k < dim; ++k) {
+          const T d = x(i, k) - x(j, k);
+          diff_(er, k) = d;
+          radial += d * d;
+        }
+        T* z = &z1_(er, 0);
+        const T* pi = &p_(i, 0);
+        const T* qj = &q_(j, 0);
+        for (std::size_t c = 0; c < hd; ++c) z[c] = pi[c] + qj[c] + bias1[c] + radial * w1.data[c * w1.stride + 2 * hd];
+      }
+    }
+    if (options_.edge_features > 0)
+      B::template gemm<T>(Transpose::no, Transpose::yes, T(1), view(edge_attr),
+                          w1.columns(2 * hd + 1, options_.edge_features), T(1), view(z1_));
+    detail::silu_forward(z1_, sig1_, s1_);
+    edge2_.forward(view(s1_), z2_);
+    detail::silu_forward(z2_, sig2_, m_);
+
+    // Coordinates: mean of the clamped relative moves, plus phi_v(h_i) v_i.
+    coord1_.forward(view(m_), z3_);
+    detail::silu_forward(z3_, sig3_, s3_);
+    coord2_.forward(view(s3_), c_);
+    vel1_.forward(view(h), z4_);
+    detail::silu_forward(z4_, sig4_, s4_);
+    vel2_.forward(view(s4_), cv_);
+    ensure_shape(x_out, rows, dim);
+    ensure_shape(agg_, rows, hd);
+    const T clamp = static_cast<T>(options_.coord_clamp);
+    ACE_OMP_FOR(batch >= 8)
+    for (std::size_t b = 0; b < batch; ++b) {
+      for (std::size_t n = 0; n < nn; ++n) {
+        const std::size_t r = b * nn + n;
+        for (std::size_t k = 0; k < dim; ++k) x_out(r, k) = T(0);
+        for (std::size_t c = 0; c < hd; ++c) agg_(r, c) = T(0);
+      }
+      for (std::size_t e = 0; e < ne; ++e) {
+        const std::size_t er = b * ne + e, i = b * nn + graph.row(e);
+        for (std::size_t k = 0; k < dim; ++k) x_out(i, k) += std::clamp(diff_(er, k) * c_(er, 0), -clamp, clamp);
+        const T* m = &m_(er, 0);
+        T* a = &agg_(i, 0);
+        for (std::size_t c = 0; c < hd; ++c) a[c] += m[c];
+      }
+      for (std::size_t n = 0; n < nn; ++n) {
+        const std::size_t r = b * nn + n;
+        const T inv = T(1) / static_cast<T>(std::max<std::size_t>(graph.in_degree(n), 1));
+        for (std::size_t k = 0; k < dim; ++k) x_out(r, k) = x(r, k) + inv * x_out(r, k) + cv_(r, 0) * v(r, k);
+      }
+    }
+
+    // Features: h + phi_h([h, Σ_j m_ij]).
+    const auto wn = view(std::as_const(node1_.weight()));
+    ensure_shape(z5_, rows, hd);
+    B::template gemm<T>(Transpose::no, Transpose::yes, T(1), view(h), wn.columns(0, hd), T(0), view(z5_));
+    B::template gemm<T>(Transpose::no, Transpose::yes, T(1), view(std::as_const(agg_)), wn.columns(hd, hd), T(1),
+                        view(z5_));
+    as_matrix(z5_).rowwise() += as_matrix(view(std::as_const(node1_.bias()))).row(0);
+    detail::silu_forward(z5_, sig5_, s5_);
+    node2_.forward(view(s5_), h_out);
+    as_matrix(h_out) += as_matrix(h);
+  }
+
+  /// Given dL/dh_out and dL/dx_out: accumulates the parameter gradients and writes dL/dh and dL/dx (the gradient
+  /// with respect to the positions flows through x_i - x_j and the residual; velocities and edge attributes are data).
+  void backward(const Tensor<T, 2>& dh_out, const Tensor<T, 2>& dx_out, Tensor<T, 2>& dh, Tensor<T, 2>& dx) {
+    ACE_THROW_IF(graph_ == nullptr, invalid_argument, "EGNNLayer::backward called before forward");
+    const Graph& graph = *graph_;
+    const std::size_t hd = options_.hidden, nn = graph.nodes(), ne = graph.edges();
+    const std::size_t rows = h_->shape()[0], dim = x_->shape()[1], batch = rows / nn;
+    ACE_THROW_IF(dh_out.shape() != h_->shape() || dx_out.shape() != x_->shape(), shape_error,
+                 "EGNNLayer::backward: gradients of shape [", dh_out.shape()[0], ", ", dh_out.shape()[1], "] and [",
+                 dx_out.shape()[0], ", ", dx_out.shape()[1], "] for h [", rows, ", ", hd, "] and x [", rows, ", ",
+                 dim, "]");
+    ensure_shape(dh, rows, hd);
+    const MatrixRef<T> dh_view = view(dh);
+
+    // Node update: h_out = h + node2(silu(z5)), z5 = h Wa^T + agg Wb^T + b.
+    ensure_shape(ds5_, rows, hd);
+    node2_.backward(view(s5_), view(dh_out), view(ds5_));
+    detail::silu_backward(sig5_, s5_, ds5_);
+    auto& wn = node1_.weight();
+    auto& gn = node1_.weight_grad();
+    B::template gemm<T>(Transpose::yes, Transpose::no, T(1), view(std::as_const(ds5_)), view(*h_), T(1),
+                        view(gn).columns(0, hd));
+    B::template gemm<T>(Transpose::yes, Transpose::no, T(1), view(std::as_const(ds5_)), view(std::as_const(agg_)),
+                        T(1), view(gn).columns(hd, hd));
+    as_matrix(view(node1_.bias_grad())).row(0) += as_matrix(view(std::as_const(ds5_))).colwise().sum();
+    as_matrix(dh_view) = as_matrix(dh_out);  // the residual
+    B::template gemm<T>(Transpose::no, Transpose::no, T(1), view(std::as_const(ds5_)),
+                        view(std::as_const(wn)).columns(0, hd), T(1), dh_view);
+    ensure_shape(dagg_, rows, hd);
+    B::template gemm<T>(Transpose::no, Transpose::no, T(1), view(std::as_const(ds5_)),
+                        view(std::as_const(wn)).columns(hd, hd), T(0), view(dagg_));
+
+    // Velocity term: x_out += cv v, cv = vel2(silu(vel1(h))).
+    ensure_shape(dcv_, rows, 1);
+    for (std::size_t r = 0; r < rows; ++r) {
+      T s = T(0);
+      for (std::size_t k = 0; k < dim; ++k) s += dx_out(r, k) * (*v_)(r, k);
+      dcv_(r, 0) = s;
+    }
+    ensure_shape(ds4_, rows, hd);
+    vel2_.backward(view(s4_), view(std::as_const(dcv_)), view(ds4_));
+    detail::silu_backward(sig4_, s4_, ds4_);
+    vel1_.backward(view(*h_), view(std::as_const(ds4_)), dh_view, T(1));
+
+    // Coordinate messages and the edge model, per graph: dm, dc, d(diff) and dz1 row by row.
+    ensure_shape(dx, rows, dim);
+    ensure_shape(dm_, batch * ne, hd);
+    ensure_shape(dc_, batch * ne, 1);
+    const T clamp = static_cast<T>(options_.coord_clamp);
+    ACE_OMP_FOR(batch >= 8)
+    for (std::size_t b = 0; b < batch; ++b) {
+      for (std::size_t e = 0; e < ne; ++e) {
+        const std::size_t er = b * ne + e, i = b * nn + graph.row(e);
+        const T inv = T(1) / static_cast<T>(std::max<std::size_t>(graph.in_degree(graph.row(e)), 1));
+        T dc = T(0);
+        for (std::size_t k = 0; k < dim; ++k) {
+          const T t = diff_(er, k) * c_(er, 0);
+          if (t >= -clamp && t <= clamp) dc += inv * dx_out(i, k) * diff_(er, k);
+        }
+        dc_(er, 0) = dc;
+        const T* da = &dagg_(i, 0);
+        T* dm = &dm_(er, 0);
+        for (std::size_t c = 0; c < hd; ++c) dm[c] = da[c];  // Σ-aggregation passes dagg to every incoming edge
+      }
+    }
+    ensure_shape(ds3_, batch * ne, hd);
+    coord2_.backward(view(s3_), view(std::as_const(dc_)), view(ds3_));
+    detail::silu_backward(sig3_, s3_, ds3_);
+    coord1_.backward(view(m_), view(std::as_const(ds3_)), view(dm_), T(1));
+    detail::silu_backward(sig2_, m_, dm_);  // dm_ is now dz2
+    ensure_shape(ds1_, batch * ne, hd);
+    edge2_.backward(view(s1_), view(std::as_const(dm_)), view(ds1_));
+    detail::silu_backward(sig1_, s1_, ds1_);  // ds1_ is now dz1
+
+    // z1 = p_i + q_j + b + w_d |x_i - x_j|² + W_a a: gradients of W (per block), b, and of p, q and x.
+    auto& w1 = edge1_.weight();
+    auto g1 = view(edge1_.weight_grad());
+    const auto dz1 = view(std::as_const(ds1_));
+    if (options_.edge_features > 0)
+      B::template gemm<T>(Transpose::yes, Transpose::no, T(1), dz1, view(*a_), T(1),
+                          g1.columns(2 * hd + 1, options_.edge_features));
+    as_matrix(view(edge1_.bias_grad())).row(0) += as_matrix(dz1).colwise().sum();
+    ensure_shape(dp_, rows, hd);
+    ensure_shape(dq_, rows, hd);
+    ACE_OMP_FOR(batch >= 8)
+    for (std::size_t b = 0; b < batch; ++b) {
+      for (std::size_t n = 0; n < nn; ++n) {
+        const std::size_t r = b * nn + n;
+        for (std::size_t c = 0; c < hd; ++c) dp_(r, c) = dq_(r, c) = T(0);
+        for (std::size_t k = 0; k < dim; ++k) dx(r, k) = dx_out(r, k);  // the residual
+      }
+      for (std::size_t e = 0; e < ne; ++e) {
+        const std::size_t er = b * ne + e, i = b * nn + graph.row(e), j = b * nn + graph.col(e);
+        const T* dz = &ds1_(er, 0);
+        T* dpi = &dp_(i, 0);
+        T* dqj = &dq_(j, 0);
+        T dr = T(0);
+        for (std::size_t c = 0; c < hd; ++c) {
+          dpi[c] += dz[c];
+          dqj[c] += dz[c];
+          dr += dz[c] * w1(c, 2 * hd);
+        }
+        for (std::size_t k = 0; k < dim; ++k) {
+          const T d = diff_(er, k);
+          const T t = d * c_(er, 0);
+          T g = T(2) * dr * d;  // through |x_i - x_j|²
+          if (t >= -clamp && t <= clamp) {  // through the clamped move (x_i - x_j) c_ij, averaged at i
+            const T inv = T(1) / static_cast<T>(std::max<std::size_t>(graph.in_degree(graph.row(e)), 1));
+            g += inv * dx_out(i, k) * c_(er, 0);
+          }
+          dx(i, k) += g;
+          dx(j, k) -= g;
+        }
+      }
+    }
+    // d w_d = Σ_e dz1[e] |x_i - x_j|²: the radial column of W.
+    for (std::size_t er = 0; er < batch * ne; ++er) {
+      T radial = T(0);
+      for (std::size_t k = 0; k < dim; ++k) radial += diff_(er, k) * diff_(er, k);
+      for (std::size_t c = 0; c < hd; ++c) g1.data[c * g1.stride + 2 * hd] += ds1_(er, c) * radial;
+    }
+    B::template gemm<T>(Transpose::yes, Transpose::no, T(1), view(std::as_const(dp_)), view(*h_), T(1),
+                        g1.columns(0, hd));
+    B::template gemm<T>(Transpose::yes, Transpose::no, T(1), view(std::as_const(dq_)), view(*h_), T(1),
+                        g1.columns(hd, hd));
+    B::template gemm<T>(Transpose::no, Transpose::no, T(1), view(std::as_const(dp_)),
+                        view(std::as_const(w1)).columns(0, hd), T(1), dh_view);
+    B::template gemm<T>(Transpose::no, Transpose::no, T(1), view(std::as_const(dq_)),
+                        view(std::as_const(w1)).columns(hd, hd), T(1), dh_view);
+  }
+
+  template <class F>
+  void for_each_parameter(const std::string& prefix, F&& f) {
+    edge1_.for_each_parameter(prefix + "edge_mlp.0.", f);
+    edge2_.for_each_parameter(prefix + "edge_mlp.2.", f);
+    node1_.for_each_parameter(prefix + "node_mlp.0.", f);
+    node2_.for_each_parameter(prefix + "node_mlp.2.", f);
+    coord1_.for_each_parameter(prefix + "coord_mlp.0.", f);
+    coord2_.for_each_parameter(prefix + "coord_mlp.2.", f);
+    vel1_.for_each_parameter(prefix + "coord_mlp_vel.0.", f);
+    vel2_.for_each_parameter(prefix + "coord_mlp_vel.2.", f);
+  }
+
+ private:
+  EGNNLayerOptions options_;
+  Dense<T, B> edge1_, edge2_, node1_, node2_, coord1_, coord2_, vel1_, vel2_;
+  const Graph* graph_ = nullptr;
+  const Tensor<T, 2>*h_ = nullptr, *x_ = nullptr, *v_ = nullptr, *a_ = nullptr;
+  // forward caches
+  Tensor<T, 2> p_, q_, diff_, z1_, sig1_, s1_, z2_, sig2_, m_, z3_, sig3_, s3_, c_, z4_, sig4_, s4_, cv_, agg_, z5_,
+      sig5_, s5_;
+  // backward buffers
+  Tensor<T, 2> ds5_, dagg_, dcv_, ds4_, dm_, dc_, ds3_, ds1_, dp_, dq_;
+};
+
+struct EGNNOptions {
+  std::size_t node_features = 1;  // columns of GraphInput::h
+  std::size_t edge_features = 0;  // columns of GraphInput::edge_attr
+  std::size_t raw_features = 0;   // columns of GraphInput::raw (only the relaxed branches read them)
+  std::size_t hidden = 64;
+  std::size_t layers = 4;
+  std::size_t dim = 3;            // the space the points live in
+  bool relaxed = false;           // add ACE's non-equivariant branches, two gammas per layer
+  double coord_clamp = 100.0;
+};
+
+/// An EGNN that predicts positions: h^0 = Linear(node_features -> hidden)(h), then `layers` EGNN layers on
+/// (h, x); the output is x after the last layer. Equivariant to rotations, reflections and translations of x and v
+/// (and to permutations of the nodes that preserve the graph), invariant data h, edge_attr.
+///
+/// With `relaxed`, each layer l also gets ACE's non-equivariant branches (METHOD.md §2), on the node's raw input
+/// u_i = [x_i^l, v_i, raw_i] (absolute coordinates, velocity and raw node data, e.g. charges):
+///   h^{l+1} = EGNN_h + gamma_h^l * MLP_h([h^l_i, u_i]),   x^{l+1} = EGNN_x + gamma_x^l * MLP_x(u_i)
+/// (both Linear-SiLU-Linear, hidden wide), gammas initialised to 1, exposed as "layers.<l>.gamma" [gamma_h, gamma_x]
+/// with Role::gamma. With the relaxation off (set_relaxation(false)) the branches are skipped: the network is the
+/// exactly equivariant EGNN at no extra cost, whatever the gammas hold.
+template <class T, Backend B = Cpu>
+class EGNN {
+ public:
+  using scalar = T;
+
+  EGNN(Graph graph, EGNNOptions options, Rng& rng) : graph_(std::move(graph)), options_(options) {
+    ACE_THROW_IF(options.layers == 0 || options.hidden == 0 || options.dim == 0 || options.node_features == 0,
+                 invalid_argument, "EGNNOptions: layers, hidden, dim and node_features must be >= 1, got layers ",
+                 options.layers, ", hidden ", options.hidden, ", dim ", options.dim, ", node_features ",
+                 options.node_features);
+    embedding_ = Dense<T, B>(options.node_features, options.hidden, rng);
+    const std::size_t u = 2 * options.dim + options.raw_features;
+    for (std::size_t l = 0; l < options.layers; ++l) {
+      Block block;
+      block.layer = EGNNLayer<T, B>({options.hidden, options.edge_features, options.coord_clamp}, rng);
+      if (options.relaxed) {
+        block.h1 = Dense<T, B>(options.hidden + u, options.hidden, rng);
+        block.h2 = Dense<T, B>(options.hidden, options.hidden, rng);
+        block.x1 = Dense<T, B>(u, options.hidden, rng);
+        block.x2 = Dense<T, B>(options.hidden, options.dim, rng);
+        block.gamma = Tensor<T, 2>({1, 2});
+        block.gamma_grad = Tensor<T, 2>({1, 2});
+        B::fill(block.gamma, T(1));
+        B::fill(block.gamma_grad, T(0));
+      }
+      blocks_.push_back(std::move(block));
+    }
+    h_.resize(options.layers + 1);
+    x_.resize(options.layers + 1);
+    relaxation_ = options.relaxed;
+  }
+
+  const Graph& graph() const { return graph_; }
+  const EGNNOptions& options() const { return options_; }
+
+  /// Positions [B*N, dim] after the last layer (the network's own buffer, valid until the next forward). The
+  /// input must stay alive until backward.
+  const Tensor<T, 2>& forward(const GraphInput<T>& in) {
+    const std::size_t rows = in.x.shape()[0];
+    ACE_THROW_IF(in.x.shape()[1] != options_.dim || in.h.shape()[0] != rows || in.h.shape()[1] != options_.node_features ||
+                     in.raw.shape()[0] != rows || in.raw.shape()[1] != options_.raw_features ||
+                     rows % graph_.nodes() != 0,
+                 shape_error, "EGNN::forward: x [", rows, ", ", in.x.shape()[1], "], h [", in.h.shape()[0], ", ",
+                 in.h.shape()[1], "], raw [", in.raw.shape()[0], ", ", in.raw.shape()[1], "] for ", graph_.nodes(),
+                 "-node graphs in ", options_.dim, " dimensions with ", options_.node_features,
+                 " node features and ", options_.raw_features, " raw features");
+    in_ = &in.h;
+    embedding_.forward(view(in.h), h_[0]);
+    x_[0] = in.x;
+    const bool branches = options_.relaxed && relaxation_;
+    for (std::size_t l = 0; l < blocks_.size(); ++l) {
+      Block& k = blocks_[l];
+      k.layer.forward(graph_, h_[l], x_[l], in.v, in.edge_attr, h_[l + 1], x_[l + 1]);
+      if (!branches) continue;
+      // input = [h, x, v, raw]; u = its last columns
+      const std::size_t hd = options_.hidden, dim = options_.dim;
+      ensure_shape(k.input, rows, hd + 2 * dim + options_.raw_features);
+      auto m = as_matrix(k.input);
+      m.leftCols(static_cast<Eigen::Index>(hd)) = as_matrix(h_[l]);
+      m.middleCols(static_cast<Eigen::Index>(hd), static_cast<Eigen::Index>(dim)) = as_matrix(x_[l]);
+      m.middleCols(static_cast<Eigen::Index>(hd + dim), static_cast<Eigen::Index>(dim)) = as_matrix(in.v);
+      if (options_.raw_features > 0) m.rightCols(static_cast<Eigen::Index>(options_.raw_features)) = as_matrix(in.raw);
+      const auto u = view(std::as_const(k.input)).columns(hd, k.input.shape()[1] - hd);
+      k.h1.forward(view(std::as_const(k.input)), k.zh);
+      detail::silu_forward(k.zh, k.sigh, k.sh);
+      k.h2.forward(view(std::as_const(k.sh)), k.oh);
+      k.x1.forward(u, k.zx);
+      detail::silu_forward(k.zx, k.sigx, k.sx);
+      k.x2.forward(view(std::as_const(k.sx)), k.ox);
+      as_matrix(h_[l + 1]) += k.gamma(0, 0) * as_matrix(k.oh);
+      as_matrix(x_[l + 1]) += k.gamma(0, 1) * as_matrix(k.ox);
+    }
+    forward_branches_ = branches;
+    return x_.back();
+  }
+
+  /// Given dL/d(output positions): accumulates every parameter gradient (gammas included when the branches ran)
+  /// and leaves dL/dx (input positions) in position_gradient().
+  void backward(const Tensor<T, 2>& dpos) {
+    ACE_THROW_IF(in_ == nullptr, invalid_argument, "EGNN::backward called before forward");
+    ACE_THROW_IF(dpos.shape() != x_.back().shape(), shape_error, "EGNN::backward: expected a gradient of shape [",
+                 x_.back().shape()[0], ", ", x_.back().shape()[1], "], got [", dpos.shape()[0], ", ",
+                 dpos.shape()[1], "]");
+    const std::size_t rows = dpos.shape()[0], hd = options_.hidden, dim = options_.dim;
+    dx_[0] = dpos;
+    ensure_shape(dh_[0], rows, hd);
+    B::fill(dh_[0], T(0));
+    for (std::size_t l = blocks_.size(); l-- > 0;) {
+      Block& k = blocks_[l];
+      k.layer.backward(dh_[0], dx_[0], dh_[1], dx_[1]);
+      if (forward_branches_) {
+        k.gamma_grad(0, 0) += (as_matrix(dh_[0]).array() * as_matrix(k.oh).array()).sum();
+        k.gamma_grad(0, 1) += (as_matrix(dx_[0]).array() * as_matrix(k.ox).array()).sum();
+        // through the h branch: d input = (gamma_h dh) back through MLP_h
+        ensure_shape(k.dout_h, rows, hd);
+        as_matrix(k.dout_h) = k.gamma(0, 0) * as_matrix(dh_[0]);
+        ensure_shape(k.dhidden_h, rows, hd);
+        k.h2.backward(view(std::as_const(k.sh)), view(std::as_const(k.dout_h)), view(k.dhidden_h));
+        detail::silu_backward(k.sigh, k.sh, k.dhidden_h);
+        ensure_shape(k.dinput, rows, k.input.shape()[1]);
+        k.h1.backward(view(std::as_const(k.input)), view(std::as_const(k.dhidden_h)), view(k.dinput));
+        // through the x branch, into the u columns of dinput
+        ensure_shape(k.dout_x, rows, dim);
+        as_matrix(k.dout_x) = k.gamma(0, 1) * as_matrix(dx_[0]);
+        ensure_shape(k.dhidden_x, rows, hd);
+        k.x2.backward(view(std::as_const(k.sx)), view(std::as_const(k.dout_x)), view(k.dhidden_x));
+        detail::silu_backward(k.sigx, k.sx, k.dhidden_x);
+        const auto u = view(std::as_const(k.input)).columns(hd, k.input.shape()[1] - hd);
+        k.x1.backward(u, view(std::as_const(k.dhidden_x)), view(k.dinput).columns(hd, u.cols), T(1));
+        const auto di = as_matrix(view(std::as_const(k.dinput)));
+        as_matrix(dh_[1]) += di.leftCols(static_cast<Eigen::Index>(hd));
+        as_matrix(dx_[1]) += di.middleCols(static_cast<Eigen::Index>(hd), static_cast<Eigen::Index>(dim));
+      }
+      std::swap(dh_[0], dh_[1]);
+      std::swap(dx_[0], dx_[1]);
+    }
+    embedding_.backward(view(*in_), view(std::as_const(dh_[0])));
+  }
+  /// dL/d(input positions) of the last backward.
+  const Tensor<T, 2>& position_gradient() const { return dx_[0]; }
+
+  /// Branches on (f_eq + gamma f_neq) or off (f_eq). Has no effect on an EGNN built without `relaxed`.
+  void set_relaxation(bool on) { relaxation_ = on; }
+  bool relaxation() const { return relaxation_ && options_.relaxed; }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    embedding_.for_each_parameter("embedding.", f);
+    for (std::size_t l = 0; l < blocks_.size(); ++l) {
+      Block& k = blocks_[l];
+      const std::string prefix = detail::concat("layers.", l, ".");
+      k.layer.for_each_parameter(prefix, f);
+      if (!options_.relaxed) continue;
+      k.h1.for_each_parameter(prefix + "relax_h.0.", f);
+      k.h2.for_each_parameter(prefix + "relax_h.2.", f);
+      k.x1.for_each_parameter(prefix + "relax_x.0.", f);
+      k.x2.for_each_parameter(prefix + "relax_x.2.", f);
+      f(detail::param_view(prefix + "gamma", k.gamma, k.gamma_grad, Role::gamma));
+    }
+  }
+
+  /// The structure a checkpoint records.
+  std::string signature() const {
+    return detail::concat("EGNN(dim ", options_.dim, ", node ", options_.node_features, ", edge ",
+                          options_.edge_features, ", raw ", options_.raw_features, ", hidden ", options_.hidden,
+                          ", layers ", options_.layers, options_.relaxed ? ", relaxed" : "", ", graph ",
+                          graph_.nodes(), " nodes ", graph_.edges(), " edges)");
+  }
+
+ private:
+  struct Block {
+    EGNNLayer<T, B> layer;
+    Dense<T, B> h1, h2, x1, x2;
+    Tensor<T, 2> gamma, gamma_grad;
+    Tensor<T, 2> input, zh, sigh, sh, oh, zx, sigx, sx, ox;  // forward caches of the branches
+    Tensor<T, 2> dout_h, dhidden_h, dout_x, dhidden_x, dinput;  // their backward buffers
+  };
+
+  Graph graph_;
+  EGNNOptions options_;
+  Dense<T, B> embedding_;
+  std::vector<Block> blocks_;
+  std::vector<Tensor<T, 2>> h_, x_;
+  Tensor<T, 2> dh_[2], dx_[2];
+  const Tensor<T, 2>* in_ = nullptr;
+  bool relaxation_ = false, forward_branches_ = false;
+};
+
+/// A mini-batch of graphs with position targets, owning its tensors (see GraphInput for the shapes).
+template <class T>
+struct GraphBatch {
+  Tensor<T, 2> h, x, v, edge_attr, raw, target;
+
+  GraphInput<T> input() const { return {h, x, v, edge_attr, raw}; }
+
+  /// The batch moved by the Euclidean transformation p -> R p + t: positions and targets rotated and translated,
+  /// velocities rotated, invariant data (h, edge_attr) and raw node data unchanged. R may be any orthogonal matrix.
+  GraphBatch transformed(const Eigen::MatrixXd& rotation, const Eigen::VectorXd& translation) const {
+    const auto dim = static_cast<Eigen::Index>(x.shape()[1]);
+    ACE_THROW_IF(rotation.rows() != dim || rotation.cols() != dim || translation.size() != dim, shape_error,
+                 "GraphBatch::transformed: a ", rotation.rows(), " x ", rotation.cols(), " matrix and a ",
+                 translation.size(), "-vector for points in ", dim, " dimensions");
+    GraphBatch out = *this;
+    const auto rt = rotation.transpose().template cast<T>().eval();
+    const auto shift = translation.transpose().template cast<T>().eval();
+    as_matrix(out.x) = (as_matrix(x) * rt).rowwise() + shift;
+    as_matrix(out.target) = (as_matrix(target) * rt).rowwise() + shift;
+    as_matrix(out.v) = as_matrix(v) * rt;
+    return out;
+  }
+};
+
+/// An EGNN that regresses positions with the mean squared error over all coordinates, as a HomotopyModel for the
+/// ACE trainer (batch = GraphBatch<T>).
+template <class T, Backend B = Cpu>
+class EGNNRegression {
+ public:
+  using scalar = T;
+  using batch = GraphBatch<T>;
+
+  explicit EGNNRegression(EGNN<T, B> net) : net_(std::move(net)) {}
+
+  double loss_and_gradients(const batch& b) {
+    const double value = static_cast<double>(loss_.forward(net_.forward(b.input()), b.target));
+    net_.backward(loss_.backward());
+    return value;
+  }
+  double loss(const batch& b) { return static_cast<double>(loss_.forward(net_.forward(b.input()), b.target)); }
+  /// Predicted positions (the network's buffer).
+  const Tensor<T, 2>& predict(const batch& b) { return net_.forward(b.input()); }
+
+  void set_relaxation(bool on) { net_.set_relaxation(on); }
+  std::string signature() const { return net_.signature() + " MSELoss"; }
+  template <class F>
+  void for_each_parameter(F&& f) {
+    net_.for_each_parameter(f);
+  }
+  EGNN<T, B>& network() { return net_; }
+
+ private:
+  EGNN<T, B> net_;
+  MSELoss<T> loss_;
+};
+
+}  // namespace ace

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+// The N-body simulator: determinism, frame bookkeeping, conservation laws, the external field, the cache.
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "ace/data/nbody.hpp"
+#include "support.hpp"
+
+using namespace ace;
+using namespace ace::data;
+
+namespace {
+Eigen::Vector3d total_velocity(const NBodyTrajectory& t, std::size_t frame) {
+  Eigen::Vector3d s = Eigen::Vector3d::Zero();
+  for (std::size_t i = 0; i < t.particles; ++i)
+    for (int k = 0; k < 3; ++k) s[k] += t.velocity(frame, i, static_cast<std::size_t>(k));
+  return s;
+}
+}  // namespace
+
+TEST_CASE("nbody: the same seed gives the same system; frames are the states after 100 (k + 1) steps", "[nbody]") {
+  const NBodyOptions o;
+  Rng a(7), b(7);
+  const NBodyTrajectory ta = simulate_nbody(o, a), tb = simulate_nbody(o, b);
+  CHECK(ta.frames == 49);
+  CHECK(ta.positions == tb.positions);
+  CHECK(ta.charges == tb.charges);
+  // initial speeds are exactly 0.5: one kick of dt F later, |v| differs from 0.5 by at most dt * |F|
+  // A shorter run (two frames) reproduces the first two frames of the long one.
+  NBodyOptions shorter = o;
+  shorter.steps = 300;
+  shorter.input_frame = shorter.target_frame = 0;
+  Rng c(7);
+  const NBodyTrajectory ts = simulate_nbody(shorter, c);
+  REQUIRE(ts.frames == 2);
+  for (std::size_t i = 0; i < 2 * 5 * 3; ++i) {
+    CHECK(ts.positions[i] == ta.positions[i]);
+    CHECK(ts.velocities[i] == ta.velocities[i]);
+  }
+  for (double q : ta.charges) CHECK(std::abs(q) == 1.0);
+}
+
+TEST_CASE("nbody: momentum is conserved without a field; a field adds E t sum(q) along its axis", "[nbody]") {
+  NBodyOptions o;
+  o.force_clip = 1e300;  // clipping is the only thing that breaks Newton's third law
+  for (std::uint64_t s = 0; s < 5; ++s) {
+    Rng rng(s);
+    const NBodyTrajectory t = simulate_nbody(o, rng);
+    CHECK((total_velocity(t, 48) - total_velocity(t, 0)).norm() < 1e-9 * (1 + total_velocity(t, 0).norm()));
+  }
+  o.field = 0.8;
+  o.field_axis = {0.6, 0.0, 0.8};
+  Rng rng(3);
+  const NBodyTrajectory t = simulate_nbody(o, rng);
+  double q = 0.0;
+  for (double c : t.charges) q += c;
+  const Eigen::Vector3d axis(0.6, 0.0, 0.8);
+  const double time = 48 * 100 * o.dt;  // velocity kicks between the recordings of frame 0 and frame 48
+  CHECK((total_velocity(t, 48) - total_velocity(t, 0) - time * o.field * q * axis).norm() < 1e-9);
+}
+
+TEST_CASE("nbody: splits are prefixes of one seeded sequence; the cache round-trips and rejects a corrupt file",
+          "[nbody]") {
+  NBodyOptions o;
+  const NBodySamples a = make_nbody_samples(o, NBodySplit::train, 12, 5);
+  const NBodySamples b = make_nbody_samples(o, NBodySplit::train, 20, 5);
+  CHECK(std::equal(a.targets.begin(), a.targets.end(), b.targets.begin()));
+  const NBodySamples v = make_nbody_samples(o, NBodySplit::validation, 12, 5);
+  CHECK(v.positions != a.positions);
+  CHECK(make_nbody_samples(o, NBodySplit::train, 12, 6).positions != a.positions);
+  CHECK_THROWS_WITH(make_nbody_samples(o, NBodySplit::test, 2001, 5), Catch::Contains("holds 2000"));
+
+  test::TempDir dir("nbody-cache");
+  const NBodySamples made = load_or_make_nbody(dir.path, o, NBodySplit::train, 12, 5);
+  CHECK(made.targets == a.targets);
+  std::size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path)) {
+    ++files;
+    CHECK(entry.path().extension() == ".npy");
+  }
+  CHECK(files == 4);
+  const NBodySamples cached = load_or_make_nbody(dir.path, o, NBodySplit::train, 12, 5);
+  CHECK(cached.positions == a.positions);
+  CHECK(cached.charges == a.charges);
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path)) {
+    if (entry.path().string().find("targets") == std::string::npos) continue;
+    std::ofstream(entry.path(), std::ios::binary | std::ios::trunc) << "garbage";
+  }
+  CHECK_THROWS_AS(load_or_make_nbody(dir.path, o, NBodySplit::train, 12, 5), io_error);
+}
+
+TEST_CASE("nbody: batches hold |v|, [q_i q_j, |x_i - x_j|^2] per edge, and the charges as raw data", "[nbody]") {
+  const NBodyOptions o;
+  const NBodySamples s = make_nbody_samples(o, NBodySplit::train, 4, 9);
+  const std::vector<std::size_t> idx{3, 1};
+  const GraphBatch<double> b = nbody_batch<double>(s, idx);
+  const Graph g = Graph::complete(5);
+  REQUIRE(b.edge_attr.shape()[0] == 2 * g.edges());
+  for (std::size_t c = 0; c < 2; ++c) {
+    for (std::size_t e = 0; e < g.edges(); ++e) {
+      const std::size_t i = c * 5 + g.row(e), j = c * 5 + g.col(e);
+      CHECK(b.edge_attr(c * g.edges() + e, 0) == b.raw(i, 0) * b.raw(j, 0));
+      CHECK(b.edge_attr(c * g.edges() + e, 1) == Approx((as_matrix(b.x).row(i) - as_matrix(b.x).row(j)).squaredNorm()));
+    }
+    for (std::size_t i = 0; i < 5; ++i) {
+      CHECK(b.h(c * 5 + i, 0) == Approx(as_matrix(b.v).row(c * 5 + i).norm()));
+      CHECK(b.target(c * 5 + i, 2) == s.targets[(idx[c] * 5 + i) * 3 + 2]);
+    }
+  }
+  CHECK_THROWS_AS(nbody_batch<double>(s, std::vector<std::size_t>{4}), invalid_argument);
+}
+
+TEST_CASE("nbody: invalid options throw with the value", "[nbody][errors]") {
+  NBodyOptions o;
+  o.dt = -1.0;
+  CHECK_THROWS_WITH(o.validate(), Catch::Contains("-1"));
+  o = {};
+  o.field_axis = {1.0, 1.0, 0.0};
+  CHECK_THROWS_WITH(o.validate(), Catch::Contains("unit vector"));
+  o = {};
+  o.target_frame = 49;
+  CHECK_THROWS_AS(o.validate(), invalid_argument);
+}

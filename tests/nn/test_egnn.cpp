@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: MIT
+// EGNN: gradients against central differences, E(3) and permutation equivariance on every sampled element, the
+// relaxed EGNN at gamma = 0, the reference parameter count.
+#include <Eigen/Geometry>
+#include <catch2/catch.hpp>
+#include <numeric>
+
+#include "ace/constrained/equivariance.hpp"
+#include "ace/group/so3.hpp"
+#include "ace/nn/egnn.hpp"
+#include "support.hpp"
+
+using namespace ace;
+
+namespace {
+
+GraphBatch<double> random_graph_batch(const Graph& g, std::size_t batch, const EGNNOptions& o, Rng& rng) {
+  GraphBatch<double> b;
+  const std::size_t rows = batch * g.nodes();
+  const auto fill = [&](Tensor<double, 2>& t, std::size_t r, std::size_t c) {
+    t.resize({r, c});
+    for (auto& v : t) v = rng.normal();
+  };
+  fill(b.h, rows, o.node_features);
+  fill(b.x, rows, o.dim);
+  fill(b.v, rows, o.dim);
+  fill(b.edge_attr, batch * g.edges(), o.edge_features);
+  fill(b.raw, rows, o.raw_features);
+  fill(b.target, rows, o.dim);
+  return b;
+}
+
+/// A graph with unequal in-degrees (node 3 receives one message, node 1 three).
+Graph uneven_graph() { return Graph(4, {{0, 1}, {1, 0}, {1, 2}, {2, 1}, {2, 3}, {0, 3}, {3, 1}, {1, 3}}); }
+
+/// Largest relative gap between backward and central differences of L = Σ R ⊙ f over every parameter entry and
+/// every input position entry.
+double egnn_gradient_error(EGNN<double>& net, GraphBatch<double>& b, std::uint64_t seed) {
+  Rng rng(seed);
+  Tensor<double, 2> weights = net.forward(b.input());
+  for (auto& w : weights) w = rng.normal();
+  const auto loss = [&] {
+    const Tensor<double, 2>& y = net.forward(b.input());
+    return (as_matrix(y).array() * as_matrix(weights).array()).sum();
+  };
+  zero_grad(net);
+  net.forward(b.input());
+  net.backward(weights);
+  const Tensor<double, 2> dx = net.position_gradient();
+  std::vector<std::vector<double>> analytic;
+  net.for_each_parameter([&](ParamView<double> p) { analytic.emplace_back(p.grad.begin(), p.grad.end()); });
+  const double step = 1e-6;
+  double worst = 0.0;
+  const auto gap = [](double a, double n) { return std::abs(a - n) / std::max({1.0, std::abs(a), std::abs(n)}); };
+  for (std::size_t i = 0; i < b.x.size(); ++i) {
+    const double keep = b.x.data()[i];
+    b.x.data()[i] = keep + step;
+    const double up = loss();
+    b.x.data()[i] = keep - step;
+    const double down = loss();
+    b.x.data()[i] = keep;
+    worst = std::max(worst, gap(dx.data()[i], (up - down) / (2 * step)));
+  }
+  std::size_t index = 0;
+  net.for_each_parameter([&](ParamView<double> p) {
+    for (std::size_t i = 0; i < p.value.size(); ++i) {
+      const double keep = p.value[i];
+      p.value[i] = keep + step;
+      const double up = loss();
+      p.value[i] = keep - step;
+      const double down = loss();
+      p.value[i] = keep;
+      const double err = gap(analytic[index][i], (up - down) / (2 * step));
+      if (err > 1e-5) UNSCOPED_INFO(p.name << "[" << i << "]: " << analytic[index][i] << " vs " << (up - down) / (2 * step));
+      worst = std::max(worst, err);
+    }
+    ++index;
+  });
+  return worst;
+}
+
+void set_gammas(EGNN<double>& net, double value) {
+  net.for_each_parameter([&](ParamView<double> p) {
+    if (p.role == Role::gamma)
+      for (auto& g : p.value) g = value;
+  });
+}
+
+}  // namespace
+
+TEST_CASE("EGNN: the reference configuration has the reference's 134 020 parameters", "[egnn]") {
+  Rng rng(1);
+  EGNN<float> net(Graph::complete(5), {.node_features = 1, .edge_features = 2, .hidden = 64, .layers = 4}, rng);
+  CHECK(parameter_count(net) == 134020);
+  std::size_t gammas = 0;
+  EGNN<float> relaxed(Graph::complete(5),
+                      {.node_features = 1, .edge_features = 2, .raw_features = 1, .layers = 4, .relaxed = true}, rng);
+  relaxed.for_each_parameter([&](ParamView<float> p) { gammas += p.role == Role::gamma ? p.value.size() : 0; });
+  CHECK(gammas == 8);  // gamma_h and gamma_x per layer
+}
+
+TEST_CASE("EGNN: gradients match central differences (double)", "[egnn][gradients]") {
+  const bool relaxed = GENERATE(false, true);
+  const bool uneven = GENERATE(false, true);
+  const double clamp = GENERATE(100.0, 0.05);  // 0.05: some relative moves are clamped
+  CAPTURE(relaxed, uneven, clamp);
+  Rng rng(test::seed(11, "egnn gradients"));
+  const Graph g = uneven ? uneven_graph() : Graph::complete(4);
+  const EGNNOptions o{.node_features = 2, .edge_features = 2, .raw_features = 1, .hidden = 6, .layers = 2,
+                      .relaxed = relaxed, .coord_clamp = clamp};
+  EGNN<double> net(g, o, rng);
+  if (relaxed) set_gammas(net, 0.7);
+  auto b = random_graph_batch(g, 3, o, rng);
+  CHECK(egnn_gradient_error(net, b, 5) < 1e-6);
+}
+
+TEST_CASE("EGNN: E(3)-equivariant on the SO(3) grid, with reflections and a translation", "[egnn][equivariance]") {
+  const bool uneven = GENERATE(false, true);
+  Rng rng(test::seed(12, "egnn e3 equivariance"));
+  const Graph g = uneven ? uneven_graph() : Graph::complete(5);
+  const EGNNOptions o{.node_features = 1, .edge_features = 2, .raw_features = 1, .hidden = 16, .layers = 3,
+                      .relaxed = true};
+  EGNNRegression<double> model(EGNN<double>(g, o, rng));
+  const auto b = random_graph_batch(g, 4, o, rng);
+  const auto grid = so3_grid(24);
+
+  SECTION("strict: the branches off") {
+    model.set_relaxation(false);
+    const EquivarianceError e = euclidean_equivariance_error(model, b, grid);
+    CHECK(e.transformations == 48);
+    CHECK(e.max < 1e-12);
+  }
+  SECTION("relaxed at gamma = 0 is exactly the strict model, and exactly equivariant") {
+    model.set_relaxation(false);
+    const Tensor<double, 2> strict = model.predict(b);
+    model.set_relaxation(true);
+    set_gammas(model.network(), 0.0);
+    CHECK(as_matrix(model.predict(b)) == as_matrix(strict));
+    CHECK(euclidean_equivariance_error(model, b, grid).max < 1e-12);
+  }
+  SECTION("relaxed at gamma = 1 is not equivariant, and the error grows with gamma") {
+    model.set_relaxation(true);
+    set_gammas(model.network(), 0.01);
+    const double small = euclidean_equivariance_error(model, b, grid).max;
+    set_gammas(model.network(), 1.0);
+    const double large = euclidean_equivariance_error(model, b, grid).max;
+    CHECK(small > 1e-5);
+    CHECK(large > 10 * small);
+  }
+}
+
+TEST_CASE("EGNN: permuting the nodes permutes the output", "[egnn][equivariance]") {
+  Rng rng(test::seed(13, "egnn permutations"));
+  const std::size_t n = 5;
+  const Graph g = Graph::complete(n);
+  const EGNNOptions o{.node_features = 1, .edge_features = 2, .raw_features = 1, .hidden = 12, .layers = 2};
+  EGNN<double> net(g, o, rng);
+  const auto b = random_graph_batch(g, 3, o, rng);
+  const Tensor<double, 2> y = net.forward(b.input());
+  std::vector<std::size_t> perm(n);
+  std::iota(perm.begin(), perm.end(), 0);
+  for (int trial = 0; trial < 6; ++trial) {
+    for (std::size_t i = n - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(i + 1)]);
+    // node i moves to perm[i]; edge (i, j) moves to the slot of (perm[i], perm[j]) in Graph::complete's order
+    const auto slot = [&](std::size_t i, std::size_t j) { return i * (n - 1) + (j < i ? j : j - 1); };
+    GraphBatch<double> p = b;
+    for (std::size_t s = 0; s < 3; ++s) {
+      for (std::size_t i = 0; i < n; ++i) {
+        as_matrix(p.h).row(s * n + perm[i]) = as_matrix(b.h).row(s * n + i);
+        as_matrix(p.x).row(s * n + perm[i]) = as_matrix(b.x).row(s * n + i);
+        as_matrix(p.v).row(s * n + perm[i]) = as_matrix(b.v).row(s * n + i);
+        as_matrix(p.raw).row(s * n + perm[i]) = as_matrix(b.raw).row(s * n + i);
+        for (std::size_t j = 0; j < n; ++j)
+          if (i != j)
+            as_matrix(p.edge_attr).row(s * g.edges() + slot(perm[i], perm[j])) =
+                as_matrix(b.edge_attr).row(s * g.edges() + slot(i, j));
+      }
+    }
+    const Tensor<double, 2>& yp = net.forward(p.input());
+    double err = 0.0;
+    for (std::size_t s = 0; s < 3; ++s)
+      for (std::size_t i = 0; i < n; ++i)
+        err = std::max(err, (as_matrix(yp).row(s * n + perm[i]) - as_matrix(y).row(s * n + i)).norm());
+    CHECK(err < 1e-12);
+  }
+}
+
+TEST_CASE("EGNN: a batch gives the same output as its samples one by one", "[egnn]") {
+  Rng rng(test::seed(14, "egnn batch"));
+  const Graph g = uneven_graph();
+  const EGNNOptions o{.node_features = 1, .edge_features = 2, .raw_features = 1, .hidden = 8, .layers = 2,
+                      .relaxed = true};
+  EGNN<double> net(g, o, rng);
+  const auto b = random_graph_batch(g, 20, o, rng);  // large enough for the parallel loops
+  const Tensor<double, 2> y = net.forward(b.input());
+  for (std::size_t s = 0; s < 20; s += 7) {
+    GraphBatch<double> one;
+    const auto rows = [&](const Tensor<double, 2>& t, std::size_t per) {
+      Tensor<double, 2> out({per, t.shape()[1]});
+      as_matrix(out) = as_matrix(t).middleRows(static_cast<Eigen::Index>(s * per), static_cast<Eigen::Index>(per));
+      return out;
+    };
+    one.h = rows(b.h, 4);
+    one.x = rows(b.x, 4);
+    one.v = rows(b.v, 4);
+    one.raw = rows(b.raw, 4);
+    one.edge_attr = rows(b.edge_attr, g.edges());
+    const Tensor<double, 2>& ys = net.forward(one.input());
+    CHECK((as_matrix(ys) - as_matrix(y).middleRows(static_cast<Eigen::Index>(4 * s), 4)).norm() < 1e-12);
+  }
+}
+
+TEST_CASE("EGNN: bad graphs and shapes throw with the values", "[egnn][errors]") {
+  CHECK_THROWS_WITH(Graph(3, {{0, 3}}), Catch::Contains("edge (0, 3) on 3 nodes"));
+  CHECK_THROWS_WITH(Graph(3, {{1, 1}}), Catch::Contains("self-loop at node 1"));
+  Rng rng(1);
+  const EGNNOptions o{.node_features = 1, .edge_features = 2, .hidden = 4, .layers = 1};
+  EGNN<double> net(Graph::complete(3), o, rng);
+  auto b = random_graph_batch(Graph::complete(3), 2, o, rng);
+  b.edge_attr.resize({5, 2});
+  CHECK_THROWS_AS(net.forward(b.input()), shape_error);
+  CHECK_THROWS_WITH(EGNN<double>(Graph::complete(3), {.layers = 0}, rng), Catch::Contains("layers 0"));
+  Tensor<double, 2> dy({6, 3});
+  EGNN<double> fresh(Graph::complete(3), o, rng);
+  CHECK_THROWS_AS(fresh.backward(dy), invalid_argument);
+}
