@@ -210,6 +210,39 @@ TEST_CASE("EGNN: a batch gives the same output as its samples one by one", "[egn
   }
 }
 
+TEST_CASE("EGNN regression: data-parallel workers give the loss and gradients of one pass", "[egnn]") {
+  Rng rng(test::seed(15, "egnn workers"));
+  const Graph g = Graph::complete(4);
+  const EGNNOptions o{.node_features = 1, .edge_features = 2, .raw_features = 1, .hidden = 8, .layers = 2,
+                      .relaxed = true};
+  const EGNN<double> net(g, o, rng);
+  const auto b = random_graph_batch(g, 7, o, rng);  // 7 graphs: chunks of unequal size
+  const auto gradients = [&](EGNNRegression<double>& m, double& loss) {
+    zero_grad(m);
+    loss = m.loss_and_gradients(b);
+    std::vector<double> all;
+    m.for_each_parameter([&](ParamView<double> p) { all.insert(all.end(), p.grad.begin(), p.grad.end()); });
+    return all;
+  };
+  EGNNRegression<double> one(net);
+  double l1 = 0.0;
+  const std::vector<double> g1 = gradients(one, l1);
+  for (std::size_t workers : {2, 3, 7, 9}) {
+    CAPTURE(workers);
+    EGNNRegression<double> many(net, {.workers = workers});
+    double lw = 0.0;
+    const std::vector<double> gw = gradients(many, lw);
+    CHECK(lw == Approx(l1).epsilon(1e-12));
+    CHECK(many.loss(b) == Approx(l1).epsilon(1e-12));
+    double worst = 0.0;
+    for (std::size_t i = 0; i < g1.size(); ++i) worst = std::max(worst, std::abs(gw[i] - g1[i]) / (1 + std::abs(g1[i])));
+    CHECK(worst < 1e-12);
+    double again = 0.0;
+    CHECK(gradients(many, again) == gw);  // a second step with the same weights: the same bits
+  }
+  CHECK_THROWS_AS(EGNNRegression<double>(net, {.workers = 0}), invalid_argument);
+}
+
 TEST_CASE("EGNN: bad graphs and shapes throw with the values", "[egnn][errors]") {
   CHECK_THROWS_WITH(Graph(3, {{0, 3}}), Catch::Contains("edge (0, 3) on 3 nodes"));
   CHECK_THROWS_WITH(Graph(3, {{1, 1}}), Catch::Contains("self-loop at node 1"));
@@ -223,4 +256,19 @@ TEST_CASE("EGNN: bad graphs and shapes throw with the values", "[egnn][errors]")
   Tensor<double, 2> dy({6, 3});
   EGNN<double> fresh(Graph::complete(3), o, rng);
   CHECK_THROWS_AS(fresh.backward(dy), invalid_argument);
+}
+
+TEST_CASE("SiLU buffers: values of z * sigmoid(z) in float and double", "[egnn]") {
+  Tensor<double, 2> z({1, 9});
+  const double values[] = {-40.0, -8.0, -1.5, -1e-3, 0.0, 1e-3, 0.7, 6.0, 40.0};
+  std::copy(std::begin(values), std::end(values), z.begin());
+  Tensor<double, 2> sig, s;
+  detail::silu_forward(z, sig, s);
+  Tensor<float, 2> zf = xt::cast<float>(z), sigf, sf;
+  detail::silu_forward(zf, sigf, sf);
+  for (std::size_t i = 0; i < 9; ++i) {
+    const double exact = values[i] / (1.0 + std::exp(-values[i]));
+    CHECK(s(0, i) == Approx(exact).epsilon(1e-14).margin(1e-15));
+    CHECK(sf(0, i) == Approx(exact).epsilon(2e-6).margin(1e-6));
+  }
 }

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +20,10 @@
 #include "ace/random.hpp"
 #include "ace/tensor/cpu.hpp"
 #include "ace/tensor/parallel.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 namespace ace {
 
@@ -566,6 +571,39 @@ struct GraphBatch {
   }
 };
 
+/// Copies the graphs `graphs` of `all` (a batch of graphs with `nodes` nodes and `edges` edges each) into `out`,
+/// reusing out's buffers when the shapes match: mini-batches without allocations.
+template <class T>
+void select_graphs(const GraphBatch<T>& all, std::span<const std::size_t> graphs, std::size_t nodes,
+                   std::size_t edges, GraphBatch<T>& out) {
+  const std::size_t count = all.x.shape()[0] / nodes;
+  ACE_THROW_IF(nodes == 0 || all.x.shape()[0] % nodes != 0 || all.edge_attr.shape()[0] != count * edges, shape_error,
+               "select_graphs: a batch of ", all.x.shape()[0], " node rows and ", all.edge_attr.shape()[0],
+               " edge rows is not made of graphs with ", nodes, " nodes and ", edges, " edges");
+  const auto copy = [&](const Tensor<T, 2>& from, Tensor<T, 2>& to, std::size_t per) {
+    const std::size_t cols = from.shape()[1];
+    ensure_shape(to, graphs.size() * per, cols);
+    for (std::size_t g = 0; g < graphs.size(); ++g) {
+      ACE_THROW_IF(graphs[g] >= count, invalid_argument, "select_graphs: graph ", graphs[g], " of ", count);
+      std::copy_n(from.data() + graphs[g] * per * cols, per * cols, to.data() + g * per * cols);
+    }
+  };
+  copy(all.h, out.h, nodes);
+  copy(all.x, out.x, nodes);
+  copy(all.v, out.v, nodes);
+  copy(all.raw, out.raw, nodes);
+  copy(all.target, out.target, nodes);
+  copy(all.edge_attr, out.edge_attr, edges);
+}
+
+struct EGNNRegressionOptions {
+  /// Data parallelism: the batch's graphs are split into this many contiguous chunks, each run forward and backward
+  /// on its own copy of the network in its own OpenMP thread (single-threaded GEMMs inside), and the gradients are
+  /// summed. 1 = one pass over the whole batch (GEMMs and loops may still use several threads). Results depend on
+  /// `workers` only at the rounding level (the order of the gradient sums), never on how many threads run them.
+  std::size_t workers = 1;
+};
+
 /// An EGNN that regresses positions with the mean squared error over all coordinates, as a HomotopyModel for the
 /// ACE trainer (batch = GraphBatch<T>).
 template <class T, Backend B = Cpu>
@@ -574,14 +612,14 @@ class EGNNRegression {
   using scalar = T;
   using batch = GraphBatch<T>;
 
-  explicit EGNNRegression(EGNN<T, B> net) : net_(std::move(net)) {}
-
-  double loss_and_gradients(const batch& b) {
-    const double value = static_cast<double>(loss_.forward(net_.forward(b.input()), b.target));
-    net_.backward(loss_.backward());
-    return value;
+  explicit EGNNRegression(EGNN<T, B> net, EGNNRegressionOptions options = {})
+      : net_(std::move(net)), workers_(options.workers) {
+    ACE_THROW_IF(workers_ == 0, invalid_argument, "EGNNRegressionOptions::workers must be >= 1, got 0");
   }
-  double loss(const batch& b) { return static_cast<double>(loss_.forward(net_.forward(b.input()), b.target)); }
+
+  double loss_and_gradients(const batch& b) { return run(b, true); }
+  /// The loss on a batch without gradients (evaluation), with the branches as currently set.
+  double loss(const batch& b) { return run(b, false); }
   /// Predicted positions (the network's buffer).
   const Tensor<T, 2>& predict(const batch& b) { return net_.forward(b.input()); }
 
@@ -592,10 +630,81 @@ class EGNNRegression {
     net_.for_each_parameter(f);
   }
   EGNN<T, B>& network() { return net_; }
+  std::size_t workers() const { return workers_; }
 
  private:
+  struct Worker {
+    EGNN<T, B> net;
+    MSELoss<T> loss;
+    batch part;
+    Tensor<T, 2> dy;
+    std::vector<std::span<T>> values, grads;
+  };
+
+  double run(const batch& b, bool gradients) {
+    const std::size_t nodes = net_.graph().nodes(), graphs = b.x.shape()[0] / nodes;
+    const std::size_t w = std::min(workers_, graphs);
+    if (w <= 1) {
+      const double value = static_cast<double>(loss_.forward(net_.forward(b.input()), b.target));
+      if (gradients) net_.backward(loss_.backward());
+      return value;
+    }
+    prepare(w);
+    std::vector<double> losses(w);
+    const double total = static_cast<double>(b.x.size());
+#if defined(_OPENMP)
+    const int threads = std::min(static_cast<int>(w), omp_get_max_threads());
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+    for (std::size_t k = 0; k < w; ++k) {
+      Worker& wk = workers_state_[k];
+      const std::size_t first = graphs * k / w, last = graphs * (k + 1) / w;
+      std::vector<std::size_t> idx(last - first);
+      for (std::size_t g = first; g < last; ++g) idx[g - first] = g;
+      select_graphs(b, idx, nodes, net_.graph().edges(), wk.part);
+      wk.net.set_relaxation(net_.relaxation());
+      for (std::size_t p = 0; p < wk.values.size(); ++p)  // this step's weights
+        std::copy(values_[p].begin(), values_[p].end(), wk.values[p].begin());
+      const T part = wk.loss.forward(wk.net.forward(wk.part.input()), wk.part.target);
+      const T share = static_cast<T>(static_cast<double>(wk.part.x.size()) / total);
+      losses[k] = static_cast<double>(part) * static_cast<double>(share);
+      if (gradients) {
+        ensure_shape(wk.dy, wk.part.x.shape()[0], wk.part.x.shape()[1]);
+        as_matrix(wk.dy) = share * as_matrix(wk.loss.backward());
+        for (auto& g : wk.grads) std::fill(g.begin(), g.end(), T(0));
+        wk.net.backward(wk.dy);
+      }
+    }
+    if (gradients)
+      for (std::size_t k = 0; k < w; ++k)  // a fixed order: the same sums for any thread count
+        for (std::size_t p = 0; p < grads_.size(); ++p)
+          for (std::size_t i = 0; i < grads_[p].size(); ++i) grads_[p][i] += workers_state_[k].grads[p][i];
+    double value = 0.0;
+    for (double l : losses) value += l;
+    return value;
+  }
+
+  void prepare(std::size_t w) {
+    if (values_.empty())
+      net_.for_each_parameter([&](ParamView<T> p) {
+        values_.push_back(p.value);
+        grads_.push_back(p.grad);
+      });
+    while (workers_state_.size() < w) {
+      workers_state_.push_back(Worker{net_, {}, {}, {}, {}, {}});
+      Worker& wk = workers_state_.back();
+      wk.net.for_each_parameter([&](ParamView<T> p) {
+        wk.values.push_back(p.value);
+        wk.grads.push_back(p.grad);
+      });
+    }
+  }
+
   EGNN<T, B> net_;
   MSELoss<T> loss_;
+  std::size_t workers_;
+  std::vector<Worker> workers_state_;  // std::vector<Worker>: spans stay valid, Worker's tensors live on the heap
+  std::vector<std::span<T>> values_, grads_;
 };
 
 }  // namespace ace

@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Side by side in one run: an ace benchmark (1 and 2 threads; one or more builds, e.g. Eigen's own GEMM and the
+ACE_WITH_BLAS build on OpenBLAS) against the same computation in PyTorch (1 and 2 threads), float32.
+
+  --case deepsets  DeepSets layer, batch 64, set size 100, 256 -> 256: forward and forward+backward
+                   (bench_sets against deepsets_torch.py)
+  --case egnn      N-body EGNN, 5 particles, hidden 64, 4 layers, batch 100: forward and one training step
+                   (forward, MSE, backward, Adam) (bench_egnn against egnn_torch.py)
+
+PyTorch runs twice: tuned (OPENBLAS_CORETYPE=Cooperlake OMP_WAIT_POLICY=PASSIVE) and with its default setup.
+The headline ratio is PyTorch's best tuned time over ace's best time. Rounds alternate ace and PyTorch, and each
+side keeps its best round, so background load on a shared machine penalises neither side systematically.
+
+  /usr/bin/python3 benchmarks/peers/compare.py --case deepsets \
+      --bench eigen=build/release/benchmarks/bench_sets --bench blas=build/release-blas/benchmarks/bench_sets
+  /usr/bin/python3 benchmarks/peers/compare.py --case egnn --bench eigen=build/release/benchmarks/bench_egnn
+"""
+import argparse
+import json
+import os
+import pathlib
+import re
+import subprocess
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+CASES = {
+    # ace benchmark filter, how an ace benchmark name maps to a kind, the PyTorch script, samples per step
+    "deepsets": ("deepsets/", lambda name: "forward_backward" if "forward+backward" in name else "forward",
+                 "deepsets_torch.py", 64),
+    "egnn": ("egnn/.*relaxed:0", lambda name: "train_step" if "train_step" in name else "forward",
+             "egnn_torch.py", 100),
+}
+
+
+def ace_ms(case, bench, threads):
+    flt, kind_of, _, _ = CASES[case]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    out = subprocess.run([bench, f"--benchmark_filter={flt}", "--benchmark_min_time=0.5",
+                          "--benchmark_format=json"], env=env, check=True, capture_output=True, text=True).stdout
+    times = {}
+    for b in json.loads(out)["benchmarks"]:
+        scale = {"ms": 1.0, "us": 1e-3, "ns": 1e-6}[b["time_unit"]]
+        times[kind_of(b["name"])] = b["real_time"] * scale
+    return times
+
+
+def torch_ms(case, threads, tuned):
+    env = dict(os.environ)
+    if tuned:
+        env.update(OPENBLAS_CORETYPE="Cooperlake", OMP_WAIT_POLICY="PASSIVE")
+    out = subprocess.run(["/usr/bin/python3", str(HERE / CASES[case][2]), "--threads", str(threads)], env=env,
+                         check=True, capture_output=True, text=True).stdout
+    return {k: float(v) for k, v in re.findall(r"(\w+)_ms=([\d.]+)", out)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", choices=sorted(CASES), default="deepsets")
+    parser.add_argument("--bench", action="append", metavar="NAME=PATH",
+                        help="an ace benchmark executable to measure (repeatable)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    benches = dict(b.split("=", 1) for b in (args.bench or [f"eigen=build/release/benchmarks/bench_{'sets' if args.case == 'deepsets' else 'egnn'}"])))
+    configs = [(f"ace ({name})", t, path) for name, path in benches.items() for t in (1, 2)]
+    configs += [("torch tuned", t, True) for t in (1, 2)] + [("torch default", t, False) for t in (1, 2)]
+    best = {}
+    for _ in range(args.rounds):
+        for name, threads, how in configs:
+            r = ace_ms(args.case, how, threads) if isinstance(how, str) else torch_ms(args.case, threads, how)
+            key = (name, threads)
+            best[key] = {k: min(v, best.get(key, r)[k]) for k, v in r.items()}
+
+    kinds = list(next(iter(best.values())))
+    per_step = CASES[args.case][3]
+    print("| implementation | threads | " + " | ".join(f"{k} (ms)" for k in kinds) + " | samples/s (last column) |")
+    print("|---|---:|" + "---:|" * (len(kinds) + 1))
+    for (name, threads), r in best.items():
+        cells = " | ".join(f"{r[k]:.2f}" for k in kinds)
+        print(f"| {name} | {threads} | {cells} | {1e3 * per_step / r[kinds[-1]]:.0f} |")
+
+    def fastest(name, kind):
+        return min(r[kind] for (n, _), r in best.items() if n == name)
+
+    for kind in kinds:
+        t, d = fastest("torch tuned", kind), fastest("torch default", kind)
+        for name in benches:
+            a = fastest(f"ace ({name})", kind)
+            print(f"{kind}: ace ({name}) {a:.2f} ms; PyTorch tuned {t:.2f} ms (ratio {t / a:.2f}x), "
+                  f"PyTorch default {d:.2f} ms (ratio {d / a:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

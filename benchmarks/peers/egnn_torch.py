@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""The N-body EGNN (velocity variant) in PyTorch, written the way the reference research code writes it
+(E_GCL_vel: index_select of h[row], h[col], concatenation, scatter-add/mean aggregation), at the shapes of
+benchmarks/nn/bench_egnn.cpp: 5 particles, complete graph (20 edges), hidden 64, 4 layers, batch 100, float32.
+Times the forward pass and one training step (forward, MSE, backward, Adam); prints them and samples per second.
+
+  /usr/bin/python3 benchmarks/peers/egnn_torch.py --threads 1
+"""
+import argparse
+import time
+
+import torch
+from torch import nn
+
+
+class EGCLVel(nn.Module):
+    def __init__(self, hidden, edge_features):
+        super().__init__()
+        act = nn.SiLU()
+        self.edge_mlp = nn.Sequential(nn.Linear(2 * hidden + 1 + edge_features, hidden), act,
+                                      nn.Linear(hidden, hidden), act)
+        self.node_mlp = nn.Sequential(nn.Linear(2 * hidden, hidden), act, nn.Linear(hidden, hidden))
+        last = nn.Linear(hidden, 1, bias=False)
+        nn.init.xavier_uniform_(last.weight, gain=0.001)
+        self.coord_mlp = nn.Sequential(nn.Linear(hidden, hidden), act, last)
+        self.coord_mlp_vel = nn.Sequential(nn.Linear(hidden, hidden), act, nn.Linear(hidden, 1))
+
+    def forward(self, h, edges, x, v, edge_attr):
+        row, col = edges
+        diff = x[row] - x[col]
+        radial = (diff ** 2).sum(1, keepdim=True)
+        m = self.edge_mlp(torch.cat([h[row], h[col], radial, edge_attr], dim=1))
+        trans = torch.clamp(diff * self.coord_mlp(m), min=-100, max=100)
+        count = torch.zeros(x.size(0), 1).index_add_(0, row, torch.ones(row.size(0), 1)).clamp(min=1)
+        x = x + torch.zeros_like(x).index_add_(0, row, trans) / count
+        x = x + self.coord_mlp_vel(h) * v
+        agg = torch.zeros(h.size(0), m.size(1)).index_add_(0, row, m)
+        h = h + self.node_mlp(torch.cat([h, agg], dim=1))
+        return h, x
+
+
+class EGNNVel(nn.Module):
+    def __init__(self, hidden=64, layers=4, edge_features=2):
+        super().__init__()
+        self.embedding = nn.Linear(1, hidden)
+        self.layers = nn.ModuleList([EGCLVel(hidden, edge_features) for _ in range(layers)])
+
+    def forward(self, h, x, edges, v, edge_attr):
+        h = self.embedding(h)
+        for layer in self.layers:
+            h, x = layer(h, edges, x, v, edge_attr)
+        return x
+
+
+def complete_edges(nodes, batch):
+    rows, cols = [], []
+    for b in range(batch):
+        for i in range(nodes):
+            for j in range(nodes):
+                if i != j:
+                    rows.append(b * nodes + i)
+                    cols.append(b * nodes + j)
+    return torch.tensor(rows), torch.tensor(cols)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=3.0)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    n = 5
+    model = EGNNVel(a.hidden, a.layers)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4, weight_decay=1e-12)
+    edges = complete_edges(n, a.batch)
+    x = torch.randn(a.batch * n, 3)
+    v = 0.5 * torch.randn(a.batch * n, 3)
+    h = v.norm(dim=1, keepdim=True)
+    q = torch.randint(0, 2, (a.batch * n, 1)).float() * 2 - 1
+    edge_attr = torch.cat([q[edges[0]] * q[edges[1]], ((x[edges[0]] - x[edges[1]]) ** 2).sum(1, keepdim=True)], 1)
+    target = x + v
+
+    def step():
+        opt.zero_grad()
+        loss = ((model(h, x, edges, v, edge_attr) - target) ** 2).mean()
+        loss.backward()
+        opt.step()
+
+    for _ in range(5):
+        step()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < a.seconds:
+        step()
+        steps += 1
+    elapsed = time.perf_counter() - start
+    with torch.no_grad():
+        for _ in range(3):
+            model(h, x, edges, v, edge_attr)
+        fsteps, fstart = 0, time.perf_counter()
+        while time.perf_counter() - fstart < a.seconds / 3:
+            model(h, x, edges, v, edge_attr)
+            fsteps += 1
+        felapsed = time.perf_counter() - fstart
+    print(f"threads={a.threads} parameters={sum(p.numel() for p in model.parameters())} "
+          f"forward_ms={1e3 * felapsed / fsteps:.3f} train_step_ms={1e3 * elapsed / steps:.3f} "
+          f"samples_per_second={a.batch * steps / elapsed:.0f}")
+
+
+if __name__ == "__main__":
+    main()
