@@ -30,7 +30,7 @@ CASES = {
     # ace benchmark filter, how an ace benchmark name maps to a kind, the PyTorch script, samples per step
     "deepsets": ("deepsets/", lambda name: "forward_backward" if "forward+backward" in name else "forward",
                  "deepsets_torch.py", 64),
-    "egnn": ("egnn/.*relaxed:0", lambda name: "train_step" if "train_step" in name else "forward",
+    "egnn": ("egnn/(train_step/relaxed:0/batch:100/workers:[12]|forward/relaxed:0)/", lambda name: "train_step" if "train_step" in name else "forward",
              "egnn_torch.py", 100),
 }
 
@@ -43,7 +43,8 @@ def ace_ms(case, bench, threads):
     times = {}
     for b in json.loads(out)["benchmarks"]:
         scale = {"ms": 1.0, "us": 1e-3, "ns": 1e-6}[b["time_unit"]]
-        times[kind_of(b["name"])] = b["real_time"] * scale
+        kind = kind_of(b["name"])  # several variants of one kind (e.g. EGNN worker counts): keep the fastest
+        times[kind] = min(times.get(kind, float("inf")), b["real_time"] * scale)
     return times
 
 
@@ -64,7 +65,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    benches = dict(b.split("=", 1) for b in (args.bench or [f"eigen=build/release/benchmarks/bench_{'sets' if args.case == 'deepsets' else 'egnn'}"])))
+    benches = dict(b.split("=", 1) for b in (args.bench or [f"eigen=build/release/benchmarks/bench_{'sets' if args.case == 'deepsets' else 'egnn'}"]))
     configs = [(f"ace ({name})", t, path) for name, path in benches.items() for t in (1, 2)]
     configs += [("torch tuned", t, True) for t in (1, 2)] + [("torch default", t, False) for t in (1, 2)]
     best = {}

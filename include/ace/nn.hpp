@@ -15,6 +15,7 @@
 #include "ace/nn/relaxed.hpp"
 #include "ace/nn/sequential.hpp"
 #include "ace/nn/set.hpp"
+#include "ace/nn/vector_neurons.hpp"
 #include "ace/tensor/backend.hpp"
 #include "ace/tensor/cpu.hpp"
 #include "ace/tensor/tensor.hpp"

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: MIT
+// Vector Neurons: gradients of every layer and of the classifier against central differences (double), O(3)
+// equivariance of every layer on the SO(3) grid with reflections, invariance of the classifier's logits to
+// rotations and point permutations, the relaxed classifier at gamma = 0.
+#include <catch2/catch.hpp>
+
+#include "ace/group/so3.hpp"
+#include "ace/nn/vector_neurons.hpp"
+#include "support.hpp"
+
+using namespace ace;
+
+namespace {
+
+Tensor<double, 2> random_vn(std::size_t points, std::size_t channels, Rng& rng) {
+  Tensor<double, 2> x({3 * points, channels});
+  for (auto& v : x) v = rng.normal();
+  return x;
+}
+
+/// Every point's 3 x C block multiplied by g from the left.
+Tensor<double, 2> act(const Eigen::Matrix3d& g, const Tensor<double, 2>& x) {
+  Tensor<double, 2> out(x.shape());
+  const auto c = static_cast<Eigen::Index>(x.shape()[1]);
+  for (std::size_t p = 0; p < x.shape()[0] / 3; ++p) {
+    const auto r = static_cast<Eigen::Index>(3 * p);
+    as_matrix(out).middleRows(r, 3) = g * as_matrix(x).middleRows(r, 3).leftCols(c);
+  }
+  return out;
+}
+
+std::vector<Eigen::Matrix3d> orthogonal_sample() {
+  std::vector<Eigen::Matrix3d> out;
+  for (const auto& r : so3_grid(12)) {
+    out.push_back(r);
+    out.push_back(-r);  // with the reflection x -> -x
+  }
+  return out;
+}
+
+/// Largest relative gap between backward and central differences of L = Σ W ⊙ layer(x), over x and every
+/// parameter entry.
+template <class Layer>
+double layer_gradient_error(Layer& layer, Tensor<double, 2> x, std::uint64_t seed) {
+  Rng rng(seed);
+  Tensor<double, 2> w = layer.forward(x);
+  for (auto& v : w) v = rng.normal();
+  const auto loss = [&] { return (as_matrix(layer.forward(x)).array() * as_matrix(w).array()).sum(); };
+  std::vector<std::vector<double>> analytic;
+  const auto params = [&](auto&& f) {
+    if constexpr (requires { layer.for_each_parameter(std::string(), f); }) layer.for_each_parameter("", f);
+  };
+  params([](ParamView<double> p) { std::fill(p.grad.begin(), p.grad.end(), 0.0); });
+  layer.forward(x);
+  const Tensor<double, 2> dx = layer.backward(w);
+  params([&](ParamView<double> p) { analytic.emplace_back(p.grad.begin(), p.grad.end()); });
+  const double h = 1e-6;
+  const auto gap = [](double a, double n) { return std::abs(a - n) / std::max({1.0, std::abs(a), std::abs(n)}); };
+  double worst = 0.0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double keep = x.data()[i];
+    x.data()[i] = keep + h;
+    const double up = loss();
+    x.data()[i] = keep - h;
+    const double down = loss();
+    x.data()[i] = keep;
+    worst = std::max(worst, gap(dx.data()[i], (up - down) / (2 * h)));
+  }
+  std::size_t k = 0;
+  params([&](ParamView<double> p) {
+    for (std::size_t i = 0; i < p.value.size(); ++i) {
+      const double keep = p.value[i];
+      p.value[i] = keep + h;
+      const double up = loss();
+      p.value[i] = keep - h;
+      const double down = loss();
+      p.value[i] = keep;
+      worst = std::max(worst, gap(analytic[k][i], (up - down) / (2 * h)));
+    }
+    ++k;
+  });
+  return worst;
+}
+
+/// max_g ||f(g x) - g f(x)|| / ||f(x)|| (or, for an invariant layer, ||f(g x) - f(x)||).
+template <class Layer>
+double layer_equivariance_error(Layer& layer, const Tensor<double, 2>& x, bool invariant = false) {
+  const Tensor<double, 2> y = layer.forward(x);
+  double worst = 0.0;
+  for (const auto& g : orthogonal_sample()) {
+    const Tensor<double, 2> expected = invariant ? y : act(g, y);
+    worst = std::max(worst, (as_matrix(layer.forward(act(g, x))) - as_matrix(expected)).norm() / as_matrix(y).norm());
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("VN layers: gradients match central differences (double)", "[vn][gradients]") {
+  Rng rng(test::seed(21, "vn gradients"));
+  const Tensor<double, 2> x = random_vn(10, 4, rng);
+  VNLinear<double> linear(4, 5, rng);
+  CHECK(layer_gradient_error(linear, x, 1) < 1e-7);
+  VNLeakyReLU<double> relu(4, rng, 0.2);
+  CHECK(layer_gradient_error(relu, x, 2) < 1e-6);
+  VNLeakyReLU<double> hard(4, rng, 0.0);
+  CHECK(layer_gradient_error(hard, x, 3) < 1e-6);
+  VNBatchNorm<double> norm(4);
+  CHECK(layer_gradient_error(norm, x, 4) < 1e-6);  // training mode: through the batch statistics too
+  norm.set_training(false);
+  CHECK(layer_gradient_error(norm, x, 5) < 1e-6);
+  VNMeanPool<double> pool(5);
+  CHECK(layer_gradient_error(pool, x, 6) < 1e-8);
+  VNInvariant<double> inv(4, rng);
+  CHECK(layer_gradient_error(inv, x, 7) < 1e-7);
+}
+
+TEST_CASE("VN layers: O(3)-equivariant on the SO(3) grid with reflections; the invariant layer invariant",
+          "[vn][equivariance]") {
+  Rng rng(test::seed(22, "vn equivariance"));
+  const Tensor<double, 2> x = random_vn(12, 6, rng);
+  VNLinear<double> linear(6, 3, rng);
+  CHECK(layer_equivariance_error(linear, x) < 1e-13);
+  VNLeakyReLU<double> relu(6, rng);
+  CHECK(layer_equivariance_error(relu, x) < 1e-13);
+  VNBatchNorm<double> norm(6);
+  CHECK(layer_equivariance_error(norm, x) < 1e-12);
+  VNMeanPool<double> pool(4);
+  CHECK(layer_equivariance_error(pool, x) < 1e-13);
+  VNInvariant<double> inv(6, rng);
+  CHECK(layer_equivariance_error(inv, x, true) < 1e-12);
+  // a plain dense map on the flattened features is not equivariant: the check can fail
+  Dense<double> dense(18, 18, rng);
+  struct Flat {
+    Dense<double>& d;
+    Tensor<double, 2> y;
+    const Tensor<double, 2>& forward(const Tensor<double, 2>& in) {
+      d.forward(reshaped(in, in.shape()[0] / 3, 18), y);
+      y.reshape({in.shape()[0], 6});
+      return y;
+    }
+  } flat{dense, {}};
+  CHECK(layer_equivariance_error(flat, x) > 0.1);
+}
+
+TEST_CASE("VN classifier: gradients, invariant logits, relaxed at gamma = 0", "[vn]") {
+  Rng rng(test::seed(23, "vn classifier"));
+  const std::size_t n = 8, clouds = 3;
+  const bool relaxed = GENERATE(false, true);
+  CAPTURE(relaxed);
+  VNClassifier<double> model({.points = n, .channels = {4, 5}, .hidden = 6, .classes = 3, .relaxed = relaxed}, rng);
+  VNClassifier<double>::batch b{random_vn(clouds * n, 1, rng), {0, 2, 1}};
+
+  SECTION("gradients of the loss against central differences") {
+    if (relaxed) model.for_each_parameter([](ParamView<double> p) {
+        if (p.role == Role::gamma) p.value[0] = 0.6;
+      });
+    std::vector<std::vector<double>> analytic;
+    model.for_each_parameter([](ParamView<double> p) { std::fill(p.grad.begin(), p.grad.end(), 0.0); });
+    model.loss_and_gradients(b);
+    model.for_each_parameter([&](ParamView<double> p) { analytic.emplace_back(p.grad.begin(), p.grad.end()); });
+    double worst = 0.0;
+    std::size_t k = 0;
+    model.for_each_parameter([&](ParamView<double> p) {
+      for (std::size_t i = 0; i < p.value.size(); ++i) {
+        const double keep = p.value[i];
+        p.value[i] = keep + 1e-6;
+        const double up = model.loss(b);
+        p.value[i] = keep - 1e-6;
+        const double down = model.loss(b);
+        p.value[i] = keep;
+        const double numeric = (up - down) / 2e-6;
+        worst = std::max(worst, std::abs(analytic[k][i] - numeric) / std::max(1.0, std::abs(numeric)));
+      }
+      ++k;
+    });
+    CHECK(worst < 1e-6);
+  }
+  SECTION("logits invariant to rotations, reflections and point permutations") {
+    model.set_relaxation(false);
+    const Tensor<double, 2> y = model.forward(b.points);
+    double worst = 0.0;
+    for (const auto& g : orthogonal_sample())
+      worst = std::max(worst, (as_matrix(model.forward(act(g, b.points))) - as_matrix(y)).norm());
+    CHECK(worst < 1e-11 * (1 + as_matrix(y).norm()));
+    Tensor<double, 2> shuffled = b.points;
+    for (std::size_t c = 0; c < clouds; ++c)
+      for (std::size_t p = 0; p < n; ++p)
+        for (std::size_t k = 0; k < 3; ++k) shuffled(3 * (c * n + (p * 5 + 3) % n) + k, 0) = b.points(3 * (c * n + p) + k, 0);
+    CHECK((as_matrix(model.forward(shuffled)) - as_matrix(y)).norm() < 1e-12 * (1 + as_matrix(y).norm()));
+    if (relaxed) {
+      model.set_relaxation(true);
+      model.for_each_parameter([](ParamView<double> p) {
+        if (p.role == Role::gamma) p.value[0] = 0.0;
+      });
+      CHECK(as_matrix(model.forward(b.points)) == as_matrix(y));
+      model.for_each_parameter([](ParamView<double> p) {
+        if (p.role == Role::gamma) p.value[0] = 1.0;
+      });
+      const Tensor<double, 2> yr = model.forward(b.points);
+      CHECK((as_matrix(model.forward(act(so3_grid(3)[1], b.points))) - as_matrix(yr)).norm() > 1e-3);
+    }
+  }
+}
+
+TEST_CASE("VN batch norm: running statistics and bad input", "[vn][errors]") {
+  Rng rng(1);
+  VNBatchNorm<double> norm(2, 0.1);
+  const Tensor<double, 2> x = random_vn(20, 2, rng);
+  norm.forward(x);
+  double mean = 0.0;
+  for (std::size_t p = 0; p < 20; ++p) mean += std::sqrt(x(3 * p, 0) * x(3 * p, 0) + x(3 * p + 1, 0) * x(3 * p + 1, 0) +
+                                                         x(3 * p + 2, 0) * x(3 * p + 2, 0)) + 1e-6;
+  CHECK(norm.running_mean()[0] == Approx(0.1 * mean / 20));
+  CHECK_THROWS_AS(norm.forward(random_vn(1, 2, rng)), invalid_argument);  // one point: no batch statistics
+  CHECK_THROWS_AS(norm.forward(random_vn(4, 3, rng)), shape_error);
+  Tensor<double, 2> bad({7, 2});
+  VNLinear<double> linear(2, 2, rng);
+  CHECK_THROWS_AS(linear.forward(bad), shape_error);
+  CHECK_THROWS_WITH(VNClassifier<double>({.points = 0}, rng), Catch::Contains("points 0"));
+}
