@@ -50,6 +50,24 @@ const char* usage =
     "  --out DIR      where the logs, plots and results go: DIR/<method>/seed<s>/{log.csv,*.svg}, DIR/*.svg,\n"
     "                 DIR/results.csv\n";
 
+/// The whole of `text` as a number (a finite one, for floating point), or invalid_argument naming the flag.
+template <class T>
+T parse_number(const std::string& flag, const std::string& text) {
+  std::size_t used = 0;
+  T v{};
+  try {
+    if constexpr (std::is_floating_point_v<T>) v = static_cast<T>(std::stod(text, &used));
+    else v = static_cast<T>(std::stoull(text, &used));
+  } catch (const std::exception&) {
+    used = std::string::npos;
+  }
+  bool ok = used == text.size() && text.find('-') == std::string::npos;
+  if constexpr (std::is_floating_point_v<T>) ok = used == text.size() && std::isfinite(v);
+  ACE_THROW_IF(!ok, invalid_argument, flag, ": expected ", std::is_floating_point_v<T> ? "a number" : "an integer",
+               ", got '", text, "'");
+  return v;
+}
+
 template <class T>
 std::vector<T> split_list(const std::string& flag, const std::string& text) {
   std::vector<T> out;
@@ -57,12 +75,7 @@ std::vector<T> split_list(const std::string& flag, const std::string& text) {
   std::string item;
   while (std::getline(ss, item, ',')) {
     if constexpr (std::is_same_v<T, std::string>) out.push_back(item);
-    else {
-      std::size_t used = 0;
-      const unsigned long long v = std::stoull(item, &used);
-      ACE_THROW_IF(used != item.size(), invalid_argument, flag, ": '", item, "' is not a number");
-      out.push_back(static_cast<T>(v));
-    }
+    else out.push_back(parse_number<T>(flag, item));
   }
   ACE_THROW_IF(out.empty(), invalid_argument, flag, ": empty list");
   return out;
@@ -91,19 +104,11 @@ Config parse(int argc, char** argv) {
     ACE_THROW_IF(i + 1 >= args.size(), invalid_argument, flag, " needs a value\n", usage);
     const std::string value = args[++i];
     const auto count = [&] {
-      std::size_t used = 0;
-      const unsigned long long v = std::stoull(value, &used);
-      ACE_THROW_IF(used != value.size() || v == 0, invalid_argument, flag, ": expected a positive integer, got '",
-                   value, "'");
+      const unsigned long long v = parse_number<unsigned long long>(flag, value);
+      ACE_THROW_IF(v == 0, invalid_argument, flag, ": expected a positive integer, got '", value, "'");
       return static_cast<std::size_t>(v);
     };
-    const auto real = [&] {
-      std::size_t used = 0;
-      const double v = std::stod(value, &used);
-      ACE_THROW_IF(used != value.size() || !std::isfinite(v), invalid_argument, flag, ": expected a number, got '",
-                   value, "'");
-      return v;
-    };
+    const auto real = [&] { return parse_number<double>(flag, value); };
     if (flag == "--preset") continue;
     else if (flag == "--methods") c.methods = split_list<std::string>(flag, value);
     else if (flag == "--seeds") c.seeds = split_list<std::uint64_t>(flag, value);

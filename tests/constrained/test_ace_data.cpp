@@ -110,3 +110,26 @@ TEST_CASE("ace on broken symmetry: the resilient slack stays above 0, the equali
   CHECK(max_abs(eq.gamma, tail) > 0.5);
   CHECK(res.relaxed_loss < 0.01 * eq.deployed_loss);  // the slack buys a fit of the symmetry-breaking part
 }
+
+TEST_CASE("equivariance_error of a relaxed model: 0 deployed or at gamma = 0, grows with gamma", "[ace][data]") {
+  const Data d = teacher(32, 0.0, 5);
+  Rng rng(3);
+  Model model{Net(rng)};
+  const Model::batch b{d.x, d.y};
+  model.set_relaxation(false);
+  CHECK(equivariance_error(model, b, 1) < 1e-12);
+  model.set_relaxation(true);
+  const auto set_gamma = [&](double g) {
+    model.for_each_parameter([&](ParamView<double> p) {
+      if (p.role == Role::gamma) p.value[0] = g;
+    });
+  };
+  set_gamma(0.0);
+  CHECK(equivariance_error(model, b, 1) < 1e-12);
+  set_gamma(0.1);
+  const double small = equivariance_error(model, b, 1);
+  set_gamma(1.0);
+  const double large = equivariance_error(model, b, 1);
+  CHECK(small > 1e-3);
+  CHECK(large > 5 * small);  // METHOD.md §9: bounded by a constant times |gamma|, and it does grow with it
+}
