@@ -6,8 +6,10 @@ benchmarks/nn/bench_egnn.cpp: 5 particles, complete graph (20 edges), hidden 64,
 Times the forward pass and one training step (forward, MSE, backward, Adam); prints them and samples per second.
 
   /usr/bin/python3 benchmarks/peers/egnn_torch.py --threads 1
+  build/release/benchmarks/egnn_export /tmp/egnn && /usr/bin/python3 benchmarks/peers/egnn_torch.py --check /tmp/egnn
 """
 import argparse
+import pathlib
 import time
 
 import torch
@@ -64,14 +66,44 @@ def complete_edges(nodes, batch):
     return torch.tensor(rows), torch.tensor(cols)
 
 
+def check(directory):
+    """Loads the parameters and batch written by egnn_export (benchmarks/peers/egnn_export.cpp) into this model, in
+    double precision, and compares the predictions, the loss and every parameter gradient with ace's."""
+    import numpy as np
+    d = pathlib.Path(directory)
+    load = lambda name: torch.from_numpy(np.load(d / name))
+    torch.set_default_dtype(torch.float64)
+    model = EGNNVel(64, 4)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(load(f"param.{name}.npy").reshape(p.shape))
+    h, x, v, edge_attr, target = (load(f"{n}.npy") for n in ("h", "x", "v", "edge_attr", "target"))
+    edges = complete_edges(5, x.shape[0] // 5)
+    prediction = model(h, x, edges, v, edge_attr)
+    loss = ((prediction - target) ** 2).mean()
+    loss.backward()
+    rel = lambda a, b: float((a - b).abs().max() / b.abs().max().clamp(min=1e-300))
+    # the last layer's node MLP never reaches the output: PyTorch leaves its gradient None, ace leaves it 0
+    grad = lambda p: p.grad if p.grad is not None else torch.zeros_like(p)
+    worst_grad = max(float((load(f"grad.{n}.npy").reshape(p.shape) - grad(p)).abs().max()) /
+                     max(float(grad(p).abs().max()), 1e-12) for n, p in model.named_parameters())
+    report = {"prediction": rel(load("prediction.npy"), prediction), "loss": rel(load("loss.npy"), loss.reshape(1)),
+              "gradients": worst_grad}
+    print(" ".join(f"{k}_max_relative_difference={v:.3g}" for k, v in report.items()))
+    return max(report.values()) < 1e-10
+
+
 def main():
     p = argparse.ArgumentParser()
+    p.add_argument("--check", metavar="DIR", help="compare with ace's EGNN exported by egnn_export DIR, then exit")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--seconds", type=float, default=3.0)
     a = p.parse_args()
+    if a.check:
+        raise SystemExit(0 if check(a.check) else 1)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     n = 5

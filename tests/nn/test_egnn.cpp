@@ -7,6 +7,7 @@
 
 #include "ace/constrained/equivariance.hpp"
 #include "ace/group/so3.hpp"
+#include "ace/io/checkpoint.hpp"
 #include "ace/nn/egnn.hpp"
 #include "support.hpp"
 
@@ -241,6 +242,25 @@ TEST_CASE("EGNN regression: data-parallel workers give the loss and gradients of
     CHECK(gradients(many, again) == gw);  // a second step with the same weights: the same bits
   }
   CHECK_THROWS_AS(EGNNRegression<double>(net, {.workers = 0}), invalid_argument);
+}
+
+TEST_CASE("EGNN: checkpoints round-trip; another architecture is refused", "[egnn][io]") {
+  Rng rng(31);
+  const Graph g = Graph::complete(4);
+  const EGNNOptions o{.node_features = 1, .edge_features = 2, .raw_features = 1, .hidden = 8, .layers = 2,
+                      .relaxed = true};
+  EGNNRegression<double> a(EGNN<double>(g, o, rng)), b(EGNN<double>(g, o, rng));
+  const auto batch = random_graph_batch(g, 3, o, rng);
+  test::TempDir dir("egnn-checkpoint");
+  io::save_checkpoint(dir.path / "ckpt", a);
+  const Tensor<double, 2> expected = a.predict(batch);
+  CHECK(as_matrix(b.predict(batch)) != as_matrix(expected));
+  io::load_checkpoint(dir.path / "ckpt", b);
+  CHECK(as_matrix(b.predict(batch)) == as_matrix(expected));
+  EGNNOptions wider = o;
+  wider.hidden = 9;
+  EGNNRegression<double> c(EGNN<double>(g, wider, rng));
+  CHECK_THROWS_WITH(io::load_checkpoint(dir.path / "ckpt", c), Catch::Contains("hidden 8"));
 }
 
 TEST_CASE("EGNN: bad graphs and shapes throw with the values", "[egnn][errors]") {

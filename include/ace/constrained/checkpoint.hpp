@@ -64,13 +64,11 @@ template <class Trainer>
 std::string training_signature(Trainer& t) {
   using M = std::remove_reference_t<decltype(t.model())>;
   std::string s = std::string(std::remove_cvref_t<decltype(t.policy())>::name);
-  if constexpr (requires { { t.model().signature() } -> std::convertible_to<std::string>; })
-    s += " " + std::string(t.model().signature());  // static, or fixed at run time (e.g. an EGNN's widths)
-  else if constexpr (requires {
-                       typename M::input;
-                       typename M::output;
-                     })
-    s += " " + module_signature<M>();
+  if constexpr (requires { { t.model().signature() } -> std::convertible_to<std::string>; } || requires {
+                  typename M::input;
+                  typename M::output;
+                })
+    s += " " + io::detail::model_signature(t.model());
   return s;
 }
 }  // namespace detail

@@ -261,11 +261,23 @@ class CheckpointReader {
   std::vector<CheckpointTensor> tensors_;
 };
 
+namespace detail {
+/// What a checkpoint records about a model's structure: model.signature() when it has one (composites, and models
+/// whose widths are set at run time such as EGNN), otherwise module_signature<M>().
+template <class M>
+std::string model_signature(M& model) {
+  if constexpr (requires { { model.signature() } -> std::convertible_to<std::string>; })
+    return std::string(model.signature());
+  else
+    return module_signature<M>();
+}
+}  // namespace detail
+
 /// Adds every parameter of `model` as "param/<name>" and sets the signature and scalar type.
 template <class M>
 void add_parameters(CheckpointWriter& writer, M& model) {
   using Scalar = typename M::scalar;
-  writer.set_signature(module_signature<M>());
+  writer.set_signature(detail::model_signature(model));
   writer.set_value("scalar", dtype_name(npy_dtype<Scalar>()));
   model.for_each_parameter([&](ParamView<Scalar> p) {
     writer.add<Scalar>("param/" + p.name, std::span<const Scalar>(p.value.data(), p.value.size()),
@@ -279,7 +291,7 @@ void add_parameters(CheckpointWriter& writer, M& model) {
 template <class M>
 void load_parameters(const CheckpointReader& reader, M& model) {
   using Scalar = typename M::scalar;
-  const std::string expected = module_signature<M>();
+  const std::string expected = detail::model_signature(model);
   ACE_THROW_IF(reader.signature() != expected, checkpoint_mismatch, "checkpoint ", reader.directory().string(),
                " was saved from a model with signature\n  ", reader.signature(), "\nnot\n  ", expected);
   const std::string scalar = dtype_name(npy_dtype<Scalar>());
