@@ -5,7 +5,10 @@
 #include <catch2/catch.hpp>
 #include <numeric>
 
+#include "ace/constrained/checkpoint.hpp"
 #include "ace/constrained/equivariance.hpp"
+#include "ace/constrained/trainer.hpp"
+#include "ace/optim/adam.hpp"
 #include "ace/group/so3.hpp"
 #include "ace/io/checkpoint.hpp"
 #include "ace/nn/egnn.hpp"
@@ -261,6 +264,46 @@ TEST_CASE("EGNN: checkpoints round-trip; another architecture is refused", "[egn
   wider.hidden = 9;
   EGNNRegression<double> c(EGNN<double>(g, wider, rng));
   CHECK_THROWS_WITH(io::load_checkpoint(dir.path / "ckpt", c), Catch::Contains("hidden 8"));
+}
+
+TEST_CASE("EGNN under the ACE trainer: gamma falls under equality; a resumed run continues bit for bit",
+          "[egnn][ace]") {
+  Rng rng(41);
+  const Graph g = Graph::complete(4);
+  const EGNNOptions o{.node_features = 1, .edge_features = 2, .raw_features = 1, .hidden = 8, .layers = 2,
+                      .relaxed = true};
+  const EGNN<double> initial(g, o, rng);
+  std::vector<GraphBatch<double>> batches;
+  for (int i = 0; i < 4; ++i) batches.push_back(random_graph_batch(g, 6, o, rng));
+  using Trainer = ConstrainedTrainer<EGNNRegression<double>, Adam<double>, EqualityConstraint, DualSGD>;
+  const auto make = [&](EGNNRegression<double>& m) {
+    return Trainer(m, Adam<double>({.lr = 1e-2}), EqualityConstraint{}, DualSGD{.lr = 0.02}, {.augmented = 5.0});
+  };
+  EGNNRegression<double> model(initial, {.workers = 2});
+  Trainer trainer = make(model);
+  for (int s = 0; s < 300; ++s) {
+    trainer.step(batches[static_cast<std::size_t>(s % 4)]);
+    if (s % 50 == 0) UNSCOPED_INFO("step " << s << " max|gamma| " << trainer.max_abs_gamma() << " lambda0 " << trainer.multipliers()[0]);
+  }
+  CHECK(trainer.max_abs_gamma() < 0.5);  // from 1: the multipliers push every gamma towards 0
+  for (double l : trainer.multipliers()) CHECK(l > 0.0);
+  trainer.deploy();
+  CHECK(euclidean_equivariance_error(model, batches[0], so3_grid(6)).max < 1e-12);
+  trainer.train();
+
+  test::TempDir dir("egnn-resume");
+  save_training_state(dir.path / "state", trainer, 1);
+  for (int s = 0; s < 20; ++s) trainer.step(batches[static_cast<std::size_t>(s % 4)]);
+  std::vector<double> expected;
+  model.for_each_parameter([&](ParamView<double> p) { expected.insert(expected.end(), p.value.begin(), p.value.end()); });
+
+  EGNNRegression<double> fresh(initial, {.workers = 2});
+  Trainer resumed = make(fresh);
+  CHECK(load_training_state(dir.path / "state", resumed) == 1);
+  for (int s = 0; s < 20; ++s) resumed.step(batches[static_cast<std::size_t>(s % 4)]);
+  std::vector<double> got;
+  fresh.for_each_parameter([&](ParamView<double> p) { got.insert(got.end(), p.value.begin(), p.value.end()); });
+  CHECK(got == expected);
 }
 
 TEST_CASE("EGNN: bad graphs and shapes throw with the values", "[egnn][errors]") {
