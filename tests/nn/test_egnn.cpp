@@ -283,7 +283,9 @@ TEST_CASE("EGNN under the ACE trainer: gamma falls under equality; a resumed run
   Trainer trainer = make(model);
   for (int s = 0; s < 300; ++s) {
     trainer.step(batches[static_cast<std::size_t>(s % 4)]);
-    if (s % 50 == 0) UNSCOPED_INFO("step " << s << " max|gamma| " << trainer.max_abs_gamma() << " lambda0 " << trainer.multipliers()[0]);
+    if (s % 50 == 0)
+      UNSCOPED_INFO("step " << s << " max|gamma| " << trainer.max_abs_gamma() << " lambda0 "
+                            << trainer.multipliers()[0]);
   }
   CHECK(trainer.max_abs_gamma() < 0.5);  // from 1: the multipliers push every gamma towards 0
   for (double l : trainer.multipliers()) CHECK(l > 0.0);
