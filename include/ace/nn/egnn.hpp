@@ -111,9 +111,10 @@ class EGNNLayer {
 
   std::size_t hidden() const { return options_.hidden; }
 
-  /// (h, x) -> (h_out, x_out) for a batch on `graph`. h, x, v and edge_attr must stay alive until backward.
+  /// (h, x) -> (h_out, x_out) for a batch on `graph`. h, x, v and edge_attr must stay alive until backward. With
+  /// `features` false the feature update is skipped (h_out is left alone): for a last layer whose h reaches nothing.
   void forward(const Graph& graph, const Tensor<T, 2>& h, const Tensor<T, 2>& x, const Tensor<T, 2>& v,
-               const Tensor<T, 2>& edge_attr, Tensor<T, 2>& h_out, Tensor<T, 2>& x_out) {
+               const Tensor<T, 2>& edge_attr, Tensor<T, 2>& h_out, Tensor<T, 2>& x_out, bool features = true) {
     const std::size_t hd = options_.hidden, nn = graph.nodes(), ne = graph.edges();
     const std::size_t rows = h.shape()[0], dim = x.shape()[1], batch = rows / nn, erows = batch * ne;
     ACE_THROW_IF(h.shape()[1] != hd || rows % nn != 0 || x.shape()[0] != rows || v.shape() != x.shape() ||
@@ -123,6 +124,7 @@ class EGNNLayer {
                  edge_attr.shape()[1], "] do not fit ", nn, " nodes, ", ne, " edges per graph, hidden ", hd, " and ",
                  options_.edge_features, " edge features");
     graph_ = &graph;
+    features_ = features;
     h_ = &h;
     x_ = &x;
     v_ = &v;
@@ -180,6 +182,7 @@ class EGNNLayer {
       for (std::size_t e = 0; e < ne; ++e) {
         const std::size_t er = b * ne + e, i = b * nn + graph.row(e);
         for (std::size_t k = 0; k < dim; ++k) x_out(i, k) += std::clamp(diff_(er, k) * c_(er, 0), -clamp, clamp);
+        if (!features) continue;
         const T* m = &m_(er, 0);
         T* a = &agg_(i, 0);
         for (std::size_t c = 0; c < hd; ++c) a[c] += m[c];
@@ -191,6 +194,7 @@ class EGNNLayer {
       }
     }
 
+    if (!features) return;
     // Features: h + phi_h([h, Σ_j m_ij]).
     const auto wn = view(std::as_const(node1_.weight()));
     ensure_shape(z5_, rows, hd);
@@ -205,12 +209,13 @@ class EGNNLayer {
 
   /// Given dL/dh_out and dL/dx_out: accumulates the parameter gradients and writes dL/dh and dL/dx (the gradient
   /// with respect to the positions flows through x_i - x_j and the residual; velocities and edge attributes are data).
+  /// After a forward without the feature update, dh_out is not read.
   void backward(const Tensor<T, 2>& dh_out, const Tensor<T, 2>& dx_out, Tensor<T, 2>& dh, Tensor<T, 2>& dx) {
     ACE_THROW_IF(graph_ == nullptr, invalid_argument, "EGNNLayer::backward called before forward");
     const Graph& graph = *graph_;
     const std::size_t hd = options_.hidden, nn = graph.nodes(), ne = graph.edges();
     const std::size_t rows = h_->shape()[0], dim = x_->shape()[1], batch = rows / nn;
-    ACE_THROW_IF(dh_out.shape() != h_->shape() || dx_out.shape() != x_->shape(), shape_error,
+    ACE_THROW_IF((features_ && dh_out.shape() != h_->shape()) || dx_out.shape() != x_->shape(), shape_error,
                  "EGNNLayer::backward: gradients of shape [", dh_out.shape()[0], ", ", dh_out.shape()[1], "] and [",
                  dx_out.shape()[0], ", ", dx_out.shape()[1], "] for h [", rows, ", ", hd, "] and x [", rows, ", ",
                  dim, "]");
@@ -218,22 +223,27 @@ class EGNNLayer {
     const MatrixRef<T> dh_view = view(dh);
 
     // Node update: h_out = h + node2(silu(z5)), z5 = h Wa^T + agg Wb^T + b.
-    ensure_shape(ds5_, rows, hd);
-    node2_.backward(view(s5_), view(dh_out), view(ds5_));
-    detail::silu_backward(sig5_, s5_, ds5_);
-    auto& wn = node1_.weight();
-    auto& gn = node1_.weight_grad();
-    B::template gemm<T>(Transpose::yes, Transpose::no, T(1), view(std::as_const(ds5_)), view(*h_), T(1),
-                        view(gn).columns(0, hd));
-    B::template gemm<T>(Transpose::yes, Transpose::no, T(1), view(std::as_const(ds5_)), view(std::as_const(agg_)),
-                        T(1), view(gn).columns(hd, hd));
-    as_matrix(view(node1_.bias_grad())).row(0) += as_matrix(view(std::as_const(ds5_))).colwise().sum();
-    as_matrix(dh_view) = as_matrix(dh_out);  // the residual
-    B::template gemm<T>(Transpose::no, Transpose::no, T(1), view(std::as_const(ds5_)),
-                        view(std::as_const(wn)).columns(0, hd), T(1), dh_view);
     ensure_shape(dagg_, rows, hd);
-    B::template gemm<T>(Transpose::no, Transpose::no, T(1), view(std::as_const(ds5_)),
-                        view(std::as_const(wn)).columns(hd, hd), T(0), view(dagg_));
+    if (!features_) {
+      B::fill(dh, T(0));
+      B::fill(dagg_, T(0));
+    } else {
+      ensure_shape(ds5_, rows, hd);
+      node2_.backward(view(s5_), view(dh_out), view(ds5_));
+      detail::silu_backward(sig5_, s5_, ds5_);
+      auto& wn = node1_.weight();
+      auto& gn = node1_.weight_grad();
+      B::template gemm<T>(Transpose::yes, Transpose::no, T(1), view(std::as_const(ds5_)), view(*h_), T(1),
+                          view(gn).columns(0, hd));
+      B::template gemm<T>(Transpose::yes, Transpose::no, T(1), view(std::as_const(ds5_)), view(std::as_const(agg_)),
+                          T(1), view(gn).columns(hd, hd));
+      as_matrix(view(node1_.bias_grad())).row(0) += as_matrix(view(std::as_const(ds5_))).colwise().sum();
+      as_matrix(dh_view) = as_matrix(dh_out);  // the residual
+      B::template gemm<T>(Transpose::no, Transpose::no, T(1), view(std::as_const(ds5_)),
+                          view(std::as_const(wn)).columns(0, hd), T(1), dh_view);
+      B::template gemm<T>(Transpose::no, Transpose::no, T(1), view(std::as_const(ds5_)),
+                          view(std::as_const(wn)).columns(hd, hd), T(0), view(dagg_));
+    }
 
     // Velocity term: x_out += cv v, cv = vel2(silu(vel1(h))).
     ensure_shape(dcv_, rows, 1);
@@ -350,6 +360,7 @@ class EGNNLayer {
   EGNNLayerOptions options_;
   Dense<T, B> edge1_, edge2_, node1_, node2_, coord1_, coord2_, vel1_, vel2_;
   const Graph* graph_ = nullptr;
+  bool features_ = true;
   const Tensor<T, 2>*h_ = nullptr, *x_ = nullptr, *v_ = nullptr, *a_ = nullptr;
   // forward caches
   Tensor<T, 2> p_, q_, diff_, z1_, sig1_, s1_, z2_, sig2_, m_, z3_, sig3_, s3_, c_, z4_, sig4_, s4_, cv_, agg_, z5_,
@@ -431,7 +442,8 @@ class EGNN {
     const bool branches = options_.relaxed && relaxation_;
     for (std::size_t l = 0; l < blocks_.size(); ++l) {
       Block& k = blocks_[l];
-      k.layer.forward(graph_, h_[l], x_[l], in.v, in.edge_attr, h_[l + 1], x_[l + 1]);
+      const bool last = l + 1 == blocks_.size();  // its feature update could not reach the output: skipped
+      k.layer.forward(graph_, h_[l], x_[l], in.v, in.edge_attr, h_[l + 1], x_[l + 1], !last);
       if (!branches) continue;
       // input = [h, x, v, raw]; u = its last columns
       const std::size_t hd = options_.hidden, dim = options_.dim;
@@ -442,13 +454,15 @@ class EGNN {
       m.middleCols(static_cast<Eigen::Index>(hd + dim), static_cast<Eigen::Index>(dim)) = as_matrix(in.v);
       if (options_.raw_features > 0) m.rightCols(static_cast<Eigen::Index>(options_.raw_features)) = as_matrix(in.raw);
       const auto u = view(std::as_const(k.input)).columns(hd, k.input.shape()[1] - hd);
-      k.h1.forward(view(std::as_const(k.input)), k.zh);
-      detail::silu_forward(k.zh, k.sigh, k.sh);
-      k.h2.forward(view(std::as_const(k.sh)), k.oh);
+      if (!last) {
+        k.h1.forward(view(std::as_const(k.input)), k.zh);
+        detail::silu_forward(k.zh, k.sigh, k.sh);
+        k.h2.forward(view(std::as_const(k.sh)), k.oh);
+        as_matrix(h_[l + 1]) += k.gamma(0, 0) * as_matrix(k.oh);
+      }
       k.x1.forward(u, k.zx);
       detail::silu_forward(k.zx, k.sigx, k.sx);
       k.x2.forward(view(std::as_const(k.sx)), k.ox);
-      as_matrix(h_[l + 1]) += k.gamma(0, 0) * as_matrix(k.oh);
       as_matrix(x_[l + 1]) += k.gamma(0, 1) * as_matrix(k.ox);
     }
     forward_branches_ = branches;
@@ -470,16 +484,20 @@ class EGNN {
       Block& k = blocks_[l];
       k.layer.backward(dh_[0], dx_[0], dh_[1], dx_[1]);
       if (forward_branches_) {
-        k.gamma_grad(0, 0) += (as_matrix(dh_[0]).array() * as_matrix(k.oh).array()).sum();
-        k.gamma_grad(0, 1) += (as_matrix(dx_[0]).array() * as_matrix(k.ox).array()).sum();
-        // through the h branch: d input = (gamma_h dh) back through MLP_h
-        ensure_shape(k.dout_h, rows, hd);
-        as_matrix(k.dout_h) = k.gamma(0, 0) * as_matrix(dh_[0]);
-        ensure_shape(k.dhidden_h, rows, hd);
-        k.h2.backward(view(std::as_const(k.sh)), view(std::as_const(k.dout_h)), view(k.dhidden_h));
-        detail::silu_backward(k.sigh, k.sh, k.dhidden_h);
         ensure_shape(k.dinput, rows, k.input.shape()[1]);
-        k.h1.backward(view(std::as_const(k.input)), view(std::as_const(k.dhidden_h)), view(k.dinput));
+        if (l + 1 < blocks_.size()) {
+          // through the h branch: d input = (gamma_h dh) back through MLP_h
+          k.gamma_grad(0, 0) += (as_matrix(dh_[0]).array() * as_matrix(k.oh).array()).sum();
+          ensure_shape(k.dout_h, rows, hd);
+          as_matrix(k.dout_h) = k.gamma(0, 0) * as_matrix(dh_[0]);
+          ensure_shape(k.dhidden_h, rows, hd);
+          k.h2.backward(view(std::as_const(k.sh)), view(std::as_const(k.dout_h)), view(k.dhidden_h));
+          detail::silu_backward(k.sigh, k.sh, k.dhidden_h);
+          k.h1.backward(view(std::as_const(k.input)), view(std::as_const(k.dhidden_h)), view(k.dinput));
+        } else {
+          B::fill(k.dinput, T(0));  // the last layer's h branch reaches nothing
+        }
+        k.gamma_grad(0, 1) += (as_matrix(dx_[0]).array() * as_matrix(k.ox).array()).sum();
         // through the x branch, into the u columns of dinput
         ensure_shape(k.dout_x, rows, dim);
         as_matrix(k.dout_x) = k.gamma(0, 1) * as_matrix(dx_[0]);
