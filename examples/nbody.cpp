@@ -179,9 +179,8 @@ struct RunResult {
   std::vector<double> valid_curve;  // deployed validation MSE per epoch
 };
 
-/// Mean squared error over a whole split, evaluated in chunks of at most 500 systems.
-double mse(Model& model, const Batch& all) {
-  static Batch chunk;
+/// Mean squared error over a whole split, evaluated in chunks of at most 500 systems (gathered into `chunk`).
+double mse(Model& model, const Batch& all, Batch& chunk) {
   const std::size_t systems = all.x.shape()[0] / 5;
   double sum = 0.0;
   for (std::size_t first = 0; first < systems; first += 500) {
@@ -216,6 +215,7 @@ RunResult run(const Config& c, const Data& d, const std::string& method, std::ui
       step(batch);
     }
   };
+  Batch chunk;  // evaluation buffer, reused
   RunResult r;
   r.method = method;
   r.seed = seed;
@@ -229,17 +229,17 @@ RunResult run(const Config& c, const Data& d, const std::string& method, std::ui
       return;
     }
     trainer.deploy();
-    const double valid = mse(model, d.valid);
+    const double valid = mse(model, d.valid, chunk);
     if (valid < r.best_valid) {  // model selection on the deployed model's validation error
       r.best_valid = valid;
       r.best_epoch = s.epoch;
-      r.test_mse = mse(model, d.test);
+      r.test_mse = mse(model, d.test, chunk);
     }
     s.metrics["valid_mse"] = valid;
     s.metrics["test_mse_at_best"] = r.test_mse;
     s.metrics["equivariance_error"] = euclidean_equivariance_error(model, d.probe, grid).max;
     model.set_relaxation(true);
-    s.metrics["valid_relaxed_mse"] = mse(model, d.valid);
+    s.metrics["valid_relaxed_mse"] = mse(model, d.valid, chunk);
     r.valid_curve.push_back(valid);
   };
   const std::string dir = detail::concat(c.out, "/", method, "/seed", seed);
