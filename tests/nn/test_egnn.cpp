@@ -53,32 +53,12 @@ double egnn_gradient_error(EGNN<double>& net, GraphBatch<double>& b, std::uint64
   const Tensor<double, 2> dx = net.position_gradient();
   std::vector<std::vector<double>> analytic;
   net.for_each_parameter([&](ParamView<double> p) { analytic.emplace_back(p.grad.begin(), p.grad.end()); });
-  const double step = 1e-6;
-  double worst = 0.0;
-  const auto gap = [](double a, double n) { return std::abs(a - n) / std::max({1.0, std::abs(a), std::abs(n)}); };
-  for (std::size_t i = 0; i < b.x.size(); ++i) {
-    const double keep = b.x.data()[i];
-    b.x.data()[i] = keep + step;
-    const double up = loss();
-    b.x.data()[i] = keep - step;
-    const double down = loss();
-    b.x.data()[i] = keep;
-    worst = std::max(worst, gap(dx.data()[i], (up - down) / (2 * step)));
-  }
+  double worst = central_difference_gap({b.x.data(), b.x.size()}, {dx.data(), dx.size()}, loss);
   std::size_t index = 0;
   net.for_each_parameter([&](ParamView<double> p) {
-    for (std::size_t i = 0; i < p.value.size(); ++i) {
-      const double keep = p.value[i];
-      p.value[i] = keep + step;
-      const double up = loss();
-      p.value[i] = keep - step;
-      const double down = loss();
-      p.value[i] = keep;
-      const double err = gap(analytic[index][i], (up - down) / (2 * step));
-      if (err > 1e-5) UNSCOPED_INFO(p.name << "[" << i << "]: " << analytic[index][i] << " vs " << (up - down) / (2 * step));
-      worst = std::max(worst, err);
-    }
-    ++index;
+    const double err = central_difference_gap(p.value, analytic[index++], loss);
+    if (err > 1e-5) UNSCOPED_INFO(p.name << ": gap " << err);
+    worst = std::max(worst, err);
   });
   return worst;
 }

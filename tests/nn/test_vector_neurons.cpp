@@ -54,31 +54,9 @@ double layer_gradient_error(Layer& layer, Tensor<double, 2> x, std::uint64_t see
   layer.forward(x);
   const Tensor<double, 2> dx = layer.backward(w);
   params([&](ParamView<double> p) { analytic.emplace_back(p.grad.begin(), p.grad.end()); });
-  const double h = 1e-6;
-  const auto gap = [](double a, double n) { return std::abs(a - n) / std::max({1.0, std::abs(a), std::abs(n)}); };
-  double worst = 0.0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const double keep = x.data()[i];
-    x.data()[i] = keep + h;
-    const double up = loss();
-    x.data()[i] = keep - h;
-    const double down = loss();
-    x.data()[i] = keep;
-    worst = std::max(worst, gap(dx.data()[i], (up - down) / (2 * h)));
-  }
+  double worst = central_difference_gap({x.data(), x.size()}, {dx.data(), dx.size()}, loss);
   std::size_t k = 0;
-  params([&](ParamView<double> p) {
-    for (std::size_t i = 0; i < p.value.size(); ++i) {
-      const double keep = p.value[i];
-      p.value[i] = keep + h;
-      const double up = loss();
-      p.value[i] = keep - h;
-      const double down = loss();
-      p.value[i] = keep;
-      worst = std::max(worst, gap(analytic[k][i], (up - down) / (2 * h)));
-    }
-    ++k;
-  });
+  params([&](ParamView<double> p) { worst = std::max(worst, central_difference_gap(p.value, analytic[k++], loss)); });
   return worst;
 }
 

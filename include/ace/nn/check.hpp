@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +36,26 @@ inline double relative_gap(double a, double b) {
 }
 }  // namespace detail
 
+/// The worst relative gap (max over entries of |a - n| / max(1, |a|, |n|)) between `analytic` and the central
+/// differences (loss(v + step) - loss(v - step)) / (2 step) of `loss()` with respect to each entry v of `values`;
+/// every entry is restored. The building block of check_gradients, for models that are not Modules (graphs, point
+/// clouds).
+template <class F>
+double central_difference_gap(std::span<double> values, std::span<const double> analytic, F&& loss,
+                              double step = 1e-6) {
+  double worst = 0.0;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const double keep = values[i];
+    values[i] = keep + step;
+    const double up = loss();
+    values[i] = keep - step;
+    const double down = loss();
+    values[i] = keep;
+    worst = std::max(worst, detail::relative_gap(analytic[i], (up - down) / (2 * step)));
+  }
+  return worst;
+}
+
 /// Checks module.backward against central differences of L(x) = Σ R ⊙ f(x) with a seeded random R, for every
 /// input entry and every parameter entry. Double precision only (float differences are too coarse to trust).
 template <Module M>
@@ -59,28 +80,12 @@ GradientCheckResult check_gradients(M& module, const Tensor<double, 2>& x, std::
 
   GradientCheckResult result;
   Tensor<double, 2> xp = x;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    xp.data()[i] = x.data()[i] + step;
-    const double up = loss(xp);
-    xp.data()[i] = x.data()[i] - step;
-    const double down = loss(xp);
-    xp.data()[i] = x.data()[i];
-    result.input = std::max(result.input, detail::relative_gap(dx.data()[i], (up - down) / (2 * step)));
-  }
+  result.input = central_difference_gap({xp.data(), xp.size()}, {dx.data(), dx.size()}, [&] { return loss(xp); },
+                                        step);
   std::size_t index = 0;
   module.for_each_parameter([&](ParamView<double> p) {
-    double worst = 0.0;
-    for (std::size_t i = 0; i < p.value.size(); ++i) {
-      const double v = p.value[i];
-      p.value[i] = v + step;
-      const double up = loss(x);
-      p.value[i] = v - step;
-      const double down = loss(x);
-      p.value[i] = v;
-      worst = std::max(worst, detail::relative_gap(analytic[index][i], (up - down) / (2 * step)));
-    }
-    result.parameters.emplace_back(p.name, worst);
-    ++index;
+    result.parameters.emplace_back(p.name, central_difference_gap(p.value, analytic[index++], [&] { return loss(x); },
+                                                                  step));
   });
   module.forward(x);  // leave the module in the state of a forward at x
   return result;

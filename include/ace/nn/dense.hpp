@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Building blocks of composite layers whose widths are chosen at run time (EGNN, relaxed branches): a dense layer
-// that works on views and keeps no pointer to its input, and SiLU on whole buffers.
+// that works on views and keeps no pointer to its input, SiLU on whole buffers, and a Linear–SiLU–Linear MLP.
 #pragma once
 
 #include <cmath>
@@ -112,5 +112,42 @@ void silu_backward(const Tensor<T, 2>& sig, const Tensor<T, 2>& s, Tensor<T, 2>&
   as_matrix(ds).array() *= g + as_matrix(s).array() * (T(1) - g);
 }
 }  // namespace detail
+
+/// Linear–SiLU–Linear on views (the MLPs inside EGNN and the relaxed branches), keeping what backward needs.
+/// Parameters are named "<prefix>0.*" and "<prefix>2.*", as in a PyTorch nn.Sequential.
+template <class T, Backend B = Cpu>
+class SiluMlp {
+ public:
+  SiluMlp() = default;
+  /// `last` sets the second layer's bias and initialisation (e.g. EGNN's coordinate MLP: no bias, Xavier 0.001).
+  SiluMlp(std::size_t in, std::size_t hidden, std::size_t out, Rng& rng, DenseOptions last = {})
+      : first_(in, hidden, rng), second_(hidden, out, rng, last) {}
+
+  /// y = W2 silu(W1 x + b1) + b2 (the module's buffer, valid until the next forward).
+  const Tensor<T, 2>& forward(MatrixRef<const T> x) {
+    first_.forward(x, z_);
+    detail::silu_forward(z_, sig_, s_);
+    second_.forward(view(std::as_const(s_)), y_);
+    return y_;
+  }
+  /// Given dL/dy for the last forward at x: accumulates the parameter gradients and sets dx = dx_beta dx + dL/dx.
+  void backward(MatrixRef<const T> x, MatrixRef<const T> dy, MatrixRef<T> dx, T dx_beta = T(0)) {
+    ensure_shape(ds_, s_.shape()[0], s_.shape()[1]);
+    second_.backward(view(std::as_const(s_)), dy, view(ds_));
+    detail::silu_backward(sig_, s_, ds_);
+    first_.backward(x, view(std::as_const(ds_)), dx, dx_beta);
+  }
+  const Tensor<T, 2>& output() const { return y_; }
+
+  template <class F>
+  void for_each_parameter(const std::string& prefix, F&& f) {
+    first_.for_each_parameter(prefix + "0.", f);
+    second_.for_each_parameter(prefix + "2.", f);
+  }
+
+ private:
+  Dense<T, B> first_, second_;
+  Tensor<T, 2> z_, sig_, s_, y_, ds_;
+};
 
 }  // namespace ace

@@ -103,10 +103,8 @@ class EGNNLayer {
     edge2_ = Dense<T, B>(hd, hd, rng);
     node1_ = Dense<T, B>(2 * hd, hd, rng);
     node2_ = Dense<T, B>(hd, hd, rng);
-    coord1_ = Dense<T, B>(hd, hd, rng);
-    coord2_ = Dense<T, B>(hd, 1, rng, {.bias = false, .init = DenseInit::xavier, .gain = 0.001});
-    vel1_ = Dense<T, B>(hd, hd, rng);
-    vel2_ = Dense<T, B>(hd, 1, rng);
+    coord_ = SiluMlp<T, B>(hd, hd, 1, rng, {.bias = false, .init = DenseInit::xavier, .gain = 0.001});
+    vel_ = SiluMlp<T, B>(hd, hd, 1, rng);
   }
 
   std::size_t hidden() const { return options_.hidden; }
@@ -137,13 +135,15 @@ class EGNNLayer {
     B::template gemm<T>(Transpose::no, Transpose::yes, T(1), view(h), w1.columns(0, hd), T(0), view(p_));
     B::template gemm<T>(Transpose::no, Transpose::yes, T(1), view(h), w1.columns(hd, hd), T(0), view(q_));
     ensure_shape(diff_, erows, dim);
+    ensure_shape(radial_, erows, 1);
     ensure_shape(z1_, erows, hd);
     const T* bias1 = edge1_.bias().data();
     ACE_OMP_FOR(batch >= 8)
     for (std::size_t b = 0; b < batch; ++b) {
       for (std::size_t e = 0; e < ne; ++e) {
         const std::size_t er = b * ne + e, i = b * nn + graph.row(e), j = b * nn + graph.col(e);
-        T radial = T(0);
+        T& radial = radial_(er, 0);
+        radial = T(0);
         for (std::size_t k = 0; k < dim; ++k) {
           const T d = x(i, k) - x(j, k);
           diff_(er, k) = d;
@@ -163,12 +163,8 @@ class EGNNLayer {
     detail::silu_forward(z2_, sig2_, m_);
 
     // Coordinates: mean of the clamped relative moves, plus phi_v(h_i) v_i.
-    coord1_.forward(view(m_), z3_);
-    detail::silu_forward(z3_, sig3_, s3_);
-    coord2_.forward(view(s3_), c_);
-    vel1_.forward(view(h), z4_);
-    detail::silu_forward(z4_, sig4_, s4_);
-    vel2_.forward(view(s4_), cv_);
+    const Tensor<T, 2>& cw = coord_.forward(view(std::as_const(m_)));  // phi_x(m_ij)
+    const Tensor<T, 2>& cv = vel_.forward(view(h));                    // phi_v(h_i)
     ensure_shape(x_out, rows, dim);
     ensure_shape(agg_, rows, hd);
     const T clamp = static_cast<T>(options_.coord_clamp);
@@ -181,7 +177,7 @@ class EGNNLayer {
       }
       for (std::size_t e = 0; e < ne; ++e) {
         const std::size_t er = b * ne + e, i = b * nn + graph.row(e);
-        for (std::size_t k = 0; k < dim; ++k) x_out(i, k) += std::clamp(diff_(er, k) * c_(er, 0), -clamp, clamp);
+        for (std::size_t k = 0; k < dim; ++k) x_out(i, k) += std::clamp(diff_(er, k) * cw(er, 0), -clamp, clamp);
         if (!features) continue;
         const T* m = &m_(er, 0);
         T* a = &agg_(i, 0);
@@ -190,7 +186,7 @@ class EGNNLayer {
       for (std::size_t n = 0; n < nn; ++n) {
         const std::size_t r = b * nn + n;
         const T inv = T(1) / static_cast<T>(std::max<std::size_t>(graph.in_degree(n), 1));
-        for (std::size_t k = 0; k < dim; ++k) x_out(r, k) = x(r, k) + inv * x_out(r, k) + cv_(r, 0) * v(r, k);
+        for (std::size_t k = 0; k < dim; ++k) x_out(r, k) = x(r, k) + inv * x_out(r, k) + cv(r, 0) * v(r, k);
       }
     }
 
@@ -221,6 +217,7 @@ class EGNNLayer {
                  dim, "]");
     ensure_shape(dh, rows, hd);
     const MatrixRef<T> dh_view = view(dh);
+    const Tensor<T, 2>& cw = coord_.output();
 
     // Node update: h_out = h + node2(silu(z5)), z5 = h Wa^T + agg Wb^T + b.
     ensure_shape(dagg_, rows, hd);
@@ -252,10 +249,7 @@ class EGNNLayer {
       for (std::size_t k = 0; k < dim; ++k) s += dx_out(r, k) * (*v_)(r, k);
       dcv_(r, 0) = s;
     }
-    ensure_shape(ds4_, rows, hd);
-    vel2_.backward(view(s4_), view(std::as_const(dcv_)), view(ds4_));
-    detail::silu_backward(sig4_, s4_, ds4_);
-    vel1_.backward(view(*h_), view(std::as_const(ds4_)), dh_view, T(1));
+    vel_.backward(view(*h_), view(std::as_const(dcv_)), dh_view, T(1));
 
     // Coordinate messages and the edge model, per graph: dm, dc, d(diff) and dz1 row by row.
     ensure_shape(dx, rows, dim);
@@ -269,7 +263,7 @@ class EGNNLayer {
         const T inv = T(1) / static_cast<T>(std::max<std::size_t>(graph.in_degree(graph.row(e)), 1));
         T dc = T(0);
         for (std::size_t k = 0; k < dim; ++k) {
-          const T t = diff_(er, k) * c_(er, 0);
+          const T t = diff_(er, k) * cw(er, 0);
           if (t >= -clamp && t <= clamp) dc += inv * dx_out(i, k) * diff_(er, k);
         }
         dc_(er, 0) = dc;
@@ -278,10 +272,7 @@ class EGNNLayer {
         for (std::size_t c = 0; c < hd; ++c) dm[c] = da[c];  // Σ-aggregation passes dagg to every incoming edge
       }
     }
-    ensure_shape(ds3_, batch * ne, hd);
-    coord2_.backward(view(s3_), view(std::as_const(dc_)), view(ds3_));
-    detail::silu_backward(sig3_, s3_, ds3_);
-    coord1_.backward(view(m_), view(std::as_const(ds3_)), view(dm_), T(1));
+    coord_.backward(view(std::as_const(m_)), view(std::as_const(dc_)), view(dm_), T(1));
     detail::silu_backward(sig2_, m_, dm_);  // dm_ is now dz2
     ensure_shape(ds1_, batch * ne, hd);
     edge2_.backward(view(s1_), view(std::as_const(dm_)), view(ds1_));
@@ -317,11 +308,11 @@ class EGNNLayer {
         }
         for (std::size_t k = 0; k < dim; ++k) {
           const T d = diff_(er, k);
-          const T t = d * c_(er, 0);
+          const T t = d * cw(er, 0);
           T g = T(2) * dr * d;  // through |x_i - x_j|²
           if (t >= -clamp && t <= clamp) {  // through the clamped move (x_i - x_j) c_ij, averaged at i
             const T inv = T(1) / static_cast<T>(std::max<std::size_t>(graph.in_degree(graph.row(e)), 1));
-            g += inv * dx_out(i, k) * c_(er, 0);
+            g += inv * dx_out(i, k) * cw(er, 0);
           }
           dx(i, k) += g;
           dx(j, k) -= g;
@@ -329,11 +320,8 @@ class EGNNLayer {
       }
     }
     // d w_d = Σ_e dz1[e] |x_i - x_j|²: the radial column of W.
-    for (std::size_t er = 0; er < batch * ne; ++er) {
-      T radial = T(0);
-      for (std::size_t k = 0; k < dim; ++k) radial += diff_(er, k) * diff_(er, k);
-      for (std::size_t c = 0; c < hd; ++c) g1.data[c * g1.stride + 2 * hd] += ds1_(er, c) * radial;
-    }
+    for (std::size_t er = 0; er < batch * ne; ++er)
+      for (std::size_t c = 0; c < hd; ++c) g1.data[c * g1.stride + 2 * hd] += ds1_(er, c) * radial_(er, 0);
     B::template gemm<T>(Transpose::yes, Transpose::no, T(1), view(std::as_const(dp_)), view(*h_), T(1),
                         g1.columns(0, hd));
     B::template gemm<T>(Transpose::yes, Transpose::no, T(1), view(std::as_const(dq_)), view(*h_), T(1),
@@ -350,23 +338,22 @@ class EGNNLayer {
     edge2_.for_each_parameter(prefix + "edge_mlp.2.", f);
     node1_.for_each_parameter(prefix + "node_mlp.0.", f);
     node2_.for_each_parameter(prefix + "node_mlp.2.", f);
-    coord1_.for_each_parameter(prefix + "coord_mlp.0.", f);
-    coord2_.for_each_parameter(prefix + "coord_mlp.2.", f);
-    vel1_.for_each_parameter(prefix + "coord_mlp_vel.0.", f);
-    vel2_.for_each_parameter(prefix + "coord_mlp_vel.2.", f);
+    coord_.for_each_parameter(prefix + "coord_mlp.", f);
+    vel_.for_each_parameter(prefix + "coord_mlp_vel.", f);
   }
 
  private:
   EGNNLayerOptions options_;
-  Dense<T, B> edge1_, edge2_, node1_, node2_, coord1_, coord2_, vel1_, vel2_;
+  Dense<T, B> edge1_, edge2_, node1_, node2_;
+  SiluMlp<T, B> coord_, vel_;  // phi_x and phi_v
   const Graph* graph_ = nullptr;
   bool features_ = true;
   const Tensor<T, 2>*h_ = nullptr, *x_ = nullptr, *v_ = nullptr, *a_ = nullptr;
   // forward caches
-  Tensor<T, 2> p_, q_, diff_, z1_, sig1_, s1_, z2_, sig2_, m_, z3_, sig3_, s3_, c_, z4_, sig4_, s4_, cv_, agg_, z5_,
+  Tensor<T, 2> p_, q_, diff_, radial_, z1_, sig1_, s1_, z2_, sig2_, m_, agg_, z5_,
       sig5_, s5_;
   // backward buffers
-  Tensor<T, 2> ds5_, dagg_, dcv_, ds4_, dm_, dc_, ds3_, ds1_, dp_, dq_;
+  Tensor<T, 2> ds5_, dagg_, dcv_, dm_, dc_, ds1_, dp_, dq_;
 };
 
 struct EGNNOptions {
@@ -406,10 +393,8 @@ class EGNN {
       Block block;
       block.layer = EGNNLayer<T, B>({options.hidden, options.edge_features, options.coord_clamp}, rng);
       if (options.relaxed) {
-        block.h1 = Dense<T, B>(options.hidden + u, options.hidden, rng);
-        block.h2 = Dense<T, B>(options.hidden, options.hidden, rng);
-        block.x1 = Dense<T, B>(u, options.hidden, rng);
-        block.x2 = Dense<T, B>(options.hidden, options.dim, rng);
+        block.relax_h = SiluMlp<T, B>(options.hidden + u, options.hidden, options.hidden, rng);
+        block.relax_x = SiluMlp<T, B>(u, options.hidden, options.dim, rng);
         block.gamma = Tensor<T, 2>({1, 2});
         block.gamma_grad = Tensor<T, 2>({1, 2});
         B::fill(block.gamma, T(1));
@@ -455,15 +440,9 @@ class EGNN {
       if (options_.raw_features > 0) m.rightCols(static_cast<Eigen::Index>(options_.raw_features)) = as_matrix(in.raw);
       const auto u = view(std::as_const(k.input)).columns(hd, k.input.shape()[1] - hd);
       if (!last) {
-        k.h1.forward(view(std::as_const(k.input)), k.zh);
-        detail::silu_forward(k.zh, k.sigh, k.sh);
-        k.h2.forward(view(std::as_const(k.sh)), k.oh);
-        as_matrix(h_[l + 1]) += k.gamma(0, 0) * as_matrix(k.oh);
+        as_matrix(h_[l + 1]) += k.gamma(0, 0) * as_matrix(k.relax_h.forward(view(std::as_const(k.input))));
       }
-      k.x1.forward(u, k.zx);
-      detail::silu_forward(k.zx, k.sigx, k.sx);
-      k.x2.forward(view(std::as_const(k.sx)), k.ox);
-      as_matrix(x_[l + 1]) += k.gamma(0, 1) * as_matrix(k.ox);
+      as_matrix(x_[l + 1]) += k.gamma(0, 1) * as_matrix(k.relax_x.forward(u));
     }
     forward_branches_ = branches;
     return x_.back();
@@ -487,25 +466,19 @@ class EGNN {
         ensure_shape(k.dinput, rows, k.input.shape()[1]);
         if (l + 1 < blocks_.size()) {
           // through the h branch: d input = (gamma_h dh) back through MLP_h
-          k.gamma_grad(0, 0) += (as_matrix(dh_[0]).array() * as_matrix(k.oh).array()).sum();
+          k.gamma_grad(0, 0) += (as_matrix(dh_[0]).array() * as_matrix(k.relax_h.output()).array()).sum();
           ensure_shape(k.dout_h, rows, hd);
           as_matrix(k.dout_h) = k.gamma(0, 0) * as_matrix(dh_[0]);
-          ensure_shape(k.dhidden_h, rows, hd);
-          k.h2.backward(view(std::as_const(k.sh)), view(std::as_const(k.dout_h)), view(k.dhidden_h));
-          detail::silu_backward(k.sigh, k.sh, k.dhidden_h);
-          k.h1.backward(view(std::as_const(k.input)), view(std::as_const(k.dhidden_h)), view(k.dinput));
+          k.relax_h.backward(view(std::as_const(k.input)), view(std::as_const(k.dout_h)), view(k.dinput));
         } else {
           B::fill(k.dinput, T(0));  // the last layer's h branch reaches nothing
         }
-        k.gamma_grad(0, 1) += (as_matrix(dx_[0]).array() * as_matrix(k.ox).array()).sum();
+        k.gamma_grad(0, 1) += (as_matrix(dx_[0]).array() * as_matrix(k.relax_x.output()).array()).sum();
         // through the x branch, into the u columns of dinput
         ensure_shape(k.dout_x, rows, dim);
         as_matrix(k.dout_x) = k.gamma(0, 1) * as_matrix(dx_[0]);
-        ensure_shape(k.dhidden_x, rows, hd);
-        k.x2.backward(view(std::as_const(k.sx)), view(std::as_const(k.dout_x)), view(k.dhidden_x));
-        detail::silu_backward(k.sigx, k.sx, k.dhidden_x);
         const auto u = view(std::as_const(k.input)).columns(hd, k.input.shape()[1] - hd);
-        k.x1.backward(u, view(std::as_const(k.dhidden_x)), view(k.dinput).columns(hd, u.cols), T(1));
+        k.relax_x.backward(u, view(std::as_const(k.dout_x)), view(k.dinput).columns(hd, u.cols), T(1));
         const auto di = as_matrix(view(std::as_const(k.dinput)));
         as_matrix(dh_[1]) += di.leftCols(static_cast<Eigen::Index>(hd));
         as_matrix(dx_[1]) += di.middleCols(static_cast<Eigen::Index>(hd), static_cast<Eigen::Index>(dim));
@@ -530,10 +503,8 @@ class EGNN {
       const std::string prefix = detail::concat("layers.", l, ".");
       k.layer.for_each_parameter(prefix, f);
       if (!options_.relaxed) continue;
-      k.h1.for_each_parameter(prefix + "relax_h.0.", f);
-      k.h2.for_each_parameter(prefix + "relax_h.2.", f);
-      k.x1.for_each_parameter(prefix + "relax_x.0.", f);
-      k.x2.for_each_parameter(prefix + "relax_x.2.", f);
+      k.relax_h.for_each_parameter(prefix + "relax_h.", f);
+      k.relax_x.for_each_parameter(prefix + "relax_x.", f);
       f(detail::param_view(prefix + "gamma", k.gamma, k.gamma_grad, Role::gamma));
     }
   }
@@ -549,10 +520,10 @@ class EGNN {
  private:
   struct Block {
     EGNNLayer<T, B> layer;
-    Dense<T, B> h1, h2, x1, x2;
+    SiluMlp<T, B> relax_h, relax_x;  // the non-equivariant branches (relaxed EGNN only)
     Tensor<T, 2> gamma, gamma_grad;
-    Tensor<T, 2> input, zh, sigh, sh, oh, zx, sigx, sx, ox;  // forward caches of the branches
-    Tensor<T, 2> dout_h, dhidden_h, dout_x, dhidden_x, dinput;  // their backward buffers
+    Tensor<T, 2> input;                   // [h, u]: the branches' input (u = its last columns)
+    Tensor<T, 2> dout_h, dout_x, dinput;  // backward buffers
   };
 
   Graph graph_;

@@ -101,10 +101,8 @@ class VNLeakyReLU {
   }
 
   const Tensor<T, 2>& backward(const Tensor<T, 2>& dy) {
-    ACE_THROW_IF(!x_, invalid_argument, "VNLeakyReLU::backward called before forward");
+    detail::backward_batch(x_, dy, dir_.in(), "VNLeakyReLU");  // dy must have the input's shape
     const Tensor<T, 2>& x = *x_;
-    ACE_THROW_IF(dy.shape() != x.shape(), shape_error, "VNLeakyReLU::backward: gradient of shape [", dy.shape()[0],
-                 ", ", dy.shape()[1], "] for input [", x.shape()[0], ", ", x.shape()[1], "]");
     const std::size_t points = x.shape()[0] / 3, c = x.shape()[1];
     ensure_shape(dx_, x.shape()[0], c);
     ensure_shape(dd_, x.shape()[0], c);
@@ -219,10 +217,8 @@ class VNBatchNorm {
   }
 
   const Tensor<T, 2>& backward(const Tensor<T, 2>& dy) {
-    ACE_THROW_IF(!x_, invalid_argument, "VNBatchNorm::backward called before forward");
+    detail::backward_batch(x_, dy, running_mean_.size(), "VNBatchNorm");  // dy must have the input's shape
     const Tensor<T, 2>& x = *x_;
-    ACE_THROW_IF(dy.shape() != x.shape(), shape_error, "VNBatchNorm::backward: gradient of shape [", dy.shape()[0],
-                 ", ", dy.shape()[1], "] for input [", x.shape()[0], ", ", x.shape()[1], "]");
     const std::size_t points = x.shape()[0] / 3, c = x.shape()[1];
     ensure_shape(dx_, x.shape()[0], c);
     ensure_shape(dn_, points, c);
