@@ -2,4 +2,5 @@
 // Data sets: simulators and loaders with the published protocols.
 #pragma once
 
+#include "ace/data/mocap.hpp"
 #include "ace/data/nbody.hpp"

@@ -58,6 +58,35 @@ TEST_CASE("npy: round trips float and double of rank 1 to 3, readable by xtensor
   CHECK(std::memcmp(fb.bytes.data(), f.data(), 3 * sizeof(float)) == 0);
 }
 
+TEST_CASE("npy: integer arrays round-trip and convert only where exact", "[io][npy]") {
+  TempDir dir("npy-int");
+  const std::vector<std::int64_t> big{0, -3, 7, std::int64_t{1} << 40, 2, 5};
+  const std::vector<std::size_t> shape{3, 2};
+  io::write_npy<std::int64_t>(dir.path / "i8.npy", big, shape);
+  const io::NpyArray a = io::read_npy(dir.path / "i8.npy");
+  CHECK(a.dtype == "<i8");
+  CHECK(a.is_integer());
+  CHECK(a.shape == shape);
+  CHECK(a.values<std::int64_t>("i8") == big);
+  CHECK(a.values<double>("i8") == std::vector<double>{0, -3, 7, 1099511627776.0, 2, 5});
+  CHECK_THROWS_WITH(a.values<std::int32_t>("i8"), Catch::Contains("entry 3 = 1099511627776 does not fit"));
+  CHECK_THROWS_WITH(a.values<std::uint32_t>("i8"), Catch::Contains("entry 1 = -3 does not fit"));
+
+  const std::vector<std::int32_t> small{4, -1};
+  io::write_npy<std::int32_t>(dir.path / "i4.npy", small, std::vector<std::size_t>{2});
+  const io::NpyArray b = io::read_npy(dir.path / "i4.npy");
+  CHECK(b.dtype == "<i4");
+  CHECK(b.values<std::int64_t>("i4") == std::vector<std::int64_t>{4, -1});
+  CHECK(b.values<float>("i4") == std::vector<float>{4.0f, -1.0f});
+
+  const std::vector<double> real{0.5, 2.0};
+  io::write_npy<double>(dir.path / "f8.npy", real, std::vector<std::size_t>{2});
+  const io::NpyArray c = io::read_npy(dir.path / "f8.npy");
+  CHECK(c.values<float>("f8") == std::vector<float>{0.5f, 2.0f});
+  CHECK_THROWS_WITH(c.values<std::int64_t>("positions"),
+                    Catch::Contains("positions holds <f8 floating-point data where integers are expected"));
+}
+
 TEST_CASE("npy: damaged files throw io_error (truncations, fuzzed bytes, wrong dtype)", "[io][npy]") {
   TempDir dir("npy-bad");
   Tensor<float, 2> a({4, 6});
@@ -78,9 +107,9 @@ TEST_CASE("npy: damaged files throw io_error (truncations, fuzzed bytes, wrong d
   CHECK_THROWS_AS(io::read_npy(dir.path / "missing.npy"), io_error);
 
   std::string text(original.begin(), original.end());
-  text.replace(text.find("<f4"), 3, "<i4");
+  text.replace(text.find("<f4"), 3, "<u4");
   write_bytes(bad, {text.begin(), text.end()});
-  CHECK_THROWS_WITH(io::read_npy(bad), Catch::Contains("unsupported dtype '<i4'"));
+  CHECK_THROWS_WITH(io::read_npy(bad), Catch::Contains("unsupported dtype '<u4'"));
 
   // Fuzzing: random byte flips and random lengths either parse to a consistent array or throw io_error.
   Rng rng(test::seed(92, "npy fuzz"));
@@ -93,7 +122,7 @@ TEST_CASE("npy: damaged files throw io_error (truncations, fuzzed bytes, wrong d
     write_bytes(bad, b);
     try {
       const io::NpyArray r = io::read_npy(bad);
-      CHECK(r.bytes.size() == r.count() * (r.dtype == "<f4" ? 4 : 8));
+      CHECK(r.bytes.size() == r.count() * io::npy_itemsize(r.dtype));
     } catch (const io_error&) {
       ++rejected;
     }

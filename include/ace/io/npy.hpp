@@ -3,6 +3,8 @@
 #pragma once
 
 #include <bit>
+#include <cstring>
+#include <utility>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -28,19 +30,32 @@ namespace ace::io {
 static_assert(std::endian::native == std::endian::little,
               "ace: .npy checkpoints are written little-endian; big-endian hosts are not supported.");
 
-/// The NumPy dtype string of a scalar type: "<f4" (float32) or "<f8" (float64).
+/// The NumPy dtype string of a scalar type: "<f4" (float32), "<f8" (float64), "<i4" (int32) or "<i8" (int64).
 template <class T>
 constexpr std::string_view npy_dtype() {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                "ace: .npy I/O supports float and double tensors.");
-  return std::is_same_v<T, float> ? "<f4" : "<f8";
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, std::int32_t> ||
+                    std::is_same_v<T, std::int64_t>,
+                "ace: .npy I/O supports float, double, int32 and int64 arrays.");
+  if constexpr (std::is_same_v<T, float>) return "<f4";
+  else if constexpr (std::is_same_v<T, double>) return "<f8";
+  else if constexpr (std::is_same_v<T, std::int32_t>) return "<i4";
+  else return "<i8";
 }
 
 /// A human name for a dtype string ("float32" for "<f4").
 inline std::string dtype_name(std::string_view dtype) {
   if (dtype == "<f4") return "float32";
   if (dtype == "<f8") return "float64";
+  if (dtype == "<i4") return "int32";
+  if (dtype == "<i8") return "int64";
   return std::string(dtype);
+}
+
+/// Bytes per entry of the dtypes read_npy accepts (float32, float64, int32, int64, little-endian); 0 for any other.
+constexpr std::size_t npy_itemsize(std::string_view dtype) {
+  if (dtype == "<f4" || dtype == "<i4") return 4;
+  if (dtype == "<f8" || dtype == "<i8") return 8;
+  return 0;
 }
 
 /// A parsed .npy file: dtype string, shape and the raw little-endian data bytes.
@@ -53,6 +68,33 @@ struct NpyArray {
     std::size_t n = 1;
     for (std::size_t d : shape) n *= d;
     return n;
+  }
+  bool is_integer() const { return dtype == "<i4" || dtype == "<i8"; }
+
+  /// The entries converted to T. Integer arrays convert to any arithmetic T (an entry T cannot hold exactly throws);
+  /// floating-point arrays only to floating-point T: reading coordinates as indices is an error, not a truncation.
+  /// `what` names the array in messages.
+  template <class T>
+  std::vector<T> values(const std::string& what) const {
+    static_assert(std::is_arithmetic_v<T>, "ace: NpyArray::values converts to an arithmetic type.");
+    ACE_THROW_IF(!is_integer() && !std::is_floating_point_v<T>, io_error, what, " holds ", dtype,
+                 " floating-point data where integers are expected");
+    std::vector<T> out(count());
+    const auto convert = [&]<class S>(S) {
+      for (std::size_t i = 0; i < out.size(); ++i) {
+        S v;
+        std::memcpy(&v, bytes.data() + i * sizeof(S), sizeof(S));
+        if constexpr (std::is_integral_v<S> && std::is_integral_v<T>)
+          ACE_THROW_IF(!std::in_range<T>(v), io_error, what, ": entry ", i, " = ", v, " does not fit the ",
+                       sizeof(T) * 8, "-bit integer type it is read into");
+        out[i] = static_cast<T>(v);
+      }
+    };
+    if (dtype == "<f4") convert(float{});
+    else if (dtype == "<f8") convert(double{});
+    else if (dtype == "<i4") convert(std::int32_t{});
+    else convert(std::int64_t{});
+    return out;
   }
 };
 
@@ -210,13 +252,13 @@ inline NpyArray read_npy(const std::filesystem::path& path) {
   ACE_THROW_IF(descr.size() < 2 || descr.front() != '\'' || descr.back() != '\'', io_error, file,
                ": malformed dtype in the .npy header: ", descr);
   out.dtype = std::string(descr.substr(1, descr.size() - 2));
-  ACE_THROW_IF(out.dtype != "<f4" && out.dtype != "<f8", io_error, file, ": unsupported dtype '", out.dtype,
-               "' (ace reads float32 '<f4' and float64 '<f8')");
+  const std::size_t item = npy_itemsize(out.dtype);
+  ACE_THROW_IF(item == 0, io_error, file, ": unsupported dtype '", out.dtype,
+               "' (ace reads little-endian float32 '<f4', float64 '<f8', int32 '<i4' and int64 '<i8')");
   const std::string_view order = detail::header_value(header, "fortran_order", file);
   ACE_THROW_IF(order != "False", io_error, file, ": only C-order .npy files are supported (fortran_order is ", order,
                ")");
   out.shape = detail::parse_shape(detail::header_value(header, "shape", file), file);
-  const std::size_t item = out.dtype == "<f4" ? 4 : 8;
   std::size_t count = 1;
   for (std::size_t d : out.shape) {
     ACE_THROW_IF(d != 0 && count > std::numeric_limits<std::size_t>::max() / item / d, io_error, file,
