@@ -67,6 +67,19 @@ TEST_CASE("fit: epochs, evaluation, CSV, plots and the progress line", "[ace][fi
   }
   CHECK(progress.str().find("epoch 12/12") != std::string::npos);
   CHECK(plots.history().back().slacks.size() == 1);
+
+  // Series are named by the constrained parameters' labels when given, by index otherwise.
+  const auto has = [](const fs::path& file, const std::string& text) {
+    const auto svg = lines_of(file);
+    return std::any_of(svg.begin(), svg.end(), [&](const std::string& l) { return l.find(text) != std::string::npos; });
+  };
+  PlotWriter labelled(dir / "labelled", 0, {"theta"});
+  for (const auto& s : plots.history()) labelled.on_epoch_end(trainer, s);
+  labelled.write();
+  CHECK(has(dir / "labelled" / "gamma.svg", "gamma theta"));
+  CHECK(has(dir / "labelled" / "slacks.svg", "u theta"));
+  CHECK(has(dir / "gamma.svg", "gamma_0"));
+  CHECK_FALSE(has(dir / "gamma.svg", "gamma theta"));
 }
 
 TEST_CASE("fit: early stopping on a metric that stops improving", "[ace][fit]") {

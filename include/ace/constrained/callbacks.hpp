@@ -164,11 +164,12 @@ class EarlyStopping {
 
 /// Records every epoch and writes SVG plots into `directory` at the end of the run (and every `every` epochs):
 /// loss.svg (train loss and every metric whose name contains "loss" or "mse"), gamma.svg (each γ_i),
-/// multipliers.svg (each λ_i) and, for resilient runs, slacks.svg (each u_i).
+/// multipliers.svg (each λ_i) and, for resilient runs, slacks.svg (each u_i). `labels` names the constrained
+/// parameters in the trainer's order (e.g. "layer 0 h"): series are "<symbol> <label>"; without labels, "<symbol>_i".
 class PlotWriter {
  public:
-  explicit PlotWriter(std::filesystem::path directory, std::size_t every = 0)
-      : dir_(std::move(directory)), every_(every) {}
+  explicit PlotWriter(std::filesystem::path directory, std::size_t every = 0, std::vector<std::string> labels = {})
+      : dir_(std::move(directory)), every_(every), labels_(std::move(labels)) {}
 
   template <class Trainer>
   void on_epoch_end(Trainer&, const EpochSummary& s) {
@@ -220,7 +221,8 @@ class PlotWriter {
     io::LinePlot plot{title, "epoch", symbol, false, {}};
     const std::size_t n = values(history_.back()).size();
     for (std::size_t i = 0; i < n; ++i)
-      plot.series.push_back({detail::concat(symbol, "_", i), epochs, column([&](const EpochSummary& s) {
+      plot.series.push_back({i < labels_.size() ? detail::concat(symbol, " ", labels_[i]) : detail::concat(symbol, "_", i),
+                             epochs, column([&](const EpochSummary& s) {
                                const auto& v = values(s);
                                return i < v.size() ? v[i] : std::numeric_limits<double>::quiet_NaN();
                              })});
@@ -229,6 +231,7 @@ class PlotWriter {
 
   std::filesystem::path dir_;
   std::size_t every_;
+  std::vector<std::string> labels_;
   std::vector<EpochSummary> history_;
 };
 

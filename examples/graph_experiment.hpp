@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: MIT
+// The shared part of the EGNN experiments (examples/nbody.cpp, examples/mocap.cpp): command-line flags, one training
+// run of a method (strict, free, schedule, ACE equality, ACE resilient) with model selection on the deployed model's
+// validation error, and the results table, CSV and plots. Every method of a seed starts from the same network and
+// sees the same batches.
+#pragma once
+
+#include <ace/ace.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace experiment {
+
+using Model = ace::EGNNRegression<float>;
+using Batch = ace::GraphBatch<float>;
+
+/// The flags every EGNN experiment shares.
+struct Settings {
+  std::vector<std::string> methods{"strict", "free", "schedule", "equality", "resilient"};
+  std::vector<std::uint64_t> seeds{1};
+  std::size_t epochs = 100, batch = 100, hidden = 64, layers = 4, eval_every = 1, workers = 2;
+  double lr = 5e-4, weight_decay = 1e-12, dual_lr = 1e-3, augmented = 1.0, rho = 1.0;
+  std::string out;
+};
+
+inline const char* settings_usage =
+    "  --methods LIST   strict, free, schedule, equality, resilient (comma-separated)\n"
+    "  --seeds LIST     network seeds, e.g. 1,2,3 (each method of a seed starts from the same network)\n"
+    "  --epochs N, --batch N, --hidden N, --layers N, --lr X, --weight-decay X\n"
+    "  --dual-lr X      the ACE methods' dual step size (SGD on the multipliers)\n"
+    "  --augmented C    augmented-Lagrangian coefficient of the ACE methods (default 1: without it the equality\n"
+    "                   gammas overshoot 0 and oscillate under Adam; 0 = the plain Lagrangian)\n"
+    "  --rho X          the resilient method's slack cost (rho/2 |u|^2)\n"
+    "  --eval-every N   evaluate (validation, test at the best validation epoch, equivariance) every N epochs\n"
+    "  --workers N      data-parallel chunks per batch (default 2; results depend on N at the rounding level only)\n"
+    "  --out DIR        where the logs, plots and results go: DIR/<method>/seed<s>/{log.csv,*.svg}, DIR/*.svg,\n"
+    "                   DIR/results.csv\n";
+
+/// The whole of `text` as a number (a finite one, for floating point), or invalid_argument naming the flag.
+template <class T>
+T parse_number(const std::string& flag, const std::string& text) {
+  std::size_t used = 0;
+  T v{};
+  try {
+    if constexpr (std::is_floating_point_v<T>) v = static_cast<T>(std::stod(text, &used));
+    else v = static_cast<T>(std::stoull(text, &used));
+  } catch (const std::exception&) {
+    used = std::string::npos;
+  }
+  bool ok = used == text.size() && text.find('-') == std::string::npos;
+  if constexpr (std::is_floating_point_v<T>) ok = used == text.size() && std::isfinite(v);
+  ACE_THROW_IF(!ok, ace::invalid_argument, flag, ": expected ", std::is_floating_point_v<T> ? "a number" : "an integer",
+               ", got '", text, "'");
+  return v;
+}
+
+/// A positive integer flag value.
+inline std::size_t parse_count(const std::string& flag, const std::string& text) {
+  const unsigned long long v = parse_number<unsigned long long>(flag, text);
+  ACE_THROW_IF(v == 0, ace::invalid_argument, flag, ": expected a positive integer, got '", text, "'");
+  return static_cast<std::size_t>(v);
+}
+
+template <class T>
+std::vector<T> split_list(const std::string& flag, const std::string& text) {
+  std::vector<T> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if constexpr (std::is_same_v<T, std::string>) out.push_back(item);
+    else out.push_back(parse_number<T>(flag, item));
+  }
+  ACE_THROW_IF(out.empty(), ace::invalid_argument, flag, ": empty list");
+  return out;
+}
+
+/// Parses `args` (flag value pairs): --help prints `usage` and exits; the shared flags go to `s`; every other flag
+/// goes to `own(flag, value)`, which returns false for a flag it does not know (an error naming it).
+template <class Own>
+void parse_flags(const std::vector<std::string>& args, const std::string& usage, Settings& s, Own&& own) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(usage.c_str(), stdout);
+      std::exit(0);
+    }
+    ACE_THROW_IF(i + 1 >= args.size(), ace::invalid_argument, flag, " needs a value\n", usage);
+    const std::string value = args[++i];
+    const auto real = [&] { return parse_number<double>(flag, value); };
+    if (flag == "--methods") s.methods = split_list<std::string>(flag, value);
+    else if (flag == "--seeds") s.seeds = split_list<std::uint64_t>(flag, value);
+    else if (flag == "--epochs") s.epochs = parse_count(flag, value);
+    else if (flag == "--batch") s.batch = parse_count(flag, value);
+    else if (flag == "--hidden") s.hidden = parse_count(flag, value);
+    else if (flag == "--layers") s.layers = parse_count(flag, value);
+    else if (flag == "--eval-every") s.eval_every = parse_count(flag, value);
+    else if (flag == "--workers") s.workers = parse_count(flag, value);
+    else if (flag == "--lr") s.lr = real();
+    else if (flag == "--weight-decay") s.weight_decay = real();
+    else if (flag == "--dual-lr") s.dual_lr = real();
+    else if (flag == "--augmented") s.augmented = real();
+    else if (flag == "--rho") s.rho = real();
+    else if (flag == "--out") s.out = value;
+    else ACE_THROW_IF(!own(flag, value), ace::invalid_argument, "unknown flag ", flag, "\n", usage);
+  }
+  for (const auto& m : s.methods)
+    ACE_THROW_IF(m != "strict" && m != "free" && m != "schedule" && m != "equality" && m != "resilient",
+                 ace::invalid_argument, "--methods: unknown method '", m,
+                 "' (strict, free, schedule, equality, resilient)");
+}
+
+/// What an experiment trains on: the graph, the network's inputs, the splits and how to report errors.
+struct Task {
+  std::string title;         // the table's heading
+  ace::Graph graph;
+  ace::EGNNOptions network;  // node, edge and raw feature counts (hidden and layers come from the settings)
+  Batch train, valid, test;
+  Batch probe;               // a few validation graphs: the equivariance error of the deployed model
+  double scale = 1e3;        // errors are reported x scale ...
+  std::string scale_name = "x 1e-3";
+  std::vector<std::string> gamma_names;  // one label per gamma, in the trainer's order
+
+  std::size_t graphs(const Batch& b) const { return b.x.shape()[0] / graph.nodes(); }
+};
+
+/// The gamma labels of a relaxed EGNN: "layer l h" and "layer l x" ("layers.<l>.gamma" = [gamma_h, gamma_x]).
+inline std::vector<std::string> egnn_gamma_names(std::size_t layers) {
+  std::vector<std::string> names;
+  for (std::size_t l = 0; l < layers; ++l)
+    for (const char* b : {"h", "x"}) names.push_back(ace::detail::concat("layer ", l, " ", b));
+  return names;
+}
+
+/// What one run reports.
+struct RunResult {
+  std::string method;
+  std::uint64_t seed = 0;
+  double test_mse = 0.0;      // the deployed model's test MSE at the best validation epoch
+  double best_valid = 0.0;    // the deployed model's best validation MSE
+  std::size_t best_epoch = 0;
+  double equivariance = 0.0;  // the deployed model's E(3) equivariance error at the end
+  double max_gamma = 0.0;     // final max |gamma|
+  std::size_t crossings = 0;  // sign changes of the gammas over the epochs (largest over the gammas)
+  double seconds = 0.0;
+  std::vector<double> valid_curve;                 // deployed validation MSE per epoch
+  std::vector<double> gammas, multipliers, slacks;  // at the end
+};
+
+/// Mean squared error over a whole split, evaluated in chunks of at most 500 graphs (gathered into `chunk`).
+inline double mse(Model& model, const Task& t, const Batch& all, Batch& chunk) {
+  const std::size_t graphs = t.graphs(all);
+  double sum = 0.0;
+  for (std::size_t first = 0; first < graphs; first += 500) {
+    std::vector<std::size_t> idx(std::min<std::size_t>(500, graphs - first));
+    std::iota(idx.begin(), idx.end(), first);
+    ace::select_graphs(all, idx, t.graph.nodes(), t.graph.edges(), chunk);
+    sum += model.loss(chunk) * static_cast<double>(idx.size());
+  }
+  return sum / static_cast<double>(graphs);
+}
+
+/// The largest number of sign changes of one gamma across the epoch summaries.
+inline std::size_t gamma_crossings(const std::vector<ace::EpochSummary>& history) {
+  std::size_t most = 0;
+  const std::size_t n = history.empty() ? 0 : history.back().gammas.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t count = 0;
+    double previous = 0.0;
+    for (const auto& s : history) {
+      const double g = s.gammas[i];
+      if (g != 0.0 && previous != 0.0 && (g > 0.0) != (previous > 0.0)) ++count;
+      if (g != 0.0) previous = g;
+    }
+    most = std::max(most, count);
+  }
+  return most;
+}
+
+template <class Policy>
+RunResult run(const Settings& c, const Task& t, const std::string& method, std::uint64_t seed, Policy policy) {
+  ace::Rng rng(seed);  // the same initial network for every method with this seed
+  ace::EGNNOptions options = t.network;
+  options.hidden = c.hidden;
+  options.layers = c.layers;
+  options.relaxed = true;
+  Model model(ace::EGNN<float>(t.graph, options, rng), {.workers = c.workers});
+  const std::size_t train = t.graphs(t.train), steps_per_epoch = train / c.batch;
+  ACE_THROW_IF(steps_per_epoch == 0, ace::invalid_argument, "--batch ", c.batch, " is larger than the ", train,
+               " training samples");
+  ace::ConstrainedTrainer trainer(model, ace::Adam<float>({.lr = c.lr, .weight_decay = c.weight_decay}), policy,
+                                  ace::DualSGD{.lr = c.dual_lr},
+                                  {.augmented = c.augmented, .total_steps = steps_per_epoch * c.epochs});
+  Batch batch;
+  std::vector<std::size_t> order(train);
+  const auto batches = [&](std::size_t epoch, auto&& step) {
+    std::iota(order.begin(), order.end(), 0);
+    ace::Rng shuffle(seed * 1000003 + epoch);  // per-epoch seed: reproducible and resumable
+    for (std::size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[shuffle.below(i + 1)]);
+    for (std::size_t s = 0; s < steps_per_epoch; ++s) {
+      ace::select_graphs(t.train, std::span<const std::size_t>(order).subspan(s * c.batch, c.batch),
+                         t.graph.nodes(), t.graph.edges(), batch);
+      step(batch);
+    }
+  };
+  Batch chunk;  // evaluation buffer, reused
+  RunResult r;
+  r.method = method;
+  r.seed = seed;
+  r.best_valid = std::numeric_limits<double>::infinity();
+  const auto grid = ace::so3_grid(8);
+  const auto evaluate = [&](ace::EpochSummary& s) {
+    if (s.epoch % c.eval_every != 0 && s.epoch != c.epochs) {  // not evaluated: NaN in the logs, gaps in the plots
+      for (const char* m : {"valid_mse", "test_mse_at_best", "equivariance_error", "valid_relaxed_mse"})
+        s.metrics[m] = std::numeric_limits<double>::quiet_NaN();
+      r.valid_curve.push_back(std::numeric_limits<double>::quiet_NaN());
+      return;
+    }
+    trainer.deploy();
+    const double valid = mse(model, t, t.valid, chunk);
+    if (valid < r.best_valid) {  // model selection on the deployed model's validation error
+      r.best_valid = valid;
+      r.best_epoch = s.epoch;
+      r.test_mse = mse(model, t, t.test, chunk);
+    }
+    s.metrics["valid_mse"] = valid;
+    s.metrics["test_mse_at_best"] = r.test_mse;
+    s.metrics["equivariance_error"] = ace::euclidean_equivariance_error(model, t.probe, grid).max;
+    model.set_relaxation(true);
+    s.metrics["valid_relaxed_mse"] = mse(model, t, t.valid, chunk);
+    r.valid_curve.push_back(valid);
+  };
+  const std::string dir = ace::detail::concat(c.out, "/", method, "/seed", seed);
+  std::printf("%s, seed %llu\n", method.c_str(), static_cast<unsigned long long>(seed));
+  ace::ProgressBar bar;
+  ace::CsvLogger csv(dir + "/log.csv");
+  ace::PlotWriter plots(dir, 10, t.gamma_names);
+  const auto start = std::chrono::steady_clock::now();
+  const ace::FitResult fr = ace::fit(trainer, c.epochs, batches, evaluate, 0, bar, csv, plots);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (fr.status == ace::FitStatus::non_finite) std::printf("  %s\n", fr.message.c_str());
+  const ace::EpochSummary& last = plots.history().back();
+  r.equivariance = last.metrics.at("equivariance_error");
+  r.max_gamma = last.max_abs_gamma();
+  r.crossings = gamma_crossings(plots.history());
+  r.gammas = last.gammas;
+  r.multipliers = last.multipliers;
+  r.slacks = last.slacks;
+  return r;
+}
+
+inline RunResult run_method(const Settings& c, const Task& t, const std::string& m, std::uint64_t seed) {
+  if (m == "strict") return run(c, t, m, seed, ace::StrictBaseline{});
+  if (m == "free") return run(c, t, m, seed, ace::FreeBaseline{});
+  if (m == "schedule") return run(c, t, m, seed, ace::ScheduleBaseline{});
+  if (m == "equality") return run(c, t, m, seed, ace::EqualityConstraint{});
+  return run(c, t, m, seed, ace::ResilientConstraint{.rho = c.rho});
+}
+
+inline std::pair<double, double> mean_std(const std::vector<double>& v) {
+  const double mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  double var = 0.0;
+  for (double x : v) var += (x - mean) * (x - mean);
+  return {mean, v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0};
+}
+
+/// Writes `text` to `path` through a temporary file renamed into place: readers never see a partial file.
+inline void write_text_atomically(const std::filesystem::path& path, const std::string& text) {
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.flush();
+    ACE_THROW_IF(!out, ace::io_error, "writing ", tmp.string(), " failed");
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+/// Prints the results table (mean +- std over seeds) and, for the ACE methods, the final gamma, multiplier and
+/// slack of every branch; writes DIR/valid_curves.svg and DIR/results.csv.
+inline void report(const Settings& c, const Task& t, const std::vector<RunResult>& results) {
+  std::printf("\n%s\n\n", t.title.c_str());
+  std::printf("| method | test MSE %s | best epoch | equivariance error | final max abs gamma | gamma sign changes "
+              "| time (s) |\n",
+              t.scale_name.c_str());
+  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
+  ace::io::LinePlot curves{"Validation MSE of the deployed model", "epoch", "MSE", true, {}};
+  for (const auto& m : c.methods) {
+    std::vector<double> test, epoch, eq, gamma, crossings, secs;
+    for (const auto& r : results) {
+      if (r.method != m) continue;
+      test.push_back(t.scale * r.test_mse);
+      epoch.push_back(static_cast<double>(r.best_epoch));
+      eq.push_back(r.equivariance);
+      gamma.push_back(r.max_gamma);
+      crossings.push_back(static_cast<double>(r.crossings));
+      secs.push_back(r.seconds);
+      if (r.seed == c.seeds.front()) {
+        ace::io::Series s{m, {}, r.valid_curve};
+        for (std::size_t e = 1; e <= r.valid_curve.size(); ++e) s.x.push_back(static_cast<double>(e));
+        curves.series.push_back(std::move(s));
+      }
+    }
+    if (test.empty()) continue;
+    const auto [tm, ts] = mean_std(test);
+    std::printf("| %s | %.2f +- %.2f | %.0f | %.1e | %.2e | %.1f | %.0f |\n", m.c_str(), tm, ts,
+                mean_std(epoch).first, *std::max_element(eq.begin(), eq.end()), mean_std(gamma).first,
+                mean_std(crossings).first, mean_std(secs).first);
+  }
+  for (const auto& m : c.methods) {  // per branch, for the methods with multipliers: which layers ask for slack
+    if (m != "equality" && m != "resilient") continue;
+    std::vector<const RunResult*> runs;
+    for (const auto& r : results)
+      if (r.method == m && !r.multipliers.empty()) runs.push_back(&r);
+    if (runs.empty()) continue;
+    std::printf("\n%s, at the end (mean over seeds):\n\n| branch | gamma | lambda |%s\n|---|---:|---:|%s\n", m.c_str(),
+                runs.front()->slacks.empty() ? "" : " slack u |", runs.front()->slacks.empty() ? "" : "---:|");
+    const auto mean_of = [&](auto member, std::size_t i) {
+      double s = 0.0;
+      for (const RunResult* r : runs) s += ((*r).*member)[i];
+      return s / static_cast<double>(runs.size());
+    };
+    for (std::size_t i = 0; i < runs.front()->gammas.size(); ++i) {
+      const std::string name = i < t.gamma_names.size() ? t.gamma_names[i] : ace::detail::concat("gamma ", i);
+      std::printf("| %s | %.2e | %.2e |", name.c_str(), mean_of(&RunResult::gammas, i),
+                  mean_of(&RunResult::multipliers, i));
+      if (!runs.front()->slacks.empty()) std::printf(" %.2e |", mean_of(&RunResult::slacks, i));
+      std::printf("\n");
+    }
+  }
+  std::filesystem::create_directories(c.out);
+  ace::io::write_svg(c.out + "/valid_curves.svg", curves);
+  std::ostringstream csv;
+  csv.precision(10);
+  csv << "method,seed,test_mse,best_valid_mse,best_epoch,equivariance_error,max_abs_gamma,gamma_sign_changes,seconds\n";
+  for (const auto& r : results)
+    csv << r.method << "," << r.seed << "," << r.test_mse << "," << r.best_valid << "," << r.best_epoch << ","
+        << r.equivariance << "," << r.max_gamma << "," << r.crossings << "," << r.seconds << "\n";
+  write_text_atomically(c.out + "/results.csv", csv.str());
+  std::printf("\nlogs and plots: %s/<method>/seed<s>/, %s/valid_curves.svg, %s/results.csv\n", c.out.c_str(),
+              c.out.c_str(), c.out.c_str());
+}
+
+/// Prints the test MSE of two trivial predictors, the scale the learned errors are read against: no motion
+/// (x(t) = x(0)) and moving on at the input velocity (x(t) = x(0) + horizon v(0)).
+inline void print_reference_points(const Task& t, double horizon) {
+  double still = 0.0, linear = 0.0;
+  for (std::size_t i = 0; i < t.test.x.size(); ++i) {
+    const double a = t.test.target.data()[i] - t.test.x.data()[i];
+    const double b = a - horizon * t.test.v.data()[i];
+    still += a * a;
+    linear += b * b;
+  }
+  const double n = static_cast<double>(t.test.x.size());
+  std::printf("test MSE %s of x(t) = x(0): %.4g; of x(t) = x(0) + %g v(0): %.4g\n", t.scale_name.c_str(),
+              t.scale * still / n, horizon, t.scale * linear / n);
+}
+
+/// Trains every method for every seed (seed-major, so an interrupted run has whole seeds) and reports.
+inline void run_all(const Settings& c, const Task& t) {
+  std::vector<RunResult> results;
+  for (std::uint64_t seed : c.seeds)
+    for (const auto& m : c.methods) results.push_back(run_method(c, t, m, seed));
+  report(c, t, results);
+}
+
+}  // namespace experiment
