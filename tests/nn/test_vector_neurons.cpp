@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: MIT
 // Vector Neurons: gradients of every layer and of the classifier against central differences (double), O(3)
 // equivariance of every layer on the SO(3) grid with reflections, invariance of the classifier's logits to
-// rotations and point permutations, the relaxed classifier at gamma = 0.
+// rotations and point permutations, the relaxed classifier at gamma = 0, batch-norm statistics in checkpoints.
 #include <catch2/catch.hpp>
 
+#include "ace/constrained/checkpoint.hpp"
+#include "ace/constrained/trainer.hpp"
 #include "ace/group/so3.hpp"
+#include "ace/io/checkpoint.hpp"
 #include "ace/nn/vector_neurons.hpp"
+#include "ace/optim/adam.hpp"
 #include "support.hpp"
 
 using namespace ace;
@@ -140,17 +144,7 @@ TEST_CASE("VN classifier: gradients, invariant logits, relaxed at gamma = 0", "[
     double worst = 0.0;
     std::size_t k = 0;
     model.for_each_parameter([&](ParamView<double> p) {
-      for (std::size_t i = 0; i < p.value.size(); ++i) {
-        const double keep = p.value[i];
-        p.value[i] = keep + 1e-6;
-        const double up = model.loss(b);
-        p.value[i] = keep - 1e-6;
-        const double down = model.loss(b);
-        p.value[i] = keep;
-        const double numeric = (up - down) / 2e-6;
-        worst = std::max(worst, std::abs(analytic[k][i] - numeric) / std::max(1.0, std::abs(numeric)));
-      }
-      ++k;
+      worst = std::max(worst, central_difference_gap(p.value, analytic[k++], [&] { return model.loss(b); }));
     });
     CHECK(worst < 1e-6);
   }
@@ -196,4 +190,62 @@ TEST_CASE("VN batch norm: running statistics and bad input", "[vn][errors]") {
   VNLinear<double> linear(2, 2, rng);
   CHECK_THROWS_AS(linear.forward(bad), shape_error);
   CHECK_THROWS_WITH(VNClassifier<double>({.points = 0}, rng), Catch::Contains("points 0"));
+}
+
+TEST_CASE("VN classifier: batch-norm running statistics travel with checkpoints and training states",
+          "[vn][checkpoint]") {
+  test::TempDir dir("vn-buffers");
+  Rng rng(test::seed(29, "vn buffers"));
+  const VNClassifierOptions o{.points = 8, .channels = {4, 5}, .hidden = 6, .classes = 3, .relaxed = true};
+  const VNClassifier<double> initial(o, rng);
+  VNClassifier<double>::batch b{random_vn(3 * 8, 1, rng), {0, 2, 1}};
+  const auto buffers = [](VNClassifier<double>& m) {
+    std::vector<std::pair<std::string, std::vector<double>>> out;
+    m.for_each_buffer([&](BufferView v) { out.emplace_back(v.name, std::vector<double>(v.value.begin(), v.value.end())); });
+    return out;
+  };
+
+  VNClassifier<double> untouched = initial, trained = initial;
+  const auto initial_stats = buffers(untouched);
+  for (int i = 0; i < 3; ++i) trained.loss(b);  // training-mode forwards move the running statistics
+  const auto stats = buffers(trained);
+  REQUIRE(stats.size() == 4);
+  CHECK(stats[0].first == "blocks.0.norm.running_mean");
+  CHECK(stats[3].first == "blocks.1.norm.running_var");
+  CHECK(stats != initial_stats);
+
+  io::save_checkpoint(dir.path / "model", trained);
+  VNClassifier<double> restored = initial;
+  io::load_checkpoint(dir.path / "model", restored);
+  CHECK(buffers(restored) == stats);
+  trained.set_training(false);
+  restored.set_training(false);
+  CHECK(as_matrix(restored.forward(b.points)) == as_matrix(trained.forward(b.points)));
+
+  {  // a checkpoint without the statistics is a mismatch, never silently the initial statistics
+    io::CheckpointWriter w(dir.path / "no-buffers");
+    w.set_signature(io::detail::model_signature(trained));
+    w.set_value("scalar", "float64");
+    trained.for_each_parameter([&](ParamView<double> p) {
+      w.add<double>("param/" + p.name, std::span<const double>(p.value), io::detail::param_shape(p));
+    });
+    w.commit();
+  }
+  CHECK_THROWS_WITH(io::load_checkpoint(dir.path / "no-buffers", restored),
+                    Catch::Contains("no tensor 'buffer/blocks.0.norm.running_mean'"));
+  VNClassifier<double> plain({.points = 8, .channels = {4, 5}, .hidden = 6, .classes = 3, .batch_norm = false,
+                              .relaxed = true},
+                             rng);
+  CHECK(buffers(plain).empty());
+
+  // A training state restores them too.
+  using Trainer = ConstrainedTrainer<VNClassifier<double>, Adam<double>, EqualityConstraint, DualSGD>;
+  VNClassifier<double> a = initial, c = initial;
+  Trainer ta(a, Adam<double>({.lr = 1e-2}), EqualityConstraint{}, DualSGD{.lr = 0.02});
+  for (int i = 0; i < 3; ++i) ta.step(b);
+  save_training_state(dir.path / "state", ta, 1);
+  Trainer tc(c, Adam<double>({.lr = 1e-2}), EqualityConstraint{}, DualSGD{.lr = 0.02});
+  CHECK(load_training_state(dir.path / "state", tc) == 1);
+  CHECK(buffers(c) == buffers(a));
+  CHECK(buffers(c) != initial_stats);
 }

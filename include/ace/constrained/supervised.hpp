@@ -46,6 +46,11 @@ class SupervisedModel {
   void for_each_parameter(F&& f) {
     net_.for_each_parameter(f);
   }
+  template <class F>
+    requires HasBuffers<Net>
+  void for_each_buffer(F&& f) {
+    net_.for_each_buffer(f);
+  }
 
   Net& network() { return net_; }
   Loss& loss_function() { return loss_; }

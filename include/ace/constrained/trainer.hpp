@@ -229,6 +229,7 @@ class ConstrainedTrainer {
   template <class V>
   void visit_state(V&& v) {
     model_.for_each_parameter([&](ParamView<T> p) { v.tensor("param/" + p.name, p.value); });
+    if constexpr (HasBuffers<M>) model_.for_each_buffer([&](BufferView b) { v.tensor("buffer/" + b.name, b.value); });
     v.tensor("dual/lambda", std::span<double>(lambda_));
     v.tensor("dual/m", std::span<double>(dual_m_));
     v.tensor("dual/v", std::span<double>(dual_v_));

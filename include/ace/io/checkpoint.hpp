@@ -273,7 +273,8 @@ std::string model_signature(M& model) {
 }
 }  // namespace detail
 
-/// Adds every parameter of `model` as "param/<name>" and sets the signature and scalar type.
+/// Adds every parameter of `model` as "param/<name>" and every buffer (HasBuffers: batch-norm running statistics)
+/// as "buffer/<name>" (float64), and sets the signature and scalar type.
 template <class M>
 void add_parameters(CheckpointWriter& writer, M& model) {
   using Scalar = typename M::scalar;
@@ -283,11 +284,16 @@ void add_parameters(CheckpointWriter& writer, M& model) {
     writer.add<Scalar>("param/" + p.name, std::span<const Scalar>(p.value.data(), p.value.size()),
                        detail::param_shape(p));
   });
+  if constexpr (HasBuffers<M>)
+    model.for_each_buffer([&](BufferView b) {
+      const std::size_t shape[] = {b.value.size()};
+      writer.add<double>("buffer/" + b.name, std::span<const double>(b.value.data(), b.value.size()), shape);
+    });
 }
 
-/// Loads every parameter of `model` from a checkpoint, all or nothing: the signature, the scalar type, the list of
-/// parameter names and every shape are checked, and all tensors are read and verified before the first value of
-/// the model is overwritten. Throws checkpoint_mismatch naming the first difference, io_error for damaged files.
+/// Loads every parameter (and buffer) of `model` from a checkpoint, all or nothing: the signature, the scalar type,
+/// the list of parameter and buffer names and every shape are checked, and all tensors are read and verified before
+/// the first value of the model is overwritten. Throws checkpoint_mismatch naming the first difference, io_error for damaged files.
 template <class M>
 void load_parameters(const CheckpointReader& reader, M& model) {
   using Scalar = typename M::scalar;
@@ -304,14 +310,30 @@ void load_parameters(const CheckpointReader& reader, M& model) {
     reader.read<Scalar>("param/" + p.name, std::span<Scalar>(staged.back()), detail::param_shape(p));
     names.push_back("param/" + p.name);
   });
+  std::vector<std::vector<double>> buffers;
+  if constexpr (HasBuffers<M>)
+    model.for_each_buffer([&](BufferView b) {
+      buffers.emplace_back(b.value.size());
+      const std::size_t shape[] = {b.value.size()};
+      reader.read<double>("buffer/" + b.name, std::span<double>(buffers.back()), shape);
+      names.push_back("buffer/" + b.name);
+    });
   for (const auto& t : reader.tensors())
-    ACE_THROW_IF(t.name.starts_with("param/") && std::find(names.begin(), names.end(), t.name) == names.end(),
-                 checkpoint_mismatch, "checkpoint tensor '", t.name, "' has no parameter of that name in the model");
+    ACE_THROW_IF((t.name.starts_with("param/") || t.name.starts_with("buffer/")) &&
+                     std::find(names.begin(), names.end(), t.name) == names.end(),
+                 checkpoint_mismatch, "checkpoint tensor '", t.name, "' has no ",
+                 t.name.starts_with("param/") ? "parameter" : "buffer", " of that name in the model");
   std::size_t i = 0;
   model.for_each_parameter([&](ParamView<Scalar> p) {
     std::copy(staged[i].begin(), staged[i].end(), p.value.begin());
     ++i;
   });
+  i = 0;
+  if constexpr (HasBuffers<M>)
+    model.for_each_buffer([&](BufferView b) {
+      std::copy(buffers[i].begin(), buffers[i].end(), b.value.begin());
+      ++i;
+    });
 }
 
 /// Saves the parameters of `model` to the directory `dir` atomically (see CheckpointWriter).

@@ -57,6 +57,17 @@ struct ParamView {
   std::span<const std::size_t> shape;
 };
 
+/// A view of one buffer: state a model keeps that is not trained by gradients (batch-norm running statistics).
+/// Optimisers never see buffers; checkpoints save and restore them with the parameters ("buffer/<name>").
+struct BufferView {
+  std::string name;
+  std::span<double> value;
+};
+
+/// Models with buffers offer for_each_buffer(f), calling f(BufferView) for each.
+template <class M>
+concept HasBuffers = requires(M& m) { m.for_each_buffer([](BufferView) {}); };
+
 /// A differentiable module on batches of feature vectors, x of shape [batch, input::dim]:
 ///  * `scalar`, `input`, `output` (FeatureSpaces): shapes and symmetry are part of the type;
 ///  * `forward(x)` returns y [batch, output::dim] (a reference to the module's own buffer, valid until the next

@@ -258,6 +258,12 @@ class VNBatchNorm {
     f(detail::param_view(prefix + "weight", weight_, weight_grad_, Role::weight));
     f(detail::param_view(prefix + "bias", bias_, bias_grad_, Role::bias));
   }
+  /// The running statistics, as buffers "<prefix>running_mean" and "<prefix>running_var" (checkpointed).
+  template <class F>
+  void for_each_buffer(const std::string& prefix, F&& f) {
+    f(BufferView{prefix + "running_mean", running_mean_});
+    f(BufferView{prefix + "running_var", running_var_});
+  }
   const std::vector<double>& running_mean() const { return running_mean_; }
   const std::vector<double>& running_var() const { return running_var_; }
 
@@ -501,6 +507,14 @@ class VNClassifier {
     invariant_.for_each_parameter("invariant.", f);
     head1_.for_each_parameter("head.0.", f);
     head2_.for_each_parameter("head.2.", f);
+  }
+
+  /// The batch norms' running statistics ("blocks.<l>.norm.running_mean", ...; none without batch norm).
+  template <class F>
+  void for_each_buffer(F&& f) {
+    if (!options_.batch_norm) return;
+    for (std::size_t l = 0; l < blocks_.size(); ++l)
+      blocks_[l].norm.for_each_buffer(detail::concat("blocks.", l, ".norm."), f);
   }
 
   std::string signature() const {
