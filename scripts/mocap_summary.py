@@ -57,7 +57,7 @@ def main(dirs):
         if not runs:
             continue
         n = sum(1 for k in runs[0][-1] if k.startswith("gamma_"))
-        slack = f"u_0" in runs[0][-1]
+        slack = "u_0" in runs[0][-1]
         print(f"\n{m}, per branch (mean over {len(runs)} seeds): final γ, λ{', u' if slack else ''}; "
               "swings of γ through 0 over the run (mean)")
         print(f"\n| branch | γ | λ |{' u |' if slack else ''} γ swings through 0 |")

@@ -201,7 +201,9 @@ TEST_CASE("VN classifier: batch-norm running statistics travel with checkpoints 
   VNClassifier<double>::batch b{random_vn(3 * 8, 1, rng), {0, 2, 1}};
   const auto buffers = [](VNClassifier<double>& m) {
     std::vector<std::pair<std::string, std::vector<double>>> out;
-    m.for_each_buffer([&](BufferView v) { out.emplace_back(v.name, std::vector<double>(v.value.begin(), v.value.end())); });
+    m.for_each_buffer([&](BufferView v) {
+      out.emplace_back(v.name, std::vector<double>(v.value.begin(), v.value.end()));
+    });
     return out;
   };
 

@@ -221,7 +221,8 @@ class PlotWriter {
     io::LinePlot plot{title, "epoch", symbol, false, {}};
     const std::size_t n = values(history_.back()).size();
     for (std::size_t i = 0; i < n; ++i)
-      plot.series.push_back({i < labels_.size() ? detail::concat(symbol, " ", labels_[i]) : detail::concat(symbol, "_", i),
+      plot.series.push_back({i < labels_.size() ? detail::concat(symbol, " ", labels_[i])
+                                                : detail::concat(symbol, "_", i),
                              epochs, column([&](const EpochSummary& s) {
                                const auto& v = values(s);
                                return i < v.size() ? v[i] : std::numeric_limits<double>::quiet_NaN();

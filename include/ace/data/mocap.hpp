@@ -54,6 +54,11 @@ struct MocapData {
     return trials[trial][(frame * joints + joint) * 3 + axis];
   }
   const std::vector<MocapSample>& rows(MocapSplit s) const { return split_rows[static_cast<int>(s)]; }
+  /// Whether trial `trial` has the frames a sample starting at `start` needs: the velocity X[start + 1] - X[start]
+  /// and the target X[start + delta] among the frames - 1 positions that have a velocity (V = X[1:] - X[:-1]).
+  bool has_sample(std::size_t trial, std::size_t start, std::size_t delta) const {
+    return trial < trials.size() && delta > 0 && start + delta + 2 <= frames[trial];
+  }
 };
 
 /// Reads a directory holding trial_00.npy, trial_01.npy, ... (float64 [frames, joints, 3], consecutive numbers),
@@ -98,8 +103,8 @@ inline MocapData load_mocap(const std::filesystem::path& dir) {
     const std::int64_t a = edges[2 * r], b = edges[2 * r + 1];
     ACE_THROW_IF(a < 0 || b < 0 || static_cast<std::uint64_t>(a) >= d.joints ||
                      static_cast<std::uint64_t>(b) >= d.joints || a == b,
-                 io_error, (dir / "edges.npy").string(), ": bone ", r, " = (", a, ", ", b, ") is not a pair of two of the ",
-                 d.joints, " joints");
+                 io_error, (dir / "edges.npy").string(), ": bone ", r, " = (", a, ", ", b,
+                 ") is not a pair of two of the ", d.joints, " joints");
     const auto lo = static_cast<std::uint32_t>(std::min(a, b)), hi = static_cast<std::uint32_t>(std::max(a, b));
     ACE_THROW_IF(!seen.insert({lo, hi}).second, io_error, (dir / "edges.npy").string(), ": bone ", r, " = (", a, ", ",
                  b, ") is listed twice");
@@ -137,8 +142,7 @@ inline std::vector<MocapSample> mocap_samples(const MocapData& d, MocapSplit spl
     std::size_t taken = 0;
     for (const auto& r : rows) {
       if (r.trial != t || taken == per_trial) continue;
-      // velocities V = X[1:] - X[:-1] leave frames - 1 usable positions X[:-1]
-      ACE_THROW_IF(r.start + o.delta + 2 > d.frames[t], invalid_argument,
+      ACE_THROW_IF(!d.has_sample(t, r.start, o.delta), invalid_argument,
                    "mocap ", mocap_split_name(split), " sample (trial ", t, ", start ", r.start, "): the target frame ",
                    r.start + o.delta, " is past the trial's last usable frame ", d.frames[t] - 2);
       out.push_back(r);
@@ -195,8 +199,8 @@ GraphBatch<T> mocap_batch(const MocapData& d, const MocapGraph& g, std::span<con
   out.edge_attr.resize({b * ne, 2});
   for (std::size_t s = 0; s < b; ++s) {
     const auto [trial, start] = samples[s];
-    ACE_THROW_IF(trial >= d.trials.size() || delta == 0 || start + delta + 2 > d.frames[trial], invalid_argument, "mocap_batch: sample (trial ", trial, ", start ", start, ") with delta ", delta,
-                 " is out of range");
+    ACE_THROW_IF(!d.has_sample(trial, start, delta), invalid_argument, "mocap_batch: sample (trial ", trial,
+                 ", start ", start, ") with delta ", delta, " is out of range");
     for (std::size_t i = 0; i < n; ++i)
       for (std::size_t k = 0; k < 3; ++k) {
         const std::size_t r = s * n + i;

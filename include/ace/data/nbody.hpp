@@ -10,7 +10,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -204,9 +203,7 @@ inline NBodySamples load_or_make_nbody(const std::filesystem::path& cache_dir, c
       const io::NpyArray a = io::read_npy(file(what));
       ACE_THROW_IF(a.dtype != "<f8" || a.shape != shape, io_error, "N-body cache ", file(what).string(),
                    " holds another array than expected (dtype or shape); delete it to regenerate");
-      std::vector<double> out(a.count());
-      std::memcpy(out.data(), a.bytes.data(), a.bytes.size());
-      return out;
+      return a.values<double>(file(what).string());
     };
     s.positions = read("positions", vec_shape);
     s.velocities = read("velocities", vec_shape);

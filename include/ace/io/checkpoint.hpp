@@ -293,7 +293,8 @@ void add_parameters(CheckpointWriter& writer, M& model) {
 
 /// Loads every parameter (and buffer) of `model` from a checkpoint, all or nothing: the signature, the scalar type,
 /// the list of parameter and buffer names and every shape are checked, and all tensors are read and verified before
-/// the first value of the model is overwritten. Throws checkpoint_mismatch naming the first difference, io_error for damaged files.
+/// the first value of the model is overwritten. Throws checkpoint_mismatch naming the first difference, io_error
+/// for damaged files.
 template <class M>
 void load_parameters(const CheckpointReader& reader, M& model) {
   using Scalar = typename M::scalar;

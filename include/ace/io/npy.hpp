@@ -3,11 +3,10 @@
 #pragma once
 
 #include <bit>
-#include <cstring>
-#include <utility>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -15,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ace/error.hpp"
