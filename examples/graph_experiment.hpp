@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "experiment_support.hpp"
+
 namespace experiment {
 
 using Model = ace::EGNNRegression<float>;
@@ -44,44 +46,6 @@ inline const char* settings_usage =
     "  --workers N      data-parallel chunks per batch (default 2; results depend on N at the rounding level only)\n"
     "  --out DIR        where the logs, plots and results go: DIR/<method>/seed<s>/{log.csv,*.svg}, DIR/*.svg,\n"
     "                   DIR/results.csv\n";
-
-/// The whole of `text` as a number (a finite one, for floating point), or invalid_argument naming the flag.
-template <class T>
-T parse_number(const std::string& flag, const std::string& text) {
-  std::size_t used = 0;
-  T v{};
-  try {
-    if constexpr (std::is_floating_point_v<T>) v = static_cast<T>(std::stod(text, &used));
-    else v = static_cast<T>(std::stoull(text, &used));
-  } catch (const std::exception&) {
-    used = std::string::npos;
-  }
-  bool ok = used == text.size() && text.find('-') == std::string::npos;
-  if constexpr (std::is_floating_point_v<T>) ok = used == text.size() && std::isfinite(v);
-  ACE_THROW_IF(!ok, ace::invalid_argument, flag, ": expected ", std::is_floating_point_v<T> ? "a number" : "an integer",
-               ", got '", text, "'");
-  return v;
-}
-
-/// A positive integer flag value.
-inline std::size_t parse_count(const std::string& flag, const std::string& text) {
-  const unsigned long long v = parse_number<unsigned long long>(flag, text);
-  ACE_THROW_IF(v == 0, ace::invalid_argument, flag, ": expected a positive integer, got '", text, "'");
-  return static_cast<std::size_t>(v);
-}
-
-template <class T>
-std::vector<T> split_list(const std::string& flag, const std::string& text) {
-  std::vector<T> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if constexpr (std::is_same_v<T, std::string>) out.push_back(item);
-    else out.push_back(parse_number<T>(flag, item));
-  }
-  ACE_THROW_IF(out.empty(), ace::invalid_argument, flag, ": empty list");
-  return out;
-}
 
 /// Parses `args` (flag value pairs): --help prints `usage` and exits; the shared flags go to `s`; every other flag
 /// goes to `own(flag, value)`, which returns false for a flag it does not know (an error naming it).
@@ -168,25 +132,6 @@ inline double mse(Model& model, const Task& t, const Batch& all, Batch& chunk) {
   return sum / static_cast<double>(graphs);
 }
 
-/// The largest number of swings of one gamma through 0 across the epoch summaries: sign changes between epochs
-/// where |gamma| > 0.01, so that a gamma resting at 0 (rounding-level jitter) does not count.
-inline std::size_t gamma_crossings(const std::vector<ace::EpochSummary>& history) {
-  std::size_t most = 0;
-  const std::size_t n = history.empty() ? 0 : history.back().gammas.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    std::size_t count = 0;
-    double previous = 0.0;
-    for (const auto& s : history) {
-      const double g = s.gammas[i];
-      if (std::abs(g) <= 0.01) continue;
-      if (previous != 0.0 && (g > 0.0) != (previous > 0.0)) ++count;
-      previous = g;
-    }
-    most = std::max(most, count);
-  }
-  return most;
-}
-
 template <class Policy>
 RunResult run(const Settings& c, const Task& t, const std::string& method, std::uint64_t seed, Policy policy) {
   ace::Rng rng(seed);  // the same initial network for every method with this seed
@@ -265,25 +210,6 @@ inline RunResult run_method(const Settings& c, const Task& t, const std::string&
   if (m == "schedule") return run(c, t, m, seed, ace::ScheduleBaseline{});
   if (m == "equality") return run(c, t, m, seed, ace::EqualityConstraint{});
   return run(c, t, m, seed, ace::ResilientConstraint{.rho = c.rho});
-}
-
-inline std::pair<double, double> mean_std(const std::vector<double>& v) {
-  const double mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-  double var = 0.0;
-  for (double x : v) var += (x - mean) * (x - mean);
-  return {mean, v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0};
-}
-
-/// Writes `text` to `path` through a temporary file renamed into place: readers never see a partial file.
-inline void write_text_atomically(const std::filesystem::path& path, const std::string& text) {
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    out.flush();
-    ACE_THROW_IF(!out, ace::io_error, "writing ", tmp.string(), " failed");
-  }
-  std::filesystem::rename(tmp, path);
 }
 
 /// Prints the results table (mean +- std over seeds) and, for the ACE methods, the final gamma, multiplier and

@@ -7,6 +7,10 @@ ACE_WITH_BLAS build on OpenBLAS) against the same computation in PyTorch (1 and 
                    (bench_sets against deepsets_torch.py)
   --case egnn      N-body EGNN, 5 particles, hidden 64, 4 layers, batch 100: forward and one training step
                    (forward, MSE, backward, Adam) (bench_egnn against egnn_torch.py)
+  --case conv      C4 group convolution, 16 regular fields in and out (64 -> 64 channels), 32x32, kernel 5, batch
+                   32, channels-last: forward and forward+backward (bench_conv against PyTorch's dense conv2d of
+                   the same shape, conv_torch.py); also Eigen's sgemm rate in the same run and the convolution's
+                   share of it
 
 PyTorch runs twice: tuned (OPENBLAS_CORETYPE=Cooperlake OMP_WAIT_POLICY=PASSIVE) and with its default setup.
 The headline ratio is PyTorch's best tuned time over ace's best time. Rounds alternate ace and PyTorch, and each
@@ -32,11 +36,16 @@ CASES = {
                  "deepsets_torch.py", 64),
     "egnn": ("egnn/(train_step/relaxed:0/batch:100/workers:[12]|forward/relaxed:0)/", lambda name: "train_step" if "train_step" in name else "forward",
              "egnn_torch.py", 100),
+    "conv": ("conv/group_c4/channels_last/", lambda name: "forward_backward" if "forward+backward" in name else "forward",
+             "conv_torch.py", 32),
 }
+# The GEMM FLOPs of one pass of the conv case: 2 B H W Cout Cin k^2; forward+backward is three passes.
+CONV_GFLOP = {"forward": 2 * 32 * 32 * 32 * 64 * 64 * 25 * 1e-9, "forward_backward": 3 * 2 * 32 * 32 * 32 * 64 * 64 * 25 * 1e-9}
 
 
-def ace_ms(case, bench, threads):
-    flt, kind_of, _, _ = CASES[case]
+def ace_ms(case, bench, threads, flt=None):
+    flt = flt or CASES[case][0]
+    kind_of = CASES[case][1]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
     out = subprocess.run([bench, f"--benchmark_filter={flt}", "--benchmark_min_time=0.5",
                           "--benchmark_format=json"], env=env, check=True, capture_output=True, text=True).stdout
@@ -65,15 +74,22 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    benches = dict(b.split("=", 1) for b in (args.bench or [f"eigen=build/release/benchmarks/bench_{'sets' if args.case == 'deepsets' else 'egnn'}"]))
+    default = {"deepsets": "bench_sets", "egnn": "bench_egnn", "conv": "bench_conv"}[args.case]
+    benches = dict(b.split("=", 1) for b in (args.bench or [f"eigen=build/release/benchmarks/{default}"]))
     configs = [(f"ace ({name})", t, path) for name, path in benches.items() for t in (1, 2)]
     configs += [("torch tuned", t, True) for t in (1, 2)] + [("torch default", t, False) for t in (1, 2)]
-    best = {}
+    best, sgemm = {}, {}
     for _ in range(args.rounds):
         for name, threads, how in configs:
             r = ace_ms(args.case, how, threads) if isinstance(how, str) else torch_ms(args.case, threads, how)
             key = (name, threads)
             best[key] = {k: min(v, best.get(key, r)[k]) for k, v in r.items()}
+        if args.case == "conv":  # Eigen's sgemm (1024^3) in the same rounds, per ace build and thread count
+            for name, threads, how in configs:
+                if isinstance(how, str):
+                    ms = ace_ms(args.case, how, threads, flt="sgemm/")["forward"]
+                    key = ("sgemm " + name, threads)
+                    sgemm[key] = min(ms, sgemm.get(key, ms))
 
     kinds = list(next(iter(best.values())))
     per_step = CASES[args.case][3]
@@ -86,6 +102,12 @@ def main():
     def fastest(name, kind):
         return min(r[kind] for (n, _), r in best.items() if n == name)
 
+    for (name, threads), ms in sgemm.items():
+        rate = 2 * 1024 ** 3 * 1e-9 / (ms * 1e-3)
+        conv = best[(name[len("sgemm "):], threads)]
+        shares = ", ".join(f"{k} {CONV_GFLOP[k] / (conv[k] * 1e-3):.1f} GFLOP/s = {100 * CONV_GFLOP[k] / (conv[k] * 1e-3) / rate:.0f} %"
+                           for k in kinds)
+        print(f"{name} ({threads} thread{'s' if threads > 1 else ''}): {rate:.1f} GFLOP/s; convolution {shares}")
     for kind in kinds:
         t, d = fastest("torch tuned", kind), fastest("torch default", kind)
         for name in benches:

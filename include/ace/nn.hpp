@@ -4,10 +4,13 @@
 
 #include "ace/nn/activation.hpp"
 #include "ace/nn/check.hpp"
+#include "ace/nn/conv.hpp"
 #include "ace/nn/dense.hpp"
 #include "ace/nn/egnn.hpp"
 #include "ace/nn/equivariant_linear.hpp"
 #include "ace/nn/fields.hpp"
+#include "ace/nn/image.hpp"
+#include "ace/nn/image_pool.hpp"
 #include "ace/nn/linear.hpp"
 #include "ace/nn/loss.hpp"
 #include "ace/nn/module.hpp"

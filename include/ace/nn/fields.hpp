@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ace/nn/activation.hpp"
+#include "ace/nn/image.hpp"
 #include "ace/nn/module.hpp"
 #include "ace/rep/basic.hpp"
 #include "ace/rep/composite.hpp"
@@ -234,38 +235,60 @@ struct RegularChannels<Multiple<Regular<G>, C>> {
 };
 }  // namespace detail
 
+namespace detail {
+// GroupPool on a vector of regular fields or on an image of them (any layout).
+template <class In>
+struct GroupPoolShape {
+  using group = typename In::group;
+  static constexpr std::size_t channels = RegularChannels<In>::value;
+  using output = Multiple<Trivial<group>, channels>;
+  static constexpr std::size_t inner = 1;  // entries between consecutive group elements of a field
+};
+template <class R, std::size_t H, std::size_t W, Layout L>
+struct GroupPoolShape<Image<R, H, W, L>> {
+  using group = typename R::group;
+  static constexpr std::size_t channels = RegularChannels<R>::value;
+  using output = Image<Multiple<Trivial<group>, channels>, H, W, L>;
+  static constexpr std::size_t inner = L == Layout::channels_first ? H * W : 1;
+};
+}  // namespace detail
+
 /// Pooling over the group axis: C regular fields (Regular<G> or Multiple<Regular<G>, C>: the output of a group
 /// convolution or a regular-representation layer) -> C invariant channels (Multiple<Trivial<G>, C>) by the mean or
-/// the max over the |G| entries of each field. ρ_reg(g) permutes those entries, so the result is invariant.
-template <Reduce Kind, class T, Representation In, Backend B = Cpu>
+/// the max over the |G| entries of each field. ρ_reg(g) permutes those entries, so the result is invariant. On an
+/// Image of regular fields it pools at every pixel: Image<Multiple<Regular<G>, C>, H, W> -> Image<Multiple<
+/// Trivial<G>, C>, H, W> (same layout), which is equivariant (the pixels still move).
+template <Reduce Kind, class T, FeatureSpace In, Backend B = Cpu>
 class GroupPool {
-  static_assert(detail::RegularChannels<In>::value > 0,
-                "ace: GroupPool pools regular fields: its input must be Regular<G> or Multiple<Regular<G>, C>.");
+  using Shape = detail::GroupPoolShape<In>;
+  static_assert(Shape::channels > 0,
+                "ace: GroupPool pools regular fields: its input must be Regular<G> or Multiple<Regular<G>, C>, or an "
+                "Image of them.");
 
  public:
   using scalar = T;
-  using group = typename In::group;
-  static constexpr std::size_t channels = detail::RegularChannels<In>::value;
+  using group = typename Shape::group;
+  static constexpr std::size_t channels = Shape::channels;
   using input = In;
-  using output = Multiple<Trivial<group>, channels>;
+  using output = typename Shape::output;
   using backend = B;
 
   const Tensor<T, 2>& forward(const Tensor<T, 2>& x) {
     require_columns(x, In::dim, "GroupPool::forward");
     const std::size_t batch = x.shape()[0];
     x_ = &x;
-    ensure_shape(y_, batch, channels);
-    if constexpr (Kind == Reduce::max) argmax_.resize(batch * channels);
-    B::segment_reduce(Kind, reshaped(x, x.size(), 1), group::order, reshaped(y_, batch * channels, 1),
-                      argmax_.data());
+    ensure_shape(y_, batch, output::dim);
+    if constexpr (Kind == Reduce::max) argmax_.resize(batch * output::dim);
+    B::segment_reduce(Kind, reshaped(x, x.size() / Shape::inner, Shape::inner), group::order,
+                      reshaped(y_, y_.size() / Shape::inner, Shape::inner), argmax_.data());
     return y_;
   }
   const Tensor<T, 2>& backward(const Tensor<T, 2>& dy) {
-    const std::size_t batch = detail::backward_batch(x_, dy, channels, "GroupPool");
+    const std::size_t batch = detail::backward_batch(x_, dy, output::dim, "GroupPool");
     ensure_shape(dx_, batch, In::dim);
     B::fill(dx_, T(0));
-    B::segment_reduce_backward(Kind, reshaped(dy, batch * channels, 1), group::order, argmax_.data(),
-                               reshaped(dx_, dx_.size(), 1));
+    B::segment_reduce_backward(Kind, reshaped(dy, dy.size() / Shape::inner, Shape::inner), group::order,
+                               argmax_.data(), reshaped(dx_, dx_.size() / Shape::inner, Shape::inner));
     return dx_;
   }
   template <class F>
@@ -277,7 +300,7 @@ class GroupPool {
   std::vector<std::uint32_t> argmax_;
 };
 
-template <class T, Representation In, Backend B = Cpu> using GroupMeanPool = GroupPool<Reduce::mean, T, In, B>;
-template <class T, Representation In, Backend B = Cpu> using GroupMaxPool = GroupPool<Reduce::max, T, In, B>;
+template <class T, FeatureSpace In, Backend B = Cpu> using GroupMeanPool = GroupPool<Reduce::mean, T, In, B>;
+template <class T, FeatureSpace In, Backend B = Cpu> using GroupMaxPool = GroupPool<Reduce::max, T, In, B>;
 
 }  // namespace ace

@@ -78,6 +78,24 @@ class Sequential {
     }(std::make_index_sequence<size>{});
   }
 
+  /// Calls f(BufferView) for the buffers of every layer that has them (batch-norm statistics), named
+  /// "<index>.<name>".
+  template <class F>
+    requires(HasBuffers<M0> || (HasBuffers<Ms> || ...))
+  void for_each_buffer(F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (
+          [&] {
+            if constexpr (HasBuffers<std::tuple_element_t<I, std::tuple<M0, Ms...>>>)
+              std::get<I>(layers_).for_each_buffer([&](BufferView b) {
+                b.name = std::to_string(I) + "." + b.name;
+                f(std::move(b));
+              });
+          }(),
+          ...);
+    }(std::make_index_sequence<size>{});
+  }
+
   /// Calls f(layer) for every layer, in order.
   template <class F>
   void for_each_module(F&& f) {
@@ -112,5 +130,14 @@ class Sequential {
 
   std::tuple<M0, Ms...> layers_;
 };
+
+/// Switches every layer with a training mode (batch norms: batch statistics vs running statistics) on or off: the
+/// model itself if it has set_training, and recursively every layer of composites that expose for_each_module.
+template <class M>
+void set_training(M& model, bool on) {
+  if constexpr (requires { model.set_training(on); }) model.set_training(on);
+  if constexpr (requires { model.for_each_module([](auto&) {}); })
+    model.for_each_module([&](auto& layer) { set_training(layer, on); });
+}
 
 }  // namespace ace

@@ -1,0 +1,380 @@
+// SPDX-License-Identifier: MIT
+// Group CNNs and ACE on Fashion-MNIST: P4-CNN (C4) and P4M-CNN (D4) trained strict (exactly equivariant), with ACE
+// equality (gamma driven to 0, deployed equivariant) and ACE resilient (learned slack), against a plain CNN with
+// about the same number of parameters, on (a) rotated Fashion-MNIST (train and test images rotated: the symmetry
+// holds) and (b) upright Fashion-MNIST (orientation carries information: the symmetry is partial).
+//
+//   rotated_images [--data DIR] [--tasks rotated,upright] [--models p4,p4m,cnn] [--methods strict,equality,resilient]
+//                  [--seeds 1,2,3] [--epochs N] [--train N] [--valid N] [--test N] [--batch N] [--lr X]
+//                  [--dual-lr X] [--augmented C] [--rho X] [--rotation continuous|quarter] [--out DIR]
+#include <ace/ace.hpp>
+#include <chrono>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "experiment_support.hpp"
+
+namespace {
+
+using ace::Image;
+using ace::Layout;
+using ace::Multiple;
+using ace::Regular;
+using ace::Trivial;
+constexpr Layout CL = Layout::channels_last;
+constexpr ace::ConvSpec k5 = ace::same_padding(5), k3 = ace::same_padding(3);
+
+/// conv -> field batch norm -> ReLU, the conv relaxed (a plain Conv2d branch producing the same fields).
+template <class In, class Fiber, ace::ConvSpec S>
+struct GroupBlock {
+  using conv = ace::Relaxed<ace::GroupConv2d<float, In, Fiber, S>, ace::Conv2d<float, In, Fiber, S>>;
+  using out = typename conv::output;
+};
+
+/// P4-CNN / P4M-CNN: lift (k5) -> pool -> group conv (k5) -> pool -> group conv (k3) -> pool over the group and the
+/// grid -> linear classifier on invariant features. F1, F2, F3 regular fields per layer.
+template <class G, std::size_t F1, std::size_t F2, std::size_t F3>
+struct GroupCnn {
+  using X = Image<Multiple<Trivial<G>, 1>, 28, 28, CL>;
+  using B1 = GroupBlock<X, Multiple<Regular<G>, F1>, k5>;
+  using P1 = ace::MaxPool2d<float, typename B1::out, 2>;
+  using B2 = GroupBlock<typename P1::output, Multiple<Regular<G>, F2>, k5>;
+  using P2 = ace::MaxPool2d<float, typename B2::out, 2>;
+  using B3 = GroupBlock<typename P2::output, Multiple<Regular<G>, F3>, k3>;
+  using GP = ace::GroupMaxPool<float, typename B3::out>;
+  using Net = ace::Sequential<
+      typename B1::conv, ace::FieldBatchNorm<float, typename B1::out>, ace::Pointwise<ace::ReLUOp, float, typename B1::out>,
+      P1, typename B2::conv, ace::FieldBatchNorm<float, typename B2::out>,
+      ace::Pointwise<ace::ReLUOp, float, typename B2::out>, P2, typename B3::conv,
+      ace::FieldBatchNorm<float, typename B3::out>, ace::Pointwise<ace::ReLUOp, float, typename B3::out>, GP,
+      ace::GlobalAvgPool<float, typename GP::output>,
+      ace::Linear<float, Multiple<Trivial<G>, F3>, ace::Features<10>>>;
+};
+
+/// The plain CNN with the same layout and about the same parameters as the P4-CNN (C = 2F channels).
+template <std::size_t C1, std::size_t C2, std::size_t C3>
+struct PlainCnn {
+  using X = Image<ace::Features<1>, 28, 28, CL>;
+  using L1 = ace::Conv2d<float, X, ace::Features<C1>, k5>;
+  using P1 = ace::MaxPool2d<float, typename L1::output, 2>;
+  using L2 = ace::Conv2d<float, typename P1::output, ace::Features<C2>, k5>;
+  using P2 = ace::MaxPool2d<float, typename L2::output, 2>;
+  using L3 = ace::Conv2d<float, typename P2::output, ace::Features<C3>, k3>;
+  using Net = ace::Sequential<
+      L1, ace::FieldBatchNorm<float, typename L1::output>, ace::Pointwise<ace::ReLUOp, float, typename L1::output>, P1,
+      L2, ace::FieldBatchNorm<float, typename L2::output>, ace::Pointwise<ace::ReLUOp, float, typename L2::output>, P2,
+      L3, ace::FieldBatchNorm<float, typename L3::output>, ace::Pointwise<ace::ReLUOp, float, typename L3::output>,
+      ace::GlobalAvgPool<float, typename L3::output>, ace::Linear<float, ace::Features<C3>, ace::Features<10>>>;
+};
+
+using P4 = GroupCnn<ace::Cyclic<4>, 4, 8, 16>;
+using P4M = GroupCnn<ace::Dihedral<4>, 3, 6, 12>;
+using Cnn = PlainCnn<8, 16, 32>;
+
+struct Settings {
+  std::filesystem::path data = ace::fashion_mnist_default_dir;
+  std::vector<std::string> tasks{"rotated", "upright"}, models{"p4", "p4m", "cnn"},
+      methods{"strict", "equality", "resilient"};
+  std::vector<std::uint64_t> seeds{1};
+  std::size_t epochs = 3, train = 4000, valid = 1000, test = 2000, batch = 32;
+  double lr = 2e-3, dual_lr = 1e-2, augmented = 1.0, rho = 1.0;
+  ace::Rotation rotation = ace::Rotation::continuous;
+  std::string out = "rotated_images_out";
+};
+
+const char* usage =
+    "rotated_images: P4/P4M group CNNs (strict, ACE equality, ACE resilient) and a plain CNN on Fashion-MNIST\n"
+    "  --data DIR       Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist, Debian's\n"
+    "                   dataset-fashion-mnist)\n"
+    "  --tasks LIST     rotated (train and test rotated), upright\n"
+    "  --models LIST    p4, p4m, cnn (the CNN trains once per seed: it has no relaxation)\n"
+    "  --methods LIST   strict, equality, resilient (the group CNNs)\n"
+    "  --seeds LIST     each model and method of a seed starts from the same network and sees the same batches\n"
+    "  --epochs N, --batch N, --lr X (Adam)\n"
+    "  --train N, --valid N, --test N   images used: the first train + valid of the training file (valid for model\n"
+    "                   selection), the first N of the test file\n"
+    "  --dual-lr X, --augmented C, --rho X   the ACE methods' dual step, augmented coefficient, slack cost\n"
+    "  --rotation continuous|quarter   the rotated task's angles: uniform (bilinear) or multiples of 90 degrees\n"
+    "  --out DIR        logs, plots and results.csv\n";
+
+Settings parse(int argc, char** argv) {
+  Settings s;
+  using experiment::parse_count;
+  using experiment::parse_number;
+  using experiment::split_list;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(usage, stdout);
+      std::exit(0);
+    }
+    ACE_THROW_IF(i + 1 >= argc, ace::invalid_argument, flag, " needs a value\n", usage);
+    const std::string v = argv[++i];
+    if (flag == "--data") s.data = v;
+    else if (flag == "--tasks") s.tasks = split_list<std::string>(flag, v);
+    else if (flag == "--models") s.models = split_list<std::string>(flag, v);
+    else if (flag == "--methods") s.methods = split_list<std::string>(flag, v);
+    else if (flag == "--seeds") s.seeds = split_list<std::uint64_t>(flag, v);
+    else if (flag == "--epochs") s.epochs = parse_count(flag, v);
+    else if (flag == "--train") s.train = parse_count(flag, v);
+    else if (flag == "--valid") s.valid = parse_count(flag, v);
+    else if (flag == "--test") s.test = parse_count(flag, v);
+    else if (flag == "--batch") s.batch = parse_count(flag, v);
+    else if (flag == "--lr") s.lr = parse_number<double>(flag, v);
+    else if (flag == "--dual-lr") s.dual_lr = parse_number<double>(flag, v);
+    else if (flag == "--augmented") s.augmented = parse_number<double>(flag, v);
+    else if (flag == "--rho") s.rho = parse_number<double>(flag, v);
+    else if (flag == "--out") s.out = v;
+    else if (flag == "--rotation") {
+      ACE_THROW_IF(v != "continuous" && v != "quarter", ace::invalid_argument,
+                   "--rotation: expected continuous or quarter, got '", v, "'");
+      s.rotation = v == "quarter" ? ace::Rotation::quarter_turns : ace::Rotation::continuous;
+    } else {
+      ACE_THROW_IF(true, ace::invalid_argument, "unknown flag ", flag, "\n", usage);
+    }
+  }
+  for (const auto& t : s.tasks)
+    ACE_THROW_IF(t != "rotated" && t != "upright", ace::invalid_argument, "--tasks: unknown task '", t, "'");
+  for (const auto& m : s.models)
+    ACE_THROW_IF(m != "p4" && m != "p4m" && m != "cnn", ace::invalid_argument, "--models: unknown model '", m, "'");
+  for (const auto& m : s.methods)
+    ACE_THROW_IF(m != "strict" && m != "equality" && m != "resilient", ace::invalid_argument,
+                 "--methods: unknown method '", m, "'");
+  return s;
+}
+
+/// A split as network inputs: images [n, 784] (one channel: both layouts agree) and labels.
+struct Split {
+  ace::Tensor<float, 2> x;
+  std::vector<std::size_t> y;
+};
+
+Split take(const ace::ImageSet& set, std::size_t first, std::size_t count) {
+  ACE_THROW_IF(first + count > set.size(), ace::invalid_argument, "asked for images [", first, ", ", first + count,
+               ") of a set of ", set.size());
+  Split s{ace::Tensor<float, 2>({count, 784}), {}};
+  std::copy(set.image(first), set.image(first) + count * 784, s.x.data());
+  for (std::size_t i = 0; i < count; ++i) s.y.push_back(set.labels[first + i]);
+  return s;
+}
+
+struct Task {
+  std::string name;
+  Split train, valid, test;
+};
+
+struct RunResult {
+  std::string task, model, method;
+  std::uint64_t seed = 0;
+  double test_accuracy = 0.0, best_valid = 0.0, rotation_error = 0.0, flip_error = 0.0, max_gamma = 0.0;
+  std::size_t best_epoch = 0, parameters = 0;
+  double seconds = 0.0;
+  std::vector<double> valid_curve;
+};
+
+template <class Model>
+ace::Tensor<float, 2> logits(Model& model, const ace::Tensor<float, 2>& x) {
+  return model.network().forward(x);
+}
+
+/// Accuracy over a split, evaluated in chunks of 500 images.
+template <class Model>
+double accuracy(Model& model, const Split& s, ace::Tensor<float, 2>& chunk) {
+  std::size_t correct = 0;
+  const std::size_t n = s.y.size();
+  for (std::size_t first = 0; first < n; first += 500) {
+    const std::size_t count = std::min<std::size_t>(500, n - first);
+    ace::ensure_shape(chunk, count, 784);
+    std::copy(s.x.data() + first * 784, s.x.data() + (first + count) * 784, chunk.data());
+    const ace::Tensor<float, 2>& z = model.network().forward(chunk);
+    for (std::size_t i = 0; i < count; ++i) {
+      const float* row = z.data() + i * 10;
+      correct += static_cast<std::size_t>(std::max_element(row, row + 10) - row) == s.y[first + i];
+    }
+  }
+  return static_cast<double>(correct) / static_cast<double>(n);
+}
+
+/// The largest relative change of the logits ||f(g x) - f(x)|| / ||f(x)|| over the quarter turns (g in C4) or the
+/// flip (mirror image), on the probe images: 0 up to rounding for an invariant model.
+template <class Model>
+std::pair<double, double> invariance_errors(Model& model, const ace::Tensor<float, 2>& probe) {
+  const ace::Tensor<float, 2> reference = logits(model, probe);
+  const double scale = std::max(1e-30, static_cast<double>(ace::as_matrix(reference).norm()));
+  ace::Tensor<float, 2> moved(probe.shape());
+  const auto error = [&] {
+    return static_cast<double>((ace::as_matrix(logits(model, moved)) - ace::as_matrix(reference)).norm()) / scale;
+  };
+  double rotation = 0.0;
+  for (std::size_t q = 1; q < 4; ++q) {
+    for (std::size_t i = 0; i < probe.shape()[0]; ++i)
+      ace::rotate_quarter_turns(probe.data() + i * 784, moved.data() + i * 784, 28, 28, q);
+    rotation = std::max(rotation, error());
+  }
+  for (std::size_t i = 0; i < probe.shape()[0]; ++i)
+    for (std::size_t r = 0; r < 28; ++r)
+      for (std::size_t c = 0; c < 28; ++c) moved(i, r * 28 + c) = probe(i, r * 28 + 27 - c);
+  return {rotation, error()};
+}
+
+template <class Net, class Policy>
+RunResult run(const Settings& c, const Task& t, const std::string& model_name, const std::string& method,
+              std::uint64_t seed, Policy policy) {
+  ace::Rng rng(seed);  // the same initial network for every method of this model and seed
+  using Model = ace::SupervisedModel<Net, ace::CrossEntropyLoss<float>, std::vector<std::size_t>>;
+  Model model{Net(rng)};
+  const std::size_t n = t.train.y.size(), steps = n / c.batch;
+  ACE_THROW_IF(steps == 0, ace::invalid_argument, "--batch ", c.batch, " is larger than the ", n, " training images");
+  ace::ConstrainedTrainer trainer(model, ace::Adam<float>({.lr = c.lr}), policy, ace::DualSGD{.lr = c.dual_lr},
+                                  {.augmented = c.augmented, .total_steps = steps * c.epochs});
+  ace::Tensor<float, 2> xb({c.batch, 784});
+  std::vector<std::size_t> yb(c.batch), order(n);
+  const auto batches = [&](std::size_t epoch, auto&& step) {
+    ace::set_training(model.network(), true);
+    std::iota(order.begin(), order.end(), 0);
+    ace::Rng shuffle(seed * 1000003 + epoch);
+    for (std::size_t i = n - 1; i > 0; --i) std::swap(order[i], order[shuffle.below(i + 1)]);
+    for (std::size_t s = 0; s < steps; ++s) {
+      for (std::size_t i = 0; i < c.batch; ++i) {
+        const std::size_t k = order[s * c.batch + i];
+        std::copy(t.train.x.data() + k * 784, t.train.x.data() + (k + 1) * 784, xb.data() + i * 784);
+        yb[i] = t.train.y[k];
+      }
+      step(typename Model::batch{xb, yb});
+    }
+  };
+  RunResult r;
+  r.task = t.name;
+  r.model = model_name;
+  r.method = method;
+  r.seed = seed;
+  model.for_each_parameter([&](ace::ParamView<float> p) {  // the deployed network's (no branch, no gamma)
+    if (p.role != ace::Role::gamma && p.name.find("neq.") == std::string::npos) r.parameters += p.value.size();
+  });
+  r.best_valid = -1.0;
+  ace::Tensor<float, 2> chunk, probe({64, 784});
+  std::copy(t.test.x.data(), t.test.x.data() + 64 * 784, probe.data());
+  const auto evaluate = [&](ace::EpochSummary& s) {
+    trainer.deploy();
+    ace::set_training(model.network(), false);
+    const double valid = accuracy(model, t.valid, chunk);
+    if (valid > r.best_valid) {
+      r.best_valid = valid;
+      r.best_epoch = s.epoch;
+      r.test_accuracy = accuracy(model, t.test, chunk);
+    }
+    std::tie(r.rotation_error, r.flip_error) = invariance_errors(model, probe);
+    s.metrics["valid_accuracy"] = valid;
+    s.metrics["test_accuracy_at_best"] = r.test_accuracy;
+    s.metrics["rotation_error"] = r.rotation_error;
+    s.metrics["flip_error"] = r.flip_error;
+    r.valid_curve.push_back(valid);
+    ace::set_training(model.network(), true);
+  };
+  const std::string dir = ace::detail::concat(c.out, "/", t.name, "/", model_name, "-", method, "/seed", seed);
+  std::printf("%s: %s %s, seed %llu (%zu parameters)\n", t.name.c_str(), model_name.c_str(), method.c_str(),
+              static_cast<unsigned long long>(seed), r.parameters);
+  ace::ProgressBar bar;
+  ace::CsvLogger csv(dir + "/log.csv");
+  ace::PlotWriter plots(dir, 1);
+  const auto start = std::chrono::steady_clock::now();
+  const ace::FitResult fr = ace::fit(trainer, c.epochs, batches, evaluate, 0, bar, csv, plots);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (fr.status == ace::FitStatus::non_finite) std::printf("  %s\n", fr.message.c_str());
+  r.max_gamma = plots.history().back().max_abs_gamma();
+  return r;
+}
+
+template <class Net>
+RunResult run_method(const Settings& c, const Task& t, const std::string& model, const std::string& m,
+                     std::uint64_t seed) {
+  if (m == "strict") return run<Net>(c, t, model, m, seed, ace::StrictBaseline{});
+  if (m == "equality") return run<Net>(c, t, model, m, seed, ace::EqualityConstraint{});
+  return run<Net>(c, t, model, m, seed, ace::ResilientConstraint{.rho = c.rho});
+}
+
+void report(const Settings& c, const std::vector<RunResult>& results) {
+  std::printf("\n| task | model | method | test accuracy %% | best epoch | rotation error | flip error | max |gamma| "
+              "| parameters | time (s) |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::map<std::string, ace::io::LinePlot> curves;
+  std::vector<std::string> seen;
+  for (const auto& r : results) {
+    const std::string key = r.task + "|" + r.model + "|" + r.method;
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+    seen.push_back(key);
+    std::vector<double> acc, epoch, rot, flip, gamma, secs;
+    for (const auto& q : results)
+      if (q.task == r.task && q.model == r.model && q.method == r.method) {
+        acc.push_back(100.0 * q.test_accuracy);
+        epoch.push_back(static_cast<double>(q.best_epoch));
+        rot.push_back(q.rotation_error);
+        flip.push_back(q.flip_error);
+        gamma.push_back(q.max_gamma);
+        secs.push_back(q.seconds);
+      }
+    const auto [am, as] = experiment::mean_std(acc);
+    std::printf("| %s | %s | %s | %.2f +- %.2f | %.1f | %.1e | %.1e | %.2e | %zu | %.0f |\n", r.task.c_str(),
+                r.model.c_str(), r.method.c_str(), am, as, experiment::mean_std(epoch).first,
+                *std::max_element(rot.begin(), rot.end()), *std::max_element(flip.begin(), flip.end()),
+                experiment::mean_std(gamma).first, r.parameters, experiment::mean_std(secs).first);
+    auto& plot = curves.try_emplace(r.task, ace::io::LinePlot{"Validation accuracy of the deployed model (" + r.task +
+                                                                  ")", "epoch", "accuracy", false, {}})
+                     .first->second;
+    ace::io::Series s{r.model + " " + r.method, {}, r.valid_curve};
+    for (std::size_t e = 1; e <= r.valid_curve.size(); ++e) s.x.push_back(static_cast<double>(e));
+    plot.series.push_back(std::move(s));
+  }
+  std::filesystem::create_directories(c.out);
+  for (const auto& [task, plot] : curves) ace::io::write_svg(c.out + "/valid_accuracy_" + task + ".svg", plot);
+  std::ostringstream csv;
+  csv.precision(10);
+  csv << "task,model,method,seed,test_accuracy,best_valid_accuracy,best_epoch,rotation_error,flip_error,"
+         "max_abs_gamma,parameters,seconds\n";
+  for (const auto& r : results)
+    csv << r.task << "," << r.model << "," << r.method << "," << r.seed << "," << r.test_accuracy << ","
+        << r.best_valid << "," << r.best_epoch << "," << r.rotation_error << "," << r.flip_error << ","
+        << r.max_gamma << "," << r.parameters << "," << r.seconds << "\n";
+  experiment::write_text_atomically(c.out + "/results.csv", csv.str());
+  std::printf("\nlogs and plots: %s/<task>/<model>-<method>/seed<s>/, %s/valid_accuracy_<task>.svg, %s/results.csv\n",
+              c.out.c_str(), c.out.c_str(), c.out.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Settings c = parse(argc, argv);
+    const ace::ImageSet train_file = ace::load_fashion_mnist(c.data, true);
+    const ace::ImageSet test_file = ace::load_fashion_mnist(c.data, false);
+    ACE_THROW_IF(c.test > test_file.size(), ace::invalid_argument, "--test ", c.test, ": the test file has ",
+                 test_file.size(), " images");
+    ACE_THROW_IF(c.test < 64, ace::invalid_argument, "--test ", c.test, ": at least 64 (the invariance probe)");
+    std::vector<RunResult> results;
+    for (const auto& name : c.tasks) {
+      // Rotated: every image of both files turned by its own seeded angle (the data is rotation invariant).
+      const bool rot = name == "rotated";
+      const ace::ImageSet tr = ace::rotated(train_file, rot ? c.rotation : ace::Rotation::none, 11);
+      const ace::ImageSet te = ace::rotated(test_file, rot ? c.rotation : ace::Rotation::none, 12);
+      const Task t{name, take(tr, 0, c.train), take(tr, c.train, c.valid), take(te, 0, c.test)};
+      for (std::uint64_t seed : c.seeds)
+        for (const auto& model : c.models) {
+          if (model == "cnn") {
+            results.push_back(run<Cnn::Net>(c, t, model, "plain", seed, ace::StrictBaseline{}));
+            continue;
+          }
+          for (const auto& m : c.methods)
+            results.push_back(model == "p4" ? run_method<P4::Net>(c, t, model, m, seed)
+                                            : run_method<P4M::Net>(c, t, model, m, seed));
+        }
+    }
+    report(c, results);
+  } catch (const ace::error& e) {
+    std::fprintf(stderr, "rotated_images: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
