@@ -28,11 +28,13 @@ using ace::Trivial;
 constexpr Layout CL = Layout::channels_last;
 constexpr ace::ConvSpec k5 = ace::same_padding(5), k3 = ace::same_padding(3);
 
-/// conv -> field batch norm -> ReLU, the conv relaxed (a plain Conv2d branch producing the same fields).
+/// conv -> field batch norm -> ReLU (the types), the conv relaxed (a plain Conv2d branch producing the same fields).
 template <class In, class Fiber, ace::ConvSpec S>
 struct GroupBlock {
   using conv = ace::Relaxed<ace::GroupConv2d<float, In, Fiber, S>, ace::Conv2d<float, In, Fiber, S>>;
   using out = typename conv::output;
+  using norm = ace::FieldBatchNorm<float, out>;
+  using relu = ace::Pointwise<ace::ReLUOp, float, out>;
 };
 
 /// P4-CNN / P4M-CNN: lift (k5) -> pool -> group conv (k5) -> pool -> group conv (k3) -> pool over the group and the
@@ -46,13 +48,10 @@ struct GroupCnn {
   using P2 = ace::MaxPool2d<float, typename B2::out, 2>;
   using B3 = GroupBlock<typename P2::output, Multiple<Regular<G>, F3>, k3>;
   using GP = ace::GroupMaxPool<float, typename B3::out>;
-  using Net = ace::Sequential<
-      typename B1::conv, ace::FieldBatchNorm<float, typename B1::out>, ace::Pointwise<ace::ReLUOp, float, typename B1::out>,
-      P1, typename B2::conv, ace::FieldBatchNorm<float, typename B2::out>,
-      ace::Pointwise<ace::ReLUOp, float, typename B2::out>, P2, typename B3::conv,
-      ace::FieldBatchNorm<float, typename B3::out>, ace::Pointwise<ace::ReLUOp, float, typename B3::out>, GP,
-      ace::GlobalAvgPool<float, typename GP::output>,
-      ace::Linear<float, Multiple<Trivial<G>, F3>, ace::Features<10>>>;
+  using Net = ace::Sequential<typename B1::conv, typename B1::norm, typename B1::relu, P1, typename B2::conv,
+                              typename B2::norm, typename B2::relu, P2, typename B3::conv, typename B3::norm,
+                              typename B3::relu, GP, ace::GlobalAvgPool<float, typename GP::output>,
+                              ace::Linear<float, Multiple<Trivial<G>, F3>, ace::Features<10>>>;
 };
 
 /// The plain CNN with the same layout and about the same parameters as the P4-CNN (C = 2F channels).
@@ -80,8 +79,8 @@ struct Settings {
   std::vector<std::string> tasks{"rotated", "upright"}, models{"p4", "p4m", "cnn"},
       methods{"strict", "equality", "resilient"};
   std::vector<std::uint64_t> seeds{1};
-  std::size_t epochs = 3, train = 4000, valid = 1000, test = 2000, batch = 32;
-  double lr = 2e-3, dual_lr = 1e-2, augmented = 1.0, rho = 1.0;
+  std::size_t epochs = 3, train = 6000, valid = 1000, test = 2000, batch = 32;
+  double lr = 2e-3, dual_lr = 2e-2, augmented = 1.0, rho = 1.0;
   ace::Rotation rotation = ace::Rotation::continuous;
   std::string out = "rotated_images_out";
 };

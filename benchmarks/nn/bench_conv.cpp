@@ -28,7 +28,8 @@ Tensor<float, 2> random_input(Rng& rng, std::size_t batch, std::size_t dim) {
 }
 
 void rate(benchmark::State& state, double flops) {
-  state.counters["GFLOP/s"] = benchmark::Counter(flops * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
 }
 
 template <class M>
@@ -68,17 +69,26 @@ void BM_sgemm(benchmark::State& state) {
 
 constexpr auto CL = Layout::channels_last;
 constexpr auto CF = Layout::channels_first;
-BENCHMARK(BM_forward<GroupConv<CL>>)->Name("conv/group_c4/channels_last/forward/B32")->Arg(32)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_forward<GroupConv<CL>>)
+    ->Name("conv/group_c4/channels_last/forward/B32")
+    ->Arg(32)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_forward_backward<GroupConv<CL>>)
     ->Name("conv/group_c4/channels_last/forward+backward/B32")
     ->Arg(32)
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_forward<GroupConv<CF>>)->Name("conv/group_c4/channels_first/forward/B32")->Arg(32)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_forward<GroupConv<CF>>)
+    ->Name("conv/group_c4/channels_first/forward/B32")
+    ->Arg(32)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_forward_backward<GroupConv<CF>>)
     ->Name("conv/group_c4/channels_first/forward+backward/B32")
     ->Arg(32)
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_forward<DenseConv<CL>>)->Name("conv/dense/channels_last/forward/B32")->Arg(32)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_forward<DenseConv<CL>>)
+    ->Name("conv/dense/channels_last/forward/B32")
+    ->Arg(32)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_forward_backward<DenseConv<CL>>)
     ->Name("conv/dense/channels_last/forward+backward/B32")
     ->Arg(32)

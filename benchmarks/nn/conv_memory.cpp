@@ -29,9 +29,10 @@ using GroupNet = Sequential<G1, FieldBatchNorm<float, GH>, Pointwise<ReLUOp, flo
 using PIn = Image<Features<3>, 32, 32, CL>;
 using P1 = Conv2d<float, PIn, Features<64>, k5>;
 using PH = P1::output;
-using PlainNet = Sequential<P1, FieldBatchNorm<float, PH>, Pointwise<ReLUOp, float, PH>, Conv2d<float, PH, Features<64>, k5>,
-                            FieldBatchNorm<float, PH>, Pointwise<ReLUOp, float, PH>, Conv2d<float, PH, Features<64>, k5>,
-                            GlobalAvgPool<float, PH>, Linear<float, Features<64>, Features<10>>>;
+using P2 = Conv2d<float, PH, Features<64>, k5>;
+using PlainNet = Sequential<P1, FieldBatchNorm<float, PH>, Pointwise<ReLUOp, float, PH>, P2, FieldBatchNorm<float, PH>,
+                            Pointwise<ReLUOp, float, PH>, P2, GlobalAvgPool<float, PH>,
+                            Linear<float, Features<64>, Features<10>>>;
 
 double peak_mib() {
   rusage u{};

@@ -116,7 +116,8 @@ TEST_CASE("idx: image sets check counts, axes and labels", "[data][idx]") {
   write_file(dir.path / "five", idx_bytes({5}));
   CHECK_THROWS_WITH(load_idx_images(dir.path / "images", dir.path / "five", 300),
                     Catch::Contains("4 images in") && Catch::Contains("but 5 labels"));
-  CHECK_THROWS_WITH(load_idx_images(dir.path / "labels", dir.path / "labels"), Catch::Contains("has 1 axes, expected 3"));
+  CHECK_THROWS_WITH(load_idx_images(dir.path / "labels", dir.path / "labels"),
+                    Catch::Contains("has 1 axes, expected 3"));
   CHECK_THROWS_WITH(load_fashion_mnist(dir.path / "nowhere", true),
                     Catch::Contains("train-images-idx3-ubyte nor its .gz exists"));
 }

@@ -90,6 +90,14 @@ TEMPLATE_TEST_CASE_SIG("Conv2d: values match the definition, any stride, padding
   CHECK(as_matrix(strided.forward(x)).isApprox(as_matrix(direct_conv(strided, x)), 1e-13));
   CHECK(as_matrix(valid.forward(x)).isApprox(as_matrix(direct_conv(valid, x)), 1e-13));
   CHECK(as_matrix(same.forward(x)).isApprox(as_matrix(direct_conv(same, x)), 1e-13));
+  // More output pixels than a block of the kernel: blocks end inside a sample.
+  using Big = Image<Features<2>, 20, 17, L>;
+  STATIC_REQUIRE(Big::pixels > detail::ConvKernel<double>::block_rows);
+  Conv2d<double, Big, Features<3>, same_padding(3)> big(rng);
+  randomise_bias(big, rng);
+  const Tensor<double, 2> xb = random_batch<double, Big>(3, rng);
+  CHECK(as_matrix(big.forward(xb)).isApprox(as_matrix(direct_conv(big, xb)), 1e-13));
+  test::check_module_gradients(big, xb, 614);
 }
 
 TEMPLATE_TEST_CASE_SIG("image layers: backward matches central differences", "[conv][gradient]", ((Layout L), L),
@@ -243,6 +251,35 @@ TEST_CASE("relaxed group convolution: the branch is a Conv2d; at gamma 0 it is t
   CHECK(y == exported);
 }
 
+TEST_CASE("export: a relaxed P4 CNN at gamma 0 is its exported strict network, bit for bit", "[conv][model]") {
+  Rng rng(test::seed(665, "export"));
+  using X = Image<Multiple<Trivial<C4>, 1>, 8, 8, Layout::channels_last>;
+  using F = Multiple<Regular<C4>, 2>;
+  using Lift = LiftingConv2d<double, X, 2, k3>;
+  using H = Lift::output;
+  using Group = GroupConv2d<double, H, F, k3>;
+  using Net = Sequential<Relaxed<Lift, Conv2d<double, X, F, k3>>, FieldBatchNorm<double, H>,
+                         Pointwise<ReLUOp, double, H>, Relaxed<Group, Conv2d<double, H, F, k3>>,
+                         GroupMeanPool<double, H>, GlobalAvgPool<double, GroupMeanPool<double, H>::output>>;
+  Net net(rng);
+  STATIC_REQUIRE(std::same_as<exported_t<Net>, Sequential<Lift, FieldBatchNorm<double, H>, Pointwise<ReLUOp, double, H>,
+                                                          Group, GroupMeanPool<double, H>,
+                                                          GlobalAvgPool<double, GroupMeanPool<double, H>::output>>>);
+  const Tensor<double, 2> x = random_batch<double, X>(3, rng);
+  CHECK(as_matrix(net.forward(x)).isApprox(as_matrix(exported_t<Net>(export_equivariant(net)).forward(x)), 1e-12) ==
+        false);  // γ = 1: the branches count
+  net.for_each_parameter([](ParamView<double> p) {
+    if (p.role == Role::gamma) p.value[0] = 0.0;
+  });
+  set_training(net, false);
+  auto exported = export_equivariant(net);
+  set_training(exported, false);
+  const Tensor<double, 2> y = net.forward(x);
+  CHECK(y == exported.forward(x));
+  CHECK(parameter_count(exported) < parameter_count(net));
+  test::check_module_equivariance(exported, x, 666);
+}
+
 TEST_CASE("convolutions: results do not depend on the number of threads", "[conv]") {
 #if defined(_OPENMP)
   Rng rng(test::seed(670, "conv threads"));
@@ -277,7 +314,8 @@ TEST_CASE("a P4 CNN: lifting, batch norm, ReLU, pooling, group convolution, inva
   using P1 = MaxPool2d<double, H1, 2>;
   using L2 = GroupConv2d<double, P1::output, Multiple<Regular<C4>, 4>, k3>;
   using Net = Sequential<L1, FieldBatchNorm<double, H1>, Pointwise<ReLUOp, double, H1>, P1, L2,
-                         GroupMaxPool<double, L2::output>, GlobalAvgPool<double, GroupMaxPool<double, L2::output>::output>,
+                         GroupMaxPool<double, L2::output>,
+                         GlobalAvgPool<double, GroupMaxPool<double, L2::output>::output>,
                          EquivariantLinear<double, Multiple<Trivial<C4>, 4>, Multiple<Trivial<C4>, 10>>>;
   Net net(rng);
   STATIC_REQUIRE(PermutationRepresentation<Net::input>);
@@ -343,7 +381,8 @@ void smooth_filters(M& m, Rng& rng) {
     const double a = rng.normal(), bx = rng.normal(), by = rng.normal();
     for (std::size_t t = 0; t < k * k; ++t) {
       const double x = static_cast<double>(t % k) - c, y = c - static_cast<double>(t / k);
-      m.weight()(f, t / k, t % k, 0) = static_cast<float>((a + 0.5 * (bx * x + by * y)) * std::exp(-(x * x + y * y) / 4));
+      const double envelope = std::exp(-(x * x + y * y) / 4);
+      m.weight()(f, t / k, t % k, 0) = static_cast<float>((a + 0.5 * (bx * x + by * y)) * envelope);
     }
   }
 }

@@ -45,8 +45,8 @@ consteval bool check_conv_input() {
 template <class T>
 struct ConvState {
   ConvState(Rng& rng, std::size_t filters, ConvGeometry g, const ConvOptions& options)
-      : weight({filters, g.kernel, g.kernel, g.in_channels}), weight_grad(weight.shape()), bias(std::array<std::size_t, 1>{filters}),
-        bias_grad(bias.shape()), kernel(g), has_bias(options.bias) {
+      : weight({filters, g.kernel, g.kernel, g.in_channels}), weight_grad(weight.shape()),
+        bias(std::array<std::size_t, 1>{filters}), bias_grad(bias.shape()), kernel(g), has_bias(options.bias) {
     ACE_THROW_IF(!(options.gain > 0.0), invalid_argument, "ConvOptions::gain must be > 0, got ", options.gain);
     const double sd = std::sqrt(options.gain / static_cast<double>(g.patch()));
     for (auto& w : weight) w = static_cast<T>(sd * rng.normal());

@@ -52,12 +52,16 @@ inline std::size_t omp_thread() {
 
 /// y = w * x + bias with filters w [out_channels, patch] (row-major, columns (ky, kx, c)) and one bias per output
 /// channel. The batch is cut into chunks of whole samples (about 1024 output pixels each, a function of the shapes
-/// only); each chunk is unfolded (im2col) into a per-thread buffer and multiplied by Eigen's GEMM. Backward
-/// unfolds again instead of keeping the columns (memory ~ one chunk per thread), writes each chunk's filter
-/// gradient into its own slot and sums the slots in chunk order, so results do not depend on the thread count.
+/// only) spread over the OpenMP threads. A chunk is processed in blocks of at most `block_rows` output pixels
+/// (within one sample for channels-first): each block is unfolded (im2col) into a per-thread buffer small enough to
+/// stay in cache and multiplied by Eigen's GEMM. Backward unfolds again instead of keeping the columns (memory: one
+/// block per thread), accumulates each chunk's filter gradient in its own slot and sums the slots in chunk order,
+/// so results do not depend on the thread count.
 template <class T>
 class ConvKernel {
  public:
+  static constexpr std::size_t block_rows = 256;
+
   ConvKernel() = default;
   explicit ConvKernel(ConvGeometry g) : g_(g) {}
   const ConvGeometry& geometry() const { return g_; }
@@ -65,32 +69,31 @@ class ConvKernel {
   void forward(const Tensor<T, 2>& x, const T* w, const T* bias, Tensor<T, 2>& y) {
     const std::size_t batch = x.shape()[0], per = chunk_samples(batch), chunks = (batch + per - 1) / per;
     ensure_shape(y, batch, g_.out_dim());
-    prepare(col_, per);
-    const std::size_t P = g_.out_pixels(), C = g_.out_channels;
-    const MatrixRef<const T> filters{w, C, g_.patch(), g_.patch()};
+    prepare(col_);
+    const std::size_t P = g_.out_pixels(), C = g_.out_channels, K = g_.patch();
+    const MatrixRef<const T> filters{w, C, K, K};
     ACE_OMP_FOR(chunks > 1)
     for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
       const std::size_t first = chunk * per, count = std::min(per, batch - first);
-      Tensor<T, 2>& col = col_[omp_thread()];
-      for (std::size_t s = 0; s < count; ++s)
-        im2col(x.data() + (first + s) * g_.in_dim(), col.data() + s * P * g_.patch());
-      T* out = y.data() + first * g_.out_dim();
-      if (g_.layout == Layout::channels_last) {
-        Cpu::gemm<T>(Transpose::no, Transpose::yes, T(1), {col.data(), count * P, g_.patch(), g_.patch()}, filters,
-                     T(0), {out, count * P, C, C});
-        if (bias != nullptr)
-          for (std::size_t r = 0; r < count * P; ++r)
-            for (std::size_t c = 0; c < C; ++c) out[r * C + c] += bias[c];
-      } else {
-        for (std::size_t s = 0; s < count; ++s) {
-          T* ys = out + s * g_.out_dim();
-          Cpu::gemm<T>(Transpose::no, Transpose::yes, T(1), filters,
-                       {col.data() + s * P * g_.patch(), P, g_.patch(), g_.patch()}, T(0), {ys, C, P, P});
+      const T* xc = x.data() + first * g_.in_dim();
+      T* yc = y.data() + first * g_.out_dim();
+      T* col = col_[chunks > 1 ? omp_thread() : 0].data();  // serial: thread 0's buffer, even inside a caller's team
+      for_each_block(count, [&](std::size_t r0, std::size_t rows) {
+        unfold(xc, r0, rows, col);
+        if (g_.layout == Layout::channels_last) {
+          T* out = yc + r0 * C;
+          Cpu::gemm<T>(Transpose::no, Transpose::yes, T(1), {col, rows, K, K}, filters, T(0), {out, rows, C, C});
+          if (bias != nullptr)
+            for (std::size_t r = 0; r < rows; ++r)
+              for (std::size_t c = 0; c < C; ++c) out[r * C + c] += bias[c];
+        } else {
+          T* out = yc + (r0 / P) * g_.out_dim() + r0 % P;  // columns [p0, p0 + rows) of the sample's [C, P]
+          Cpu::gemm<T>(Transpose::no, Transpose::yes, T(1), filters, {col, rows, K, K}, T(0), {out, C, rows, P});
           if (bias != nullptr)
             for (std::size_t c = 0; c < C; ++c)
-              for (std::size_t p = 0; p < P; ++p) ys[c * P + p] += bias[c];
+              for (std::size_t r = 0; r < rows; ++r) out[c * P + r] += bias[c];
         }
-      }
+      });
     }
   }
 
@@ -98,36 +101,36 @@ class ConvKernel {
   void backward(const Tensor<T, 2>& x, const T* w, const Tensor<T, 2>& dy, T* dw, T* dbias, Tensor<T, 2>& dx) {
     const std::size_t batch = x.shape()[0], per = chunk_samples(batch), chunks = (batch + per - 1) / per;
     ensure_shape(dx, batch, g_.in_dim());
-    prepare(col_, per);
-    prepare(dcol_, per);
+    prepare(col_);
+    prepare(dcol_);
     const std::size_t P = g_.out_pixels(), C = g_.out_channels, K = g_.patch();
     ensure_shape(partial_, chunks, C * K);
     const MatrixRef<const T> filters{w, C, K, K};
     ACE_OMP_FOR(chunks > 1)
     for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
       const std::size_t first = chunk * per, count = std::min(per, batch - first);
-      Tensor<T, 2>& col = col_[omp_thread()];
-      Tensor<T, 2>& dcol = dcol_[omp_thread()];
-      for (std::size_t s = 0; s < count; ++s) im2col(x.data() + (first + s) * g_.in_dim(), col.data() + s * P * K);
-      const T* g = dy.data() + first * g_.out_dim();
+      const T* xc = x.data() + first * g_.in_dim();
+      const T* gc = dy.data() + first * g_.out_dim();
+      T* dxc = dx.data() + first * g_.in_dim();
+      const std::size_t thread = chunks > 1 ? omp_thread() : 0;
+      T* col = col_[thread].data();
+      T* dcol = dcol_[thread].data();
       const MatrixRef<T> dw_chunk{partial_.data() + chunk * C * K, C, K, K};
-      if (g_.layout == Layout::channels_last) {
-        const MatrixRef<const T> gm{g, count * P, C, C};
-        Cpu::gemm<T>(Transpose::yes, Transpose::no, T(1), gm, {col.data(), count * P, K, K}, T(0), dw_chunk);
-        Cpu::gemm<T>(Transpose::no, Transpose::no, T(1), gm, filters, T(0), {dcol.data(), count * P, K, K});
-      } else {
-        for (std::size_t s = 0; s < count; ++s) {
-          const MatrixRef<const T> gm{g + s * g_.out_dim(), C, P, P};
-          Cpu::gemm<T>(Transpose::no, Transpose::no, T(1), gm, {col.data() + s * P * K, P, K, K},
-                       s == 0 ? T(0) : T(1), dw_chunk);
-          Cpu::gemm<T>(Transpose::yes, Transpose::no, T(1), gm, filters, T(0), {dcol.data() + s * P * K, P, K, K});
+      std::fill(dxc, dxc + count * g_.in_dim(), T(0));
+      for_each_block(count, [&](std::size_t r0, std::size_t rows) {
+        unfold(xc, r0, rows, col);
+        const T beta = r0 == 0 ? T(0) : T(1);
+        if (g_.layout == Layout::channels_last) {
+          const MatrixRef<const T> gm{gc + r0 * C, rows, C, C};
+          Cpu::gemm<T>(Transpose::yes, Transpose::no, T(1), gm, {col, rows, K, K}, beta, dw_chunk);
+          Cpu::gemm<T>(Transpose::no, Transpose::no, T(1), gm, filters, T(0), {dcol, rows, K, K});
+        } else {
+          const MatrixRef<const T> gm{gc + (r0 / P) * g_.out_dim() + r0 % P, C, rows, P};
+          Cpu::gemm<T>(Transpose::no, Transpose::no, T(1), gm, {col, rows, K, K}, beta, dw_chunk);
+          Cpu::gemm<T>(Transpose::yes, Transpose::no, T(1), gm, filters, T(0), {dcol, rows, K, K});
         }
-      }
-      for (std::size_t s = 0; s < count; ++s) {
-        T* dxs = dx.data() + (first + s) * g_.in_dim();
-        std::fill(dxs, dxs + g_.in_dim(), T(0));
-        col2im(dcol.data() + s * P * K, dxs);
-      }
+        fold(dcol, r0, rows, dxc);
+      });
     }
     for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
       const T* part = partial_.data() + chunk * C * K;
@@ -140,73 +143,80 @@ class ConvKernel {
             dbias[c] += dy.data()[b * g_.out_dim() + (g_.layout == Layout::channels_last ? p * C + c : c * P + p)];
   }
 
-  /// Samples per chunk: enough for ~1024 output pixels (a GEMM with that many rows runs near peak).
+  /// Samples per chunk: enough for ~1024 output pixels.
   std::size_t chunk_samples(std::size_t batch) const {
     const std::size_t s = (1024 + g_.out_pixels() - 1) / g_.out_pixels();
     return std::clamp<std::size_t>(s, 1, std::max<std::size_t>(batch, 1));
   }
 
  private:
-  // One unfolding buffer per thread, big enough for a chunk of `per` samples.
-  void prepare(std::vector<Tensor<T, 2>>& buffers, std::size_t per) {
+  // f(first row, rows) for the blocks of a chunk of `count` samples, rows = output pixels numbered sample-major;
+  // channels-first blocks stay within one sample (its output is [C, P]).
+  template <class F>
+  void for_each_block(std::size_t count, F&& f) const {
+    const std::size_t P = g_.out_pixels(), total = count * P;
+    for (std::size_t r0 = 0; r0 < total;) {
+      std::size_t rows = std::min(block_rows, total - r0);
+      if (g_.layout == Layout::channels_first) rows = std::min(rows, P - r0 % P);
+      f(r0, rows);
+      r0 += rows;
+    }
+  }
+
+  // One unfolding buffer per thread, one block.
+  void prepare(std::vector<Tensor<T, 2>>& buffers) {
     if (buffers.size() < omp_threads()) buffers.resize(omp_threads());
-    for (auto& b : buffers) ensure_shape(b, per * g_.out_pixels(), g_.patch());
+    for (auto& b : buffers) ensure_shape(b, block_rows, g_.patch());
   }
 
-  // Input position of tap `k` of output position `o` along an axis of n pixels, or -1 in the padding.
-  std::ptrdiff_t source(std::size_t o, std::size_t k, std::size_t n) const {
-    const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(o * g_.stride + k) - static_cast<std::ptrdiff_t>(g_.padding);
-    return i < static_cast<std::ptrdiff_t>(n) ? i : -1;
+  // Input position of tap `k` of output position `o` along an axis of n pixels; negative or >= n in the padding.
+  std::ptrdiff_t source(std::size_t o, std::size_t k) const {
+    return static_cast<std::ptrdiff_t>(o * g_.stride + k) - static_cast<std::ptrdiff_t>(g_.padding);
   }
 
-  // col [out_pixels, patch]: row p = the window of output pixel p, zeros where it hangs over the border.
-  void im2col(const T* x, T* col) const {
-    const std::size_t Ci = g_.in_channels, k = g_.kernel, K = g_.patch(), HW = g_.in_pixels();
-    const std::size_t orows = g_.out_rows(), ocols = g_.out_cols();
-    for (std::size_t oy = 0; oy < orows; ++oy)
-      for (std::size_t ox = 0; ox < ocols; ++ox) {
-        T* row = col + (oy * ocols + ox) * K;
-        for (std::size_t ky = 0; ky < k; ++ky) {
-          const std::ptrdiff_t iy = source(oy, ky, g_.rows);
-          for (std::size_t kx = 0; kx < k; ++kx) {
-            const std::ptrdiff_t ix = source(ox, kx, g_.cols);
-            T* dst = row + (ky * k + kx) * Ci;
-            if (iy < 0 || ix < 0) {
-              std::fill(dst, dst + Ci, T(0));
-              continue;
-            }
-            const std::size_t pixel = static_cast<std::size_t>(iy) * g_.cols + static_cast<std::size_t>(ix);
-            if (g_.layout == Layout::channels_last) std::memcpy(dst, x + pixel * Ci, Ci * sizeof(T));
-            else
-              for (std::size_t c = 0; c < Ci; ++c) dst[c] = x[c * HW + pixel];
-          }
-        }
-      }
+  // col [rows, patch]: row i = the window of output row r0 + i of the chunk starting at x, zeros in the padding.
+  void unfold(const T* x, std::size_t r0, std::size_t rows, T* col) const {
+    for_each_tap(r0, rows, [&](std::size_t i, std::size_t tap, const T* sample, std::ptrdiff_t pixel) {
+      T* dst = col + i * g_.patch() + tap * g_.in_channels;
+      if (pixel < 0) std::fill(dst, dst + g_.in_channels, T(0));
+      else if (g_.layout == Layout::channels_last)
+        std::memcpy(dst, sample + static_cast<std::size_t>(pixel) * g_.in_channels, g_.in_channels * sizeof(T));
+      else
+        for (std::size_t c = 0; c < g_.in_channels; ++c)
+          dst[c] = sample[c * g_.in_pixels() + static_cast<std::size_t>(pixel)];
+    }, x);
   }
-  // The adjoint of im2col: dx += fold(dcol).
-  void col2im(const T* dcol, T* dx) const {
-    const std::size_t Ci = g_.in_channels, k = g_.kernel, K = g_.patch(), HW = g_.in_pixels();
-    const std::size_t orows = g_.out_rows(), ocols = g_.out_cols();
-    for (std::size_t oy = 0; oy < orows; ++oy)
-      for (std::size_t ox = 0; ox < ocols; ++ox) {
-        const T* row = dcol + (oy * ocols + ox) * K;
-        for (std::size_t ky = 0; ky < k; ++ky) {
-          const std::ptrdiff_t iy = source(oy, ky, g_.rows);
-          if (iy < 0) continue;
-          for (std::size_t kx = 0; kx < k; ++kx) {
-            const std::ptrdiff_t ix = source(ox, kx, g_.cols);
-            if (ix < 0) continue;
-            const T* src = row + (ky * k + kx) * Ci;
-            const std::size_t pixel = static_cast<std::size_t>(iy) * g_.cols + static_cast<std::size_t>(ix);
-            if (g_.layout == Layout::channels_last) {
-              T* d = dx + pixel * Ci;
-              for (std::size_t c = 0; c < Ci; ++c) d[c] += src[c];
-            } else {
-              for (std::size_t c = 0; c < Ci; ++c) dx[c * HW + pixel] += src[c];
-            }
-          }
+  // The adjoint: dx += fold(dcol) for the same rows.
+  void fold(const T* dcol, std::size_t r0, std::size_t rows, T* dx) const {
+    for_each_tap(r0, rows, [&](std::size_t i, std::size_t tap, T* sample, std::ptrdiff_t pixel) {
+      if (pixel < 0) return;
+      const T* src = dcol + i * g_.patch() + tap * g_.in_channels;
+      if (g_.layout == Layout::channels_last) {
+        T* d = sample + static_cast<std::size_t>(pixel) * g_.in_channels;
+        for (std::size_t c = 0; c < g_.in_channels; ++c) d[c] += src[c];
+      } else {
+        for (std::size_t c = 0; c < g_.in_channels; ++c)
+          sample[c * g_.in_pixels() + static_cast<std::size_t>(pixel)] += src[c];
+      }
+    }, dx);
+  }
+  // f(block row i, tap, the sample's data, input pixel or -1 in the padding) for every tap of every row.
+  template <class F, class Ptr>
+  void for_each_tap(std::size_t r0, std::size_t rows, F&& f, Ptr base) const {
+    const std::size_t k = g_.kernel, P = g_.out_pixels(), ocols = g_.out_cols();
+    const auto H = static_cast<std::ptrdiff_t>(g_.rows), W = static_cast<std::ptrdiff_t>(g_.cols);
+    for (std::size_t i = 0; i < rows; ++i) {
+      const std::size_t r = r0 + i, p = r % P, oy = p / ocols, ox = p % ocols;
+      Ptr sample = base + (r / P) * g_.in_dim();
+      for (std::size_t ky = 0; ky < k; ++ky) {
+        const std::ptrdiff_t iy = source(oy, ky);
+        for (std::size_t kx = 0; kx < k; ++kx) {
+          const std::ptrdiff_t ix = source(ox, kx);
+          const bool inside = iy >= 0 && ix >= 0 && iy < H && ix < W;
+          f(i, ky * k + kx, sample, inside ? iy * W + ix : std::ptrdiff_t{-1});
         }
       }
+    }
   }
 
   ConvGeometry g_;

@@ -107,4 +107,39 @@ void set_relaxation(M& model, bool on) {
     model.for_each_module([&](auto& layer) { set_relaxation(layer, on); });
 }
 
+namespace detail {
+template <class M>
+struct Exported {
+  using type = M;
+};
+template <class Eq, class Neq>
+struct Exported<Relaxed<Eq, Neq>> {
+  using type = Eq;
+};
+template <class... M>
+struct Exported<Sequential<M...>> {
+  using type = Sequential<typename Exported<M>::type...>;
+};
+}  // namespace detail
+
+/// The type of a model with every Relaxed<Eq, Neq> layer replaced by its Eq (recursively through Sequential).
+template <class M>
+using exported_t = typename detail::Exported<M>::type;
+
+/// The deployed, exactly equivariant model: a copy of `model` whose relaxed layers are their equivariant parts
+/// (f_eq, with the trained weights) and nothing else, a different type without branches or gammas. It computes
+/// what `model` computes with every γ = 0 (bit for bit; tested), or with its branches switched off.
+template <class M>
+exported_t<M> export_equivariant(const M& model) {
+  if constexpr (requires { model.equivariant_part(); }) {
+    return model.equivariant_part();
+  } else if constexpr (requires { M::size; model.template get<0>(); }) {
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return exported_t<M>(export_equivariant(model.template get<I>())...);
+    }(std::make_index_sequence<M::size>{});
+  } else {
+    return model;
+  }
+}
+
 }  // namespace ace

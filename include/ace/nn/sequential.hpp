@@ -113,6 +113,10 @@ class Sequential {
   auto& get() {
     return std::get<I>(layers_);
   }
+  template <std::size_t I>
+  const auto& get() const {
+    return std::get<I>(layers_);
+  }
 
  private:
   template <std::size_t I>
