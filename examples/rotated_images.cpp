@@ -79,7 +79,7 @@ struct Settings {
   std::vector<std::string> tasks{"rotated", "upright"}, models{"p4", "p4m", "cnn"},
       methods{"strict", "equality", "resilient"};
   std::vector<std::uint64_t> seeds{1};
-  std::size_t epochs = 3, train = 6000, valid = 1000, test = 2000, batch = 32;
+  std::size_t epochs = 3, train = 5000, valid = 1000, test = 2000, batch = 32;
   double lr = 2e-3, dual_lr = 2e-2, augmented = 1.0, rho = 1.0;
   ace::Rotation rotation = ace::Rotation::continuous;
   std::string out = "rotated_images_out";
