@@ -175,11 +175,6 @@ struct RunResult {
   std::vector<double> valid_curve;
 };
 
-template <class Model>
-ace::Tensor<float, 2> logits(Model& model, const ace::Tensor<float, 2>& x) {
-  return model.network().forward(x);
-}
-
 /// Accuracy over a split, evaluated in chunks of 500 images.
 template <class Model>
 double accuracy(Model& model, const Split& s, ace::Tensor<float, 2>& chunk) {
@@ -202,11 +197,12 @@ double accuracy(Model& model, const Split& s, ace::Tensor<float, 2>& chunk) {
 /// flip (mirror image), on the probe images: 0 up to rounding for an invariant model.
 template <class Model>
 std::pair<double, double> invariance_errors(Model& model, const ace::Tensor<float, 2>& probe) {
-  const ace::Tensor<float, 2> reference = logits(model, probe);
+  const ace::Tensor<float, 2> reference = model.network().forward(probe);  // a copy: the next forward reuses the buffer
   const double scale = std::max(1e-30, static_cast<double>(ace::as_matrix(reference).norm()));
   ace::Tensor<float, 2> moved(probe.shape());
   const auto error = [&] {
-    return static_cast<double>((ace::as_matrix(logits(model, moved)) - ace::as_matrix(reference)).norm()) / scale;
+    const auto moved_logits = ace::as_matrix(model.network().forward(moved));
+    return static_cast<double>((moved_logits - ace::as_matrix(reference)).norm()) / scale;
   };
   double rotation = 0.0;
   for (std::size_t q = 1; q < 4; ++q) {

@@ -13,10 +13,6 @@
 #include "ace/tensor/cpu.hpp"
 #include "ace/tensor/parallel.hpp"
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 namespace ace::detail {
 
 /// Sizes of one 2-d convolution (correlation, as in PyTorch): in_channels x rows x cols -> out_channels x
@@ -35,20 +31,6 @@ struct ConvGeometry {
   std::size_t patch() const { return kernel * kernel * in_channels; }
 };
 
-inline std::size_t omp_threads() {
-#if defined(_OPENMP)
-  return static_cast<std::size_t>(omp_get_max_threads());
-#else
-  return 1;
-#endif
-}
-inline std::size_t omp_thread() {
-#if defined(_OPENMP)
-  return static_cast<std::size_t>(omp_get_thread_num());
-#else
-  return 0;
-#endif
-}
 
 /// y = w * x + bias with filters w [out_channels, patch] (row-major, columns (ky, kx, c)) and one bias per output
 /// channel. The batch is cut into chunks of whole samples (about 1024 output pixels each, a function of the shapes
@@ -64,7 +46,6 @@ class ConvKernel {
 
   ConvKernel() = default;
   explicit ConvKernel(ConvGeometry g) : g_(g) {}
-  const ConvGeometry& geometry() const { return g_; }
 
   void forward(const Tensor<T, 2>& x, const T* w, const T* bias, Tensor<T, 2>& y) {
     const std::size_t batch = x.shape()[0], per = chunk_samples(batch), chunks = (batch + per - 1) / per;
