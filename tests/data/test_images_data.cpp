@@ -155,6 +155,12 @@ TEST_CASE("rotations: quarter turns are exact pixel moves, bilinear agrees on th
     for (std::size_t i = 0; i < n * n; ++i) CHECK(back[i] == Approx(dst[i]).margin(1e-5));
   }
   CHECK_THROWS_AS(rotate_quarter_turns(src.data(), dst.data(), 7, 6, 1), shape_error);
+  // A half turn of a non-square image: pixel (r, c) goes to (rows - 1 - r, cols - 1 - c).
+  std::vector<float> wide(3 * 5), half(3 * 5);
+  for (std::size_t i = 0; i < wide.size(); ++i) wide[i] = static_cast<float>(i);
+  rotate_quarter_turns(wide.data(), half.data(), 3, 5, 2);
+  for (std::size_t r = 0; r < 3; ++r)
+    for (std::size_t c = 0; c < 5; ++c) CHECK(half[(2 - r) * 5 + (4 - c)] == wide[r * 5 + c]);
   // 45 degrees: the centre stays, the corners fall outside (zero), a constant disc stays constant inside.
   std::fill(src.begin(), src.end(), 1.0f);
   rotate_bilinear(src.data(), dst.data(), n, n, std::numbers::pi / 4);

@@ -20,6 +20,7 @@
 #endif
 
 #include "ace/error.hpp"
+#include "ace/group/action.hpp"
 #include "ace/random.hpp"
 
 namespace ace {
@@ -179,15 +180,11 @@ inline void rotate_quarter_turns(const float* src, float* dst, std::size_t rows,
   quarters %= 4;
   ACE_THROW_IF(quarters % 2 == 1 && rows != cols, shape_error, "rotate_quarter_turns: a quarter turn needs a square "
                "image, got ", rows, " x ", cols);
+  const auto turn = Cyclic<4>::element(quarters);
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t c = 0; c < cols; ++c) {
-      std::size_t rr = r, cc = c;
-      for (std::size_t q = 0; q < quarters; ++q) {  // (row, col) -> (n - 1 - col, row): counter-clockwise
-        const std::size_t t = rr;
-        rr = cols - 1 - cc;
-        cc = t;
-      }
-      dst[rr * cols + cc] = src[r * cols + c];
+      const Pixel q = act_on_pixel<Cyclic<4>>(turn, {r, c}, rows, cols);
+      dst[q.row * cols + q.col] = src[r * cols + c];
     }
 }
 
