@@ -280,6 +280,83 @@ TEST_CASE("export: a relaxed P4 CNN at gamma 0 is its exported strict network, b
   test::check_module_equivariance(exported, x, 666);
 }
 
+namespace {
+// Runs a float Conv2d and its double twin (same parameters, same batch) forward and backward; returns the largest
+// error of the float results relative to each result's largest magnitude.
+template <class In, class Out, ConvSpec S>
+double float_vs_double(std::size_t batch, Rng& rng) {
+  Conv2d<double, In, Out, S> ref(rng);
+  randomise_bias(ref, rng);
+  Conv2d<float, In, Out, S> m(rng);
+  std::vector<double> values;
+  ref.for_each_parameter([&](ParamView<double> p) { values.insert(values.end(), p.value.begin(), p.value.end()); });
+  std::size_t next = 0;
+  m.for_each_parameter([&](ParamView<float> p) {
+    for (auto& v : p.value) v = static_cast<float>(values[next++]);
+  });
+  const Tensor<double, 2> x = random_batch<double, In>(batch, rng);
+  const Tensor<double, 2> dy = random_batch<double, typename decltype(ref)::output>(batch, rng);
+  const auto narrow = [](const Tensor<double, 2>& t) {
+    Tensor<float, 2> f(t.shape());
+    std::transform(t.begin(), t.end(), f.begin(), [](double v) { return static_cast<float>(v); });
+    return f;
+  };
+  zero_grad(ref);
+  zero_grad(m);
+  const Tensor<double, 2> y = ref.forward(x), dx = ref.backward(dy);
+  const Tensor<float, 2> xf = narrow(x);  // the module keeps a pointer to its input until backward
+  const Tensor<float, 2> yf = m.forward(xf), dxf = m.backward(narrow(dy));
+  const auto error = [](auto a_begin, auto a_end, auto b_begin) {
+    double scale = 0, worst = 0;
+    for (auto a = a_begin, b = b_begin; a != a_end; ++a, ++b) {
+      scale = std::max(scale, std::abs(static_cast<double>(*a)));
+      worst = std::max(worst, std::abs(static_cast<double>(*a) - static_cast<double>(*b)));
+    }
+    return worst / std::max(scale, 1e-300);
+  };
+  double worst = std::max(error(y.begin(), y.end(), yf.begin()), error(dx.begin(), dx.end(), dxf.begin()));
+  std::vector<double> grads;
+  ref.for_each_parameter([&](ParamView<double> p) { grads.insert(grads.end(), p.grad.begin(), p.grad.end()); });
+  next = 0;
+  m.for_each_parameter([&](ParamView<float> p) {
+    worst = std::max(worst, error(grads.begin() + static_cast<std::ptrdiff_t>(next),
+                                  grads.begin() + static_cast<std::ptrdiff_t>(next + p.grad.size()), p.grad.begin()));
+    next += p.grad.size();
+  });
+  return worst;
+}
+
+// Restores the AVX2/FMA switch when a test ends.
+struct SimdSwitch {
+  explicit SimdSwitch(bool on) { set_simd_kernels(on); }
+  ~SimdSwitch() { set_simd_kernels(true); }
+  SimdSwitch(const SimdSwitch&) = delete;
+  SimdSwitch& operator=(const SimdSwitch&) = delete;
+};
+}  // namespace
+
+// Float channels-last convolutions run on the AVX2/FMA tiles where the CPU has them: channel counts off the 16-wide
+// panels, pixel counts off the 6-row tiles, blocks of the filter gradient ending inside a sample, strides, paddings,
+// a 1x1 kernel. Both float paths are held to the double result of the (gradient-checked) Eigen path.
+TEST_CASE("convolutions: the float kernels agree with double, AVX2/FMA tiles and Eigen path", "[conv]") {
+  constexpr Layout L = Layout::channels_last;
+  INFO("AVX2/FMA kernels available: " << simd_kernels_available());
+  for (const bool simd : {true, false}) {
+    SimdSwitch use(simd);
+    CHECK(detail::ConvKernel<float>({3, 5, 9, 8, 3, 2, 1, L}).direct() == (simd && simd_kernels_available()));
+    CHECK_FALSE(detail::ConvKernel<float>({3, 5, 9, 8, 3, 2, 1, Layout::channels_first}).direct());
+    CHECK_FALSE(detail::ConvKernel<double>({3, 5, 9, 8, 3, 2, 1, L}).direct());
+    Rng rng(test::seed(680, "simd conv"));
+    INFO("AVX2/FMA path: " << simd);
+    CHECK(float_vs_double<Image<Features<3>, 9, 8, L>, Features<5>, k3s2>(5, rng) < 2e-6);
+    CHECK(float_vs_double<Image<Features<20>, 7, 6, L>, Features<37>, same_padding(5)>(4, rng) < 2e-6);
+    CHECK(float_vs_double<Image<Features<16>, 11, 11, L>, Features<32>, ConvSpec{1, 1, 0}>(3, rng) < 2e-6);
+    CHECK(float_vs_double<Image<Features<25>, 20, 17, L>, Features<6>, k3>(3, rng) < 2e-6);
+    CHECK(float_vs_double<Image<Features<12>, 10, 10, L>, Features<27>, ConvSpec{5, 3, 2}>(7, rng) < 2e-6);
+    CHECK(float_vs_double<Image<Features<64>, 8, 8, L>, Features<64>, same_padding(5)>(20, rng) < 2e-6);
+  }
+}
+
 TEST_CASE("convolutions: results do not depend on the number of threads", "[conv]") {
 #if defined(_OPENMP)
   Rng rng(test::seed(670, "conv threads"));

@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: MIT
-// The CPU convolution kernel behind Conv2d and GroupConv2d: im2col per chunk of samples + Eigen GEMM, OpenMP across
-// chunks, nothing allocated after the first step of a batch size.
+// The CPU convolution kernel behind Conv2d and GroupConv2d: direct convolution on AVX2/FMA register tiles for float
+// channels-last maps where the CPU has them, im2col per block + Eigen GEMM otherwise; OpenMP across chunks of
+// samples, nothing allocated after the first step of a batch size.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "ace/error.hpp"
+#include "ace/nn/conv_simd.hpp"
 #include "ace/nn/image.hpp"
 #include "ace/tensor/cpu.hpp"
 #include "ace/tensor/parallel.hpp"
@@ -39,10 +42,15 @@ struct ConvGeometry {
 /// stay in cache and multiplied by Eigen's GEMM. Backward unfolds again instead of keeping the columns (memory: one
 /// block per thread), accumulates each chunk's filter gradient in its own slot and sums the slots in chunk order,
 /// so results do not depend on the thread count.
+/// Float maps in channels-last layout take the direct path instead when `simd_kernels_enabled()`: no unfolding;
+/// register tiles of 6 output pixels x 16 channels read the input rows of each tap through pointers (a shared zero
+/// row in the padding) and a packed copy of the filters; the input gradient is scattered tap by tap and the filter
+/// gradient is accumulated per chunk from packed output gradients, in the same chunk order.
 template <class T>
 class ConvKernel {
  public:
   static constexpr std::size_t block_rows = 256;
+  static constexpr bool direct_capable = std::is_same_v<T, float> && ACE_HAS_X86_KERNELS;
 
   ConvKernel() = default;
   explicit ConvKernel(ConvGeometry g) : g_(g) {}
@@ -50,6 +58,8 @@ class ConvKernel {
   void forward(const Tensor<T, 2>& x, const T* w, const T* bias, Tensor<T, 2>& y) {
     const std::size_t batch = x.shape()[0], per = chunk_samples(batch), chunks = (batch + per - 1) / per;
     ensure_shape(y, batch, g_.out_dim());
+    if constexpr (direct_capable)
+      if (direct()) return forward_direct(x.data(), w, bias, y.data(), batch);
     prepare(col_);
     const std::size_t P = g_.out_pixels(), C = g_.out_channels, K = g_.patch();
     const MatrixRef<const T> filters{w, C, K, K};
@@ -82,10 +92,46 @@ class ConvKernel {
   void backward(const Tensor<T, 2>& x, const T* w, const Tensor<T, 2>& dy, T* dw, T* dbias, Tensor<T, 2>& dx) {
     const std::size_t batch = x.shape()[0], per = chunk_samples(batch), chunks = (batch + per - 1) / per;
     ensure_shape(dx, batch, g_.in_dim());
+    const std::size_t P = g_.out_pixels(), C = g_.out_channels, K = g_.patch();
+    ensure_shape(partial_, chunks, C * K);
+    bool transposed = false;  // the direct path leaves each chunk's filter gradient as [patch, C]
+    if constexpr (direct_capable)
+      if ((transposed = direct())) backward_direct(x.data(), w, dy.data(), dx.data(), batch);
+    if (!transposed) backward_gemm(x, w, dy, dx, batch);
+    // dw += the chunks' gradients in chunk order, split across threads by filter taps and channels.
+    const T* parts = partial_.data();
+    ACE_OMP_FOR(chunks > 1)
+    for (std::size_t i = 0; i < K; ++i)
+      for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
+        const T* part = parts + chunk * C * K;
+        for (std::size_t o = 0; o < C; ++o) dw[o * K + i] += transposed ? part[i * C + o] : part[o * K + i];
+      }
+    if (dbias != nullptr)
+      for (std::size_t b = 0; b < batch; ++b)
+        for (std::size_t p = 0; p < P; ++p)
+          for (std::size_t c = 0; c < C; ++c)
+            dbias[c] += dy.data()[b * g_.out_dim() + (g_.layout == Layout::channels_last ? p * C + c : c * P + p)];
+  }
+
+  /// Samples per chunk: enough for ~1024 output pixels.
+  std::size_t chunk_samples(std::size_t batch) const {
+    const std::size_t s = (1024 + g_.out_pixels() - 1) / g_.out_pixels();
+    return std::clamp<std::size_t>(s, 1, std::max<std::size_t>(batch, 1));
+  }
+
+  /// Whether forward and backward take the direct AVX2/FMA path (float, channels-last, kernels enabled).
+  bool direct() const {
+    if constexpr (direct_capable) return g_.layout == Layout::channels_last && simd_kernels_enabled();
+    return false;
+  }
+
+ private:
+  // Eigen path of backward: dx and the per-chunk filter gradients partial_.
+  void backward_gemm(const Tensor<T, 2>& x, const T* w, const Tensor<T, 2>& dy, Tensor<T, 2>& dx, std::size_t batch) {
+    const std::size_t per = chunk_samples(batch), chunks = (batch + per - 1) / per;
     prepare(col_);
     prepare(dcol_);
     const std::size_t P = g_.out_pixels(), C = g_.out_channels, K = g_.patch();
-    ensure_shape(partial_, chunks, C * K);
     const MatrixRef<const T> filters{w, C, K, K};
     ACE_OMP_FOR(chunks > 1)
     for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
@@ -113,24 +159,248 @@ class ConvKernel {
         fold(dcol, r0, rows, dxc);
       });
     }
-    for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
-      const T* part = partial_.data() + chunk * C * K;
-      for (std::size_t i = 0; i < C * K; ++i) dw[i] += part[i];
+  }
+
+#if ACE_HAS_X86_KERNELS
+  static constexpr std::size_t mr = simd::mr, nr = simd::nr, group_tiles = 16;
+
+  // Per-thread buffers of the direct path.
+  struct DirectScratch {
+    std::vector<const T*> rows;   // [tap][mr] rows of a tile (nullptr in the padding), [tap][dw_block] for dw
+    std::vector<const T*> panels;  // [tap] filter panels of a tile's live taps
+    std::vector<std::size_t> live, count;  // [tile][tap] taps of a tile that reach a row, [tile] how many
+    std::vector<T*> targets;       // [tap][mr] input-gradient rows of a tile (strided scatter)
+    std::vector<T> packed, image, trash;  // packed output gradients, a padded channels-first input, a dump row
+  };
+
+  void prepare_direct() {
+    const std::size_t taps = g_.kernel * g_.kernel;
+    if (direct_.size() < omp_threads()) direct_.resize(omp_threads());
+    for (auto& s : direct_) {
+      s.rows.resize(std::max(s.rows.size(), taps * group_tiles * mr));
+      s.panels.resize(std::max(s.panels.size(), taps));
+      s.live.resize(group_tiles * taps);
+      s.count.resize(group_tiles);
+      s.targets.resize(taps * mr);
+      s.trash.resize(nr);
     }
-    if (dbias != nullptr)
-      for (std::size_t b = 0; b < batch; ++b)
-        for (std::size_t p = 0; p < P; ++p)
-          for (std::size_t c = 0; c < C; ++c)
-            dbias[c] += dy.data()[b * g_.out_dim() + (g_.layout == Layout::channels_last ? p * C + c : c * P + p)];
+    zeros_.assign(std::max(g_.in_channels, g_.out_channels), T(0));
   }
 
-  /// Samples per chunk: enough for ~1024 output pixels.
-  std::size_t chunk_samples(std::size_t batch) const {
-    const std::size_t s = (1024 + g_.out_pixels() - 1) / g_.out_pixels();
-    return std::clamp<std::size_t>(s, 1, std::max<std::size_t>(batch, 1));
+  // packed_ [panel][tap][k][nr] = w(panel * nr + j, tap, k) for the n x (taps x kc) matrix w(j, tap, k) = at(j, tap, k),
+  // zero for j >= n.
+  template <class At>
+  void pack_panels(std::size_t n, std::size_t kc, At at) {
+    const std::size_t taps = g_.kernel * g_.kernel, panels = (n + nr - 1) / nr;
+    packed_.resize(panels * taps * kc * nr);
+    T* out = packed_.data();
+    for (std::size_t panel = 0; panel < panels; ++panel)
+      for (std::size_t t = 0; t < taps; ++t)
+        for (std::size_t k = 0; k < kc; ++k)
+          for (std::size_t j = 0; j < nr; ++j, ++out) *out = panel * nr + j < n ? at(panel * nr + j, t, k) : T(0);
   }
 
- private:
+  // A tile of m rows whose tap rows are in rows[tap * mr + i] (nullptr in the padding): keeps the taps that reach at
+  // least one row at the front (nullptr -> the zero row) and their numbers in live; returns their count.
+  std::size_t compact_taps(const T** rows, std::size_t* live, std::size_t m) const {
+    const std::size_t taps = g_.kernel * g_.kernel;
+    std::size_t count = 0;
+    for (std::size_t t = 0; t < taps; ++t) {
+      bool reaches = false;
+      for (std::size_t i = 0; i < m; ++i) reaches = reaches || rows[t * mr + i] != nullptr;
+      if (!reaches) continue;
+      for (std::size_t i = 0; i < m; ++i) {
+        const T* row = rows[t * mr + i];
+        rows[count * mr + i] = row != nullptr ? row : zeros_.data();
+      }
+      live[count++] = t;
+    }
+    return count;
+  }
+
+  // Rows [0, total) of out (n columns) = kc-wide rows through tap pointers times the packed panels (kc rows per
+  // tap), in groups of group_tiles tiles per panel so that a panel stays in cache: fill(r0, m, rows) writes the
+  // tap rows of the tile starting at row r0 (rows[tap * mr + i], nullptr in the padding).
+  template <class Fill>
+  void rows_times_filters(DirectScratch& s, std::size_t total, std::size_t kc, std::size_t n, T* out, Fill fill) {
+    const std::size_t taps = g_.kernel * g_.kernel;
+    for (std::size_t g0 = 0; g0 < total; g0 += group_tiles * mr) {
+      const std::size_t tiles = std::min(group_tiles, (total - g0 + mr - 1) / mr);
+      for (std::size_t j = 0; j < tiles; ++j) {
+        const std::size_t r0 = g0 + j * mr, m = std::min(mr, total - r0);
+        fill(r0, m, s.rows.data() + j * taps * mr);
+        s.count[j] = compact_taps(s.rows.data() + j * taps * mr, s.live.data() + j * taps, m);
+      }
+      for (std::size_t c0 = 0; c0 < n; c0 += nr)
+        for (std::size_t j = 0; j < tiles; ++j) {
+          const std::size_t r0 = g0 + j * mr, m = std::min(mr, total - r0);
+          for (std::size_t u = 0; u < s.count[j]; ++u)
+            s.panels[u] = packed_.data() + (c0 * taps + s.live[j * taps + u] * nr) * kc;
+          T* rows_out[mr];
+          for (std::size_t i = 0; i < m; ++i) rows_out[i] = out + (r0 + i) * n + c0;
+          simd::rows_times_panel<false>(m, s.count[j], kc, s.rows.data() + j * taps * mr, 0, s.panels.data(), rows_out,
+                                        std::min(nr, n - c0));
+        }
+    }
+  }
+
+  void forward_direct(const T* x, const T* w, const T* bias, T* y, std::size_t batch) {
+    const std::size_t per = chunk_samples(batch), chunks = (batch + per - 1) / per;
+    const std::size_t P = g_.out_pixels(), C = g_.out_channels, Cin = g_.in_channels, taps = g_.kernel * g_.kernel;
+    prepare_direct();
+    pack_panels(C, Cin, [&](std::size_t o, std::size_t t, std::size_t c) { return w[(o * taps + t) * Cin + c]; });
+    ACE_OMP_FOR(chunks > 1)
+    for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
+      const std::size_t first = chunk * per, total = std::min(per, batch - first) * P;
+      const T* xc = x + first * g_.in_dim();
+      T* yc = y + first * g_.out_dim();
+      DirectScratch& s = direct_[chunks > 1 ? omp_thread() : 0];
+      rows_times_filters(s, total, Cin, C, yc, [&](std::size_t r0, std::size_t m, const T** rows) {
+        for_each_tap(r0, m, [&](std::size_t i, std::size_t tap, const T* sample, std::ptrdiff_t pixel) {
+          rows[tap * mr + i] = pixel < 0 ? nullptr : sample + static_cast<std::size_t>(pixel) * Cin;
+        }, xc);
+      });
+      if (bias != nullptr)
+        for (std::size_t r = 0; r < total; ++r)
+          for (std::size_t c = 0; c < C; ++c) yc[r * C + c] += bias[c];
+    }
+  }
+
+  void backward_direct(const T* x, const T* w, const T* dy, T* dx, std::size_t batch) {
+    const std::size_t per = chunk_samples(batch), chunks = (batch + per - 1) / per;
+    const std::size_t C = g_.out_channels, Cin = g_.in_channels, taps = g_.kernel * g_.kernel;
+    prepare_direct();
+    // Transposed filters: panels of input channels, k = output channel.
+    pack_panels(Cin, C, [&](std::size_t c, std::size_t t, std::size_t o) { return w[(o * taps + t) * Cin + c]; });
+    ACE_OMP_FOR(chunks > 1)
+    for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
+      const std::size_t first = chunk * per, count = std::min(per, batch - first);
+      DirectScratch& s = direct_[chunks > 1 ? omp_thread() : 0];
+      const T* gc = dy + first * g_.out_dim();
+      if (g_.stride == 1) input_gradient_gather(s, gc, dx + first * g_.in_dim(), count);
+      else input_gradient_scatter(s, gc, dx + first * g_.in_dim(), count);
+      filter_gradient(s, x + first * g_.in_dim(), gc, partial_.data() + chunk * C * g_.patch(), count);
+    }
+  }
+
+  // dx of `count` samples, stride 1: a convolution of dy with the transposed filters; input pixel q's tap t reads
+  // output pixel q + padding - t (none outside the output).
+  void input_gradient_gather(DirectScratch& s, const T* gc, T* dxc, std::size_t count) {
+    const std::size_t k = g_.kernel, N = g_.in_pixels(), C = g_.out_channels, Cin = g_.in_channels;
+    const auto orows = static_cast<std::ptrdiff_t>(g_.out_rows()), ocols = static_cast<std::ptrdiff_t>(g_.out_cols());
+    const auto pad = static_cast<std::ptrdiff_t>(g_.padding);
+    rows_times_filters(s, count * N, C, Cin, dxc, [&](std::size_t q0, std::size_t m, const T** rows) {
+      for (std::size_t i = 0; i < m; ++i) {
+        const std::size_t q = q0 + i, pixel = q % N;
+        const T* sample = gc + (q / N) * g_.out_dim();
+        const auto iy = static_cast<std::ptrdiff_t>(pixel / g_.cols), ix = static_cast<std::ptrdiff_t>(pixel % g_.cols);
+        for (std::size_t ky = 0; ky < k; ++ky)
+          for (std::size_t kx = 0; kx < k; ++kx) {
+            const std::ptrdiff_t oy = iy + pad - static_cast<std::ptrdiff_t>(ky);
+            const std::ptrdiff_t ox = ix + pad - static_cast<std::ptrdiff_t>(kx);
+            const bool inside = oy >= 0 && ox >= 0 && oy < orows && ox < ocols;
+            rows[(ky * k + kx) * mr + i] = inside ? sample + static_cast<std::size_t>(oy * ocols + ox) * C : nullptr;
+          }
+      }
+    });
+  }
+
+  // dx of `count` samples, any stride: each tile's output gradients times the transposed filters of a tap, added
+  // to the tap's input rows.
+  void input_gradient_scatter(DirectScratch& s, const T* gc, T* dxc, std::size_t count) {
+    const std::size_t C = g_.out_channels, Cin = g_.in_channels, taps = g_.kernel * g_.kernel;
+    const std::size_t total = count * g_.out_pixels();
+    std::fill(dxc, dxc + count * g_.in_dim(), T(0));
+    for (std::size_t r0 = 0; r0 < total; r0 += mr) {
+      const std::size_t m = std::min(mr, total - r0);
+      const T* rows[mr];
+      for (std::size_t i = 0; i < m; ++i) rows[i] = gc + (r0 + i) * C;
+      for_each_tap(r0, m, [&](std::size_t i, std::size_t tap, T* sample, std::ptrdiff_t pixel) {
+        s.targets[tap * mr + i] = pixel < 0 ? nullptr : sample + static_cast<std::size_t>(pixel) * Cin;
+      }, dxc);
+      for (std::size_t t = 0; t < taps; ++t)
+        for (std::size_t c0 = 0; c0 < Cin; c0 += nr) {
+          T* out[mr];
+          for (std::size_t i = 0; i < m; ++i) {
+            T* target = s.targets[t * mr + i];
+            out[i] = target != nullptr ? target + c0 : s.trash.data();
+          }
+          const T* panel = packed_.data() + (c0 * taps + t * nr) * C;
+          simd::rows_times_panel<true>(m, 1, C, rows, 0, &panel, out, std::min(nr, Cin - c0));
+        }
+    }
+  }
+
+  // The filter gradient of `count` samples, transposed: dwc [patch, C], accumulated over all their output pixels
+  // in registers, tiles of mr input channels of one tap x nr output channels. The output gradients are packed in
+  // panels of nr channels. Stride 1 reads the input from a padded channels-first copy, where a tap's inputs along
+  // an output row are contiguous; other strides read each output pixel's input row through a pointer.
+  void filter_gradient(DirectScratch& s, const T* xc, const T* gc, T* dwc, std::size_t count) {
+    const std::size_t C = g_.out_channels, Cin = g_.in_channels, k = g_.kernel, taps = k * k;
+    const std::size_t total = count * g_.out_pixels(), panels = (C + nr - 1) / nr;
+    s.packed.resize(panels * total * nr);
+    for (std::size_t panel = 0; panel < panels; ++panel)
+      for (std::size_t r = 0; r < total; ++r)
+        for (std::size_t j = 0; j < nr; ++j) {
+          const std::size_t o = panel * nr + j;
+          s.packed[(panel * total + r) * nr + j] = o < C ? gc[r * C + o] : T(0);
+        }
+    const auto tile = [&](std::size_t panel, std::size_t t, std::size_t c0, std::size_t m, T** out) {
+      for (std::size_t i = 0; i < m; ++i) out[i] = dwc + (t * Cin + c0 + i) * C + panel * nr;
+      return std::min(nr, C - panel * nr);
+    };
+    if (g_.stride != 1) {
+      s.rows.resize(std::max(s.rows.size(), taps * total));
+      for_each_tap(0, total, [&](std::size_t r, std::size_t tap, const T* sample, std::ptrdiff_t pixel) {
+        s.rows[tap * total + r] = pixel < 0 ? zeros_.data() : sample + static_cast<std::size_t>(pixel) * Cin;
+      }, xc);
+      for (std::size_t panel = 0; panel < panels; ++panel)
+        for (std::size_t t = 0; t < taps; ++t)
+          for (std::size_t c0 = 0; c0 < Cin; c0 += mr) {
+            const std::size_t m = std::min(mr, Cin - c0);
+            T* out[mr];
+            const std::size_t n = tile(panel, t, c0, m, out);
+            simd::gathered_times_panel(m, total, s.rows.data() + t * total, c0, s.packed.data() + panel * total * nr,
+                                       out, n);
+          }
+      return;
+    }
+    const std::size_t pr = g_.rows + 2 * g_.padding, pc = g_.cols + 2 * g_.padding, orows = g_.out_rows();
+    const std::size_t ocols = g_.out_cols(), lines = count * orows;
+    s.image.assign(count * Cin * pr * pc, T(0));
+    for (std::size_t b = 0; b < count; ++b)
+      for (std::size_t y = 0; y < g_.rows; ++y) {
+        const T* src = xc + b * g_.in_dim() + y * g_.cols * Cin;  // one input row, in cache for all channels
+        for (std::size_t c = 0; c < Cin; ++c) {
+          T* dst = s.image.data() + ((b * Cin + c) * pr + y + g_.padding) * pc + g_.padding;
+          for (std::size_t x = 0; x < g_.cols; ++x) dst[x] = src[x * Cin + c];
+        }
+      }
+    s.rows.resize(std::max(s.rows.size(), lines * mr));
+    s.panels.resize(std::max(s.panels.size(), panels * lines));
+    for (std::size_t line = 0; line < lines; ++line)
+      for (std::size_t panel = 0; panel < panels; ++panel)
+        s.panels[panel * lines + line] = s.packed.data() + (panel * total + line * ocols) * nr;
+    const std::size_t tiles = (Cin + mr - 1) / mr;  // balanced: 64 channels = 9 x 6 + 2 x 5, not 10 x 6 + 4
+    for (std::size_t j = 0, c0 = 0; j < tiles; ++j) {
+      const std::size_t m = (Cin - c0) / (tiles - j) + ((Cin - c0) % (tiles - j) != 0 ? 1 : 0);
+      for (std::size_t line = 0; line < lines; ++line)  // tap (0, 0) of each output row; other taps are shifts
+        for (std::size_t i = 0; i < m; ++i)
+          s.rows[line * mr + i] = s.image.data() + ((line / orows * Cin + c0 + i) * pr + line % orows) * pc;
+      for (std::size_t panel = 0; panel < panels; ++panel)
+        for (std::size_t t = 0; t < taps; ++t) {
+          T* out[mr];
+          const std::size_t n = tile(panel, t, c0, m, out);
+          simd::rows_times_panel<false>(m, lines, ocols, s.rows.data(), t / k * pc + t % k,
+                                        s.panels.data() + panel * lines, out, n);
+        }
+      c0 += m;
+    }
+  }
+#else
+  void forward_direct(const T*, const T*, const T*, T*, std::size_t) {}
+  void backward_direct(const T*, const T*, const T*, T*, std::size_t) {}
+#endif
   // f(first row, rows) for the blocks of a chunk of `count` samples, rows = output pixels numbered sample-major;
   // channels-first blocks stay within one sample (its output is [C, P]).
   template <class F>
@@ -203,6 +473,10 @@ class ConvKernel {
   ConvGeometry g_;
   std::vector<Tensor<T, 2>> col_, dcol_;  // per thread
   Tensor<T, 2> partial_;                  // per chunk: its filter gradient
+#if ACE_HAS_X86_KERNELS
+  std::vector<DirectScratch> direct_;     // per thread
+  std::vector<T> packed_, zeros_;         // filters in panels; a zero input row for the padding
+#endif
 };
 
 }  // namespace ace::detail
