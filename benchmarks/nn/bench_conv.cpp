@@ -38,6 +38,7 @@ void BM_forward(benchmark::State& state) {
   Rng rng(1);
   M layer(rng);
   const auto x = random_input(rng, batch, M::input::dim);
+  layer.forward(x);  // warm-up: the filter bank, scratch buffers and output are set up by the first call
   for (auto _ : state) benchmark::DoNotOptimize(layer.forward(x).data());
   rate(state, conv_flops(double(batch)));
 }
@@ -49,6 +50,8 @@ void BM_forward_backward(benchmark::State& state) {
   M layer(rng);
   const auto x = random_input(rng, batch, M::input::dim);
   const auto dy = random_input(rng, batch, M::output::dim);
+  layer.forward(x);  // warm-up, as above
+  layer.backward(dy);
   for (auto _ : state) {
     zero_grad(layer);
     layer.forward(x);
@@ -60,6 +63,7 @@ void BM_forward_backward(benchmark::State& state) {
 void BM_sgemm(benchmark::State& state) {
   const auto n = static_cast<Eigen::Index>(state.range(0));
   Eigen::MatrixXf a = Eigen::MatrixXf::Random(n, n), b = Eigen::MatrixXf::Random(n, n), c(n, n);
+  c.noalias() = a * b;  // warm-up
   for (auto _ : state) {
     c.noalias() = a * b;
     benchmark::DoNotOptimize(c.data());

@@ -106,11 +106,18 @@ class ConvKernel {
         const T* part = parts + chunk * C * K;
         for (std::size_t o = 0; o < C; ++o) dw[o * K + i] += transposed ? part[i * C + o] : part[o * K + i];
       }
-    if (dbias != nullptr)
+    if (dbias == nullptr) return;
+    if (g_.layout == Layout::channels_last)
+      for (std::size_t r = 0; r < batch * P; ++r) {
+        const T* row = dy.data() + r * C;
+        for (std::size_t c = 0; c < C; ++c) dbias[c] += row[c];
+      }
+    else
       for (std::size_t b = 0; b < batch; ++b)
-        for (std::size_t p = 0; p < P; ++p)
-          for (std::size_t c = 0; c < C; ++c)
-            dbias[c] += dy.data()[b * g_.out_dim() + (g_.layout == Layout::channels_last ? p * C + c : c * P + p)];
+        for (std::size_t c = 0; c < C; ++c) {
+          const T* plane = dy.data() + b * g_.out_dim() + c * P;
+          for (std::size_t p = 0; p < P; ++p) dbias[c] += plane[p];
+        }
   }
 
   /// Samples per chunk: enough for ~1024 output pixels.
@@ -166,9 +173,8 @@ class ConvKernel {
 
   // Per-thread buffers of the direct path.
   struct DirectScratch {
-    std::vector<const T*> rows;   // [tap][mr] rows of a tile (nullptr in the padding), [tap][dw_block] for dw
-    std::vector<const T*> panels;  // [tap] filter panels of a tile's live taps
-    std::vector<std::size_t> live, count;  // [tile][tap] taps of a tile that reach a row, [tile] how many
+    std::vector<const T*> rows;     // [tile][tap][mr] source rows of a group of tiles; per-pixel rows for dw
+    std::vector<const T*> panels;   // [tap] filter panels of a tile's live taps; output-gradient rows for dw
     std::vector<T*> targets;       // [tap][mr] input-gradient rows of a tile (strided scatter)
     std::vector<T> packed, image, trash;  // packed output gradients, a padded channels-first input, a dump row
   };
@@ -179,12 +185,50 @@ class ConvKernel {
     for (auto& s : direct_) {
       s.rows.resize(std::max(s.rows.size(), taps * group_tiles * mr));
       s.panels.resize(std::max(s.panels.size(), taps));
-      s.live.resize(group_tiles * taps);
-      s.count.resize(group_tiles);
       s.targets.resize(taps * mr);
       s.trash.resize(nr);
     }
     zeros_.assign(std::max(g_.in_channels, g_.out_channels), T(0));
+    if (out_plan_.rows.empty()) {
+      const auto rows = static_cast<std::ptrdiff_t>(g_.rows), cols = static_cast<std::ptrdiff_t>(g_.cols);
+      const auto orows = static_cast<std::ptrdiff_t>(g_.out_rows()), ocols = static_cast<std::ptrdiff_t>(g_.out_cols());
+      const auto k = static_cast<std::ptrdiff_t>(g_.kernel), pad = static_cast<std::ptrdiff_t>(g_.padding);
+      const auto stride = static_cast<std::ptrdiff_t>(g_.stride);
+      const auto pixel = [](std::ptrdiff_t y, std::ptrdiff_t x, std::ptrdiff_t h, std::ptrdiff_t w) {
+        return y >= 0 && x >= 0 && y < h && x < w ? y * w + x : std::ptrdiff_t{-1};
+      };
+      // Forward: output pixel (oy, ox) reads input pixel (oy s + ky - p, ox s + kx - p).
+      out_plan_ = make_plan(
+          edge_columns_last(g_.out_rows(), g_.out_cols(),
+                            [&](std::ptrdiff_t ox) { return ox * stride - pad < 0 || ox * stride - pad + k > cols; }),
+          g_.out_cols(), [&](std::size_t oy, std::size_t ox, std::size_t ky, std::size_t kx) {
+            return pixel(static_cast<std::ptrdiff_t>(oy * g_.stride + ky) - pad,
+                         static_cast<std::ptrdiff_t>(ox * g_.stride + kx) - pad, rows, cols);
+          });
+      // Input gradient, stride 1: input pixel (iy, ix) reads output pixel (iy + p - ky, ix + p - kx).
+      if (g_.stride == 1)
+        in_plan_ = make_plan(
+            edge_columns_last(g_.rows, g_.cols, [&](std::ptrdiff_t ix) { return ix + pad - k + 1 < 0 || ix + pad >= ocols; }),
+            g_.cols, [&](std::size_t iy, std::size_t ix, std::size_t ky, std::size_t kx) {
+              return pixel(static_cast<std::ptrdiff_t>(iy + g_.padding) - static_cast<std::ptrdiff_t>(ky),
+                           static_cast<std::ptrdiff_t>(ix + g_.padding) - static_cast<std::ptrdiff_t>(kx), orows, ocols);
+            });
+    }
+  }
+
+  // The pixels of a rows x cols grid with the columns whose window reaches the padding (edge(col)) last, column by
+  // column: a tile of 6 pixels then shares which taps fall into the side padding, and skips them together.
+  template <class Edge>
+  static std::vector<std::size_t> edge_columns_last(std::size_t rows, std::size_t cols, Edge edge) {
+    std::vector<std::size_t> order;
+    order.reserve(rows * cols);
+    for (std::size_t y = 0; y < rows; ++y)
+      for (std::size_t x = 0; x < cols; ++x)
+        if (!edge(static_cast<std::ptrdiff_t>(x))) order.push_back(y * cols + x);
+    for (std::size_t x = 0; x < cols; ++x)
+      if (edge(static_cast<std::ptrdiff_t>(x)))
+        for (std::size_t y = 0; y < rows; ++y) order.push_back(y * cols + x);
+    return order;
   }
 
   // packed_ [panel][tap][k][nr] = w(panel * nr + j, tap, k) for the n x (taps x kc) matrix w(j, tap, k) = at(j, tap, k),
@@ -200,69 +244,89 @@ class ConvKernel {
           for (std::size_t j = 0; j < nr; ++j, ++out) *out = panel * nr + j < n ? at(panel * nr + j, t, k) : T(0);
   }
 
-  // A tile of m rows whose tap rows are in rows[tap * mr + i] (nullptr in the padding): keeps the taps that reach at
-  // least one row at the front (nullptr -> the zero row) and their numbers in live; returns their count.
-  std::size_t compact_taps(const T** rows, std::size_t* live, std::size_t m) const {
-    const std::size_t taps = g_.kernel * g_.kernel;
-    std::size_t count = 0;
-    for (std::size_t t = 0; t < taps; ++t) {
-      bool reaches = false;
-      for (std::size_t i = 0; i < m; ++i) reaches = reaches || rows[t * mr + i] != nullptr;
-      if (!reaches) continue;
-      for (std::size_t i = 0; i < m; ++i) {
-        const T* row = rows[t * mr + i];
-        rows[count * mr + i] = row != nullptr ? row : zeros_.data();
+  // The tiles of one sample: mr destination pixels each (edge columns last, see edge_columns_last) and the taps
+  // that reach a source pixel from at least one of them, with each row's source pixel (-1 in the padding).
+  struct TilePlan {
+    std::vector<std::size_t> pixels, rows, first, taps;  // per tile: [mr] pixels, row count, its first live tap
+    std::vector<std::ptrdiff_t> sources;                 // per live tap: [mr] source pixels
+  };
+
+  // source(y, x, ky, kx): the source pixel of tap (ky, kx) of destination pixel (y, x), or -1.
+  template <class Source>
+  TilePlan make_plan(const std::vector<std::size_t>& order, std::size_t cols, Source source) const {
+    const std::size_t k = g_.kernel;
+    TilePlan plan;
+    for (std::size_t r0 = 0; r0 < order.size(); r0 += mr) {
+      const std::size_t m = std::min(mr, order.size() - r0);
+      plan.rows.push_back(m);
+      plan.first.push_back(plan.taps.size());
+      for (std::size_t i = 0; i < mr; ++i) plan.pixels.push_back(i < m ? order[r0 + i] : 0);
+      for (std::size_t t = 0; t < k * k; ++t) {
+        std::ptrdiff_t src[mr];
+        bool reaches = false;
+        for (std::size_t i = 0; i < mr; ++i) {
+          src[i] = i < m ? source(order[r0 + i] / cols, order[r0 + i] % cols, t / k, t % k) : -1;
+          reaches = reaches || src[i] >= 0;
+        }
+        if (!reaches) continue;  // the whole tile reads padding: skipped
+        plan.taps.push_back(t);
+        plan.sources.insert(plan.sources.end(), src, src + mr);
       }
-      live[count++] = t;
     }
-    return count;
+    plan.first.push_back(plan.taps.size());
+    return plan;
   }
 
-  // Rows [0, total) of out (n columns) = kc-wide rows through tap pointers times the packed panels (kc rows per
-  // tap), in groups of group_tiles tiles per panel so that a panel stays in cache: fill(r0, m, rows) writes the
-  // tap rows of the tile starting at row r0 (rows[tap * mr + i], nullptr in the padding).
-  template <class Fill>
-  void rows_times_filters(DirectScratch& s, std::size_t total, std::size_t kc, std::size_t n, T* out, Fill fill) {
-    const std::size_t taps = g_.kernel * g_.kernel;
-    for (std::size_t g0 = 0; g0 < total; g0 += group_tiles * mr) {
-      const std::size_t tiles = std::min(group_tiles, (total - g0 + mr - 1) / mr);
-      for (std::size_t j = 0; j < tiles; ++j) {
-        const std::size_t r0 = g0 + j * mr, m = std::min(mr, total - r0);
-        fill(r0, m, s.rows.data() + j * taps * mr);
-        s.count[j] = compact_taps(s.rows.data() + j * taps * mr, s.live.data() + j * taps, m);
+  // For `count` samples: destination rows (n columns, sample stride out_stride) = the source rows of each planned
+  // tap (kc values, from sample stride src_stride; the zero row in the padding) times the packed panels (kc rows per
+  // tap), starting from init (nr values per panel) or zero. Tiles go in groups of group_tiles per panel, so that a
+  // panel stays in cache.
+  void rows_times_filters(DirectScratch& s, const TilePlan& plan, std::size_t count, const T* src,
+                          std::size_t src_stride, std::size_t kc, std::size_t n, T* out, std::size_t out_stride,
+                          const T* init) {
+    const std::size_t taps = g_.kernel * g_.kernel, tiles = plan.rows.size(), total = count * tiles;
+    for (std::size_t g0 = 0; g0 < total; g0 += group_tiles) {
+      const std::size_t group = std::min(group_tiles, total - g0);
+      for (std::size_t j = 0; j < group; ++j) {
+        const std::size_t tile = (g0 + j) % tiles, m = plan.rows[tile];
+        const T* base = src + (g0 + j) / tiles * src_stride;
+        for (std::size_t u = plan.first[tile]; u < plan.first[tile + 1]; ++u)
+          for (std::size_t i = 0; i < m; ++i) {
+            const std::ptrdiff_t pixel = plan.sources[u * mr + i];
+            s.rows[(j * taps + u - plan.first[tile]) * mr + i] =
+                pixel < 0 ? zeros_.data() : base + static_cast<std::size_t>(pixel) * kc;
+          }
       }
       for (std::size_t c0 = 0; c0 < n; c0 += nr)
-        for (std::size_t j = 0; j < tiles; ++j) {
-          const std::size_t r0 = g0 + j * mr, m = std::min(mr, total - r0);
-          for (std::size_t u = 0; u < s.count[j]; ++u)
-            s.panels[u] = packed_.data() + (c0 * taps + s.live[j * taps + u] * nr) * kc;
+        for (std::size_t j = 0; j < group; ++j) {
+          const std::size_t tile = (g0 + j) % tiles, m = plan.rows[tile];
+          const std::size_t live = plan.first[tile + 1] - plan.first[tile];
+          for (std::size_t u = 0; u < live; ++u)
+            s.panels[u] = packed_.data() + (c0 * taps + plan.taps[plan.first[tile] + u] * nr) * kc;
           T* rows_out[mr];
-          for (std::size_t i = 0; i < m; ++i) rows_out[i] = out + (r0 + i) * n + c0;
-          simd::rows_times_panel<false>(m, s.count[j], kc, s.rows.data() + j * taps * mr, 0, s.panels.data(), rows_out,
-                                        std::min(nr, n - c0));
+          T* sample = out + (g0 + j) / tiles * out_stride;
+          for (std::size_t i = 0; i < m; ++i) rows_out[i] = sample + plan.pixels[tile * mr + i] * n + c0;
+          simd::rows_times_panel<false>(m, live, kc, s.rows.data() + j * taps * mr, 0, s.panels.data(),
+                                        init != nullptr ? init + c0 : nullptr, rows_out, std::min(nr, n - c0));
         }
     }
   }
 
   void forward_direct(const T* x, const T* w, const T* bias, T* y, std::size_t batch) {
     const std::size_t per = chunk_samples(batch), chunks = (batch + per - 1) / per;
-    const std::size_t P = g_.out_pixels(), C = g_.out_channels, Cin = g_.in_channels, taps = g_.kernel * g_.kernel;
+    const std::size_t C = g_.out_channels, Cin = g_.in_channels, taps = g_.kernel * g_.kernel;
     prepare_direct();
     pack_panels(C, Cin, [&](std::size_t o, std::size_t t, std::size_t c) { return w[(o * taps + t) * Cin + c]; });
+    if (bias != nullptr) {  // the accumulators start from the bias, padded to whole panels
+      bias_.assign((C + nr - 1) / nr * nr, T(0));
+      std::copy(bias, bias + C, bias_.begin());
+    }
     ACE_OMP_FOR(chunks > 1)
     for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
-      const std::size_t first = chunk * per, total = std::min(per, batch - first) * P;
-      const T* xc = x + first * g_.in_dim();
-      T* yc = y + first * g_.out_dim();
-      DirectScratch& s = direct_[chunks > 1 ? omp_thread() : 0];
-      rows_times_filters(s, total, Cin, C, yc, [&](std::size_t r0, std::size_t m, const T** rows) {
-        for_each_tap(r0, m, [&](std::size_t i, std::size_t tap, const T* sample, std::ptrdiff_t pixel) {
-          rows[tap * mr + i] = pixel < 0 ? nullptr : sample + static_cast<std::size_t>(pixel) * Cin;
-        }, xc);
-      });
-      if (bias != nullptr)
-        for (std::size_t r = 0; r < total; ++r)
-          for (std::size_t c = 0; c < C; ++c) yc[r * C + c] += bias[c];
+      const std::size_t first = chunk * per, count = std::min(per, batch - first);
+      rows_times_filters(direct_[chunks > 1 ? omp_thread() : 0], out_plan_, count, x + first * g_.in_dim(),
+                         g_.in_dim(), Cin, C, y + first * g_.out_dim(), g_.out_dim(),
+                         bias != nullptr ? bias_.data() : nullptr);
     }
   }
 
@@ -283,26 +347,10 @@ class ConvKernel {
     }
   }
 
-  // dx of `count` samples, stride 1: a convolution of dy with the transposed filters; input pixel q's tap t reads
-  // output pixel q + padding - t (none outside the output).
+  // dx of `count` samples, stride 1: a convolution of dy with the transposed filters (in_plan_).
   void input_gradient_gather(DirectScratch& s, const T* gc, T* dxc, std::size_t count) {
-    const std::size_t k = g_.kernel, N = g_.in_pixels(), C = g_.out_channels, Cin = g_.in_channels;
-    const auto orows = static_cast<std::ptrdiff_t>(g_.out_rows()), ocols = static_cast<std::ptrdiff_t>(g_.out_cols());
-    const auto pad = static_cast<std::ptrdiff_t>(g_.padding);
-    rows_times_filters(s, count * N, C, Cin, dxc, [&](std::size_t q0, std::size_t m, const T** rows) {
-      for (std::size_t i = 0; i < m; ++i) {
-        const std::size_t q = q0 + i, pixel = q % N;
-        const T* sample = gc + (q / N) * g_.out_dim();
-        const auto iy = static_cast<std::ptrdiff_t>(pixel / g_.cols), ix = static_cast<std::ptrdiff_t>(pixel % g_.cols);
-        for (std::size_t ky = 0; ky < k; ++ky)
-          for (std::size_t kx = 0; kx < k; ++kx) {
-            const std::ptrdiff_t oy = iy + pad - static_cast<std::ptrdiff_t>(ky);
-            const std::ptrdiff_t ox = ix + pad - static_cast<std::ptrdiff_t>(kx);
-            const bool inside = oy >= 0 && ox >= 0 && oy < orows && ox < ocols;
-            rows[(ky * k + kx) * mr + i] = inside ? sample + static_cast<std::size_t>(oy * ocols + ox) * C : nullptr;
-          }
-      }
-    });
+    rows_times_filters(s, in_plan_, count, gc, g_.out_dim(), g_.out_channels, g_.in_channels, dxc, g_.in_dim(),
+                       nullptr);
   }
 
   // dx of `count` samples, any stride: each tile's output gradients times the transposed filters of a tap, added
@@ -326,7 +374,7 @@ class ConvKernel {
             out[i] = target != nullptr ? target + c0 : s.trash.data();
           }
           const T* panel = packed_.data() + (c0 * taps + t * nr) * C;
-          simd::rows_times_panel<true>(m, 1, C, rows, 0, &panel, out, std::min(nr, Cin - c0));
+          simd::rows_times_panel<true>(m, 1, C, rows, 0, &panel, nullptr, out, std::min(nr, Cin - c0));
         }
     }
   }
@@ -392,7 +440,7 @@ class ConvKernel {
           T* out[mr];
           const std::size_t n = tile(panel, t, c0, m, out);
           simd::rows_times_panel<false>(m, lines, ocols, s.rows.data(), t / k * pc + t % k,
-                                        s.panels.data() + panel * lines, out, n);
+                                        s.panels.data() + panel * lines, nullptr, out, n);
         }
       c0 += m;
     }
@@ -475,7 +523,8 @@ class ConvKernel {
   Tensor<T, 2> partial_;                  // per chunk: its filter gradient
 #if ACE_HAS_X86_KERNELS
   std::vector<DirectScratch> direct_;     // per thread
-  std::vector<T> packed_, zeros_;         // filters in panels; a zero input row for the padding
+  std::vector<T> packed_, zeros_, bias_;  // filters in panels; a zero input row for the padding; padded bias
+  TilePlan out_plan_, in_plan_;           // tiles of the forward and of the stride-1 input gradient
 #endif
 };
 

@@ -84,14 +84,20 @@ ACE_DETAIL_AVX2_INLINE void store_tile(__m256 (&acc)[MR][2], float* const* c, st
   }
 }
 
-/// c[i][0, n) (+)= sum over t < taps, k < kc of a[t * mr + i][shift + k] * b[t][k * nr + j], i < MR: rows given by
-/// pointers (one per tap and row, contiguous along k), each tap's b a packed panel of nr columns (zero beyond n).
+/// c[i][0, n) (+)= init[j] + sum over t < taps, k < kc of a[t * mr + i][shift + k] * b[t][k * nr + j], i < MR: rows
+/// given by pointers (one per tap and row, contiguous along k), each tap's b a packed panel of nr columns (zero
+/// beyond n), init nr values or nullptr for none.
 template <int MR, bool Accumulate>
 ACE_DETAIL_AVX2 void rows_times_panel(std::size_t taps, std::size_t kc, const float* const* a, std::size_t shift,
-                                      const float* const* b, float* const* c, std::size_t n) {
+                                      const float* const* b, const float* init, float* const* c, std::size_t n) {
   __m256 acc[MR][2];
+  const __m256 init0 = init != nullptr ? _mm256_loadu_ps(init) : _mm256_setzero_ps();
+  const __m256 init1 = init != nullptr ? _mm256_loadu_ps(init + 8) : _mm256_setzero_ps();
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int i = 0; i < MR; ++i) {
+    acc[i][0] = init0;
+    acc[i][1] = init1;
+  }
   for (std::size_t t = 0; t < taps; ++t) {
     const float* row[MR];
 #pragma GCC unroll 8
@@ -134,14 +140,15 @@ ACE_DETAIL_AVX2 void gathered_times_panel(std::size_t kc, const float* const* a,
 /// rows_times_panel for m in [1, mr] rows.
 template <bool Accumulate>
 inline void rows_times_panel(std::size_t m, std::size_t taps, std::size_t kc, const float* const* a,
-                             std::size_t shift, const float* const* b, float* const* c, std::size_t n) {
+                             std::size_t shift, const float* const* b, const float* init, float* const* c,
+                             std::size_t n) {
   switch (m) {
-    case 6: return rows_times_panel<6, Accumulate>(taps, kc, a, shift, b, c, n);
-    case 5: return rows_times_panel<5, Accumulate>(taps, kc, a, shift, b, c, n);
-    case 4: return rows_times_panel<4, Accumulate>(taps, kc, a, shift, b, c, n);
-    case 3: return rows_times_panel<3, Accumulate>(taps, kc, a, shift, b, c, n);
-    case 2: return rows_times_panel<2, Accumulate>(taps, kc, a, shift, b, c, n);
-    default: return rows_times_panel<1, Accumulate>(taps, kc, a, shift, b, c, n);
+    case 6: return rows_times_panel<6, Accumulate>(taps, kc, a, shift, b, init, c, n);
+    case 5: return rows_times_panel<5, Accumulate>(taps, kc, a, shift, b, init, c, n);
+    case 4: return rows_times_panel<4, Accumulate>(taps, kc, a, shift, b, init, c, n);
+    case 3: return rows_times_panel<3, Accumulate>(taps, kc, a, shift, b, init, c, n);
+    case 2: return rows_times_panel<2, Accumulate>(taps, kc, a, shift, b, init, c, n);
+    default: return rows_times_panel<1, Accumulate>(taps, kc, a, shift, b, init, c, n);
   }
 }
 
