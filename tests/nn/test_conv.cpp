@@ -308,7 +308,8 @@ double float_vs_double(std::size_t batch, Rng& rng) {
   const Tensor<float, 2> yf = m.forward(xf), dxf = m.backward(narrow(dy));
   const auto error = [](auto a_begin, auto a_end, auto b_begin) {
     double scale = 0, worst = 0;
-    for (auto a = a_begin, b = b_begin; a != a_end; ++a, ++b) {
+    auto b = b_begin;
+    for (auto a = a_begin; a != a_end; ++a, ++b) {
       scale = std::max(scale, std::abs(static_cast<double>(*a)));
       worst = std::max(worst, std::abs(static_cast<double>(*a) - static_cast<double>(*b)));
     }
