@@ -208,10 +208,12 @@ class ConvKernel {
       // Input gradient, stride 1: input pixel (iy, ix) reads output pixel (iy + p - ky, ix + p - kx).
       if (g_.stride == 1)
         in_plan_ = make_plan(
-            edge_columns_last(g_.rows, g_.cols, [&](std::ptrdiff_t ix) { return ix + pad - k + 1 < 0 || ix + pad >= ocols; }),
+            edge_columns_last(g_.rows, g_.cols,
+                              [&](std::ptrdiff_t ix) { return ix + pad - k + 1 < 0 || ix + pad >= ocols; }),
             g_.cols, [&](std::size_t iy, std::size_t ix, std::size_t ky, std::size_t kx) {
               return pixel(static_cast<std::ptrdiff_t>(iy + g_.padding) - static_cast<std::ptrdiff_t>(ky),
-                           static_cast<std::ptrdiff_t>(ix + g_.padding) - static_cast<std::ptrdiff_t>(kx), orows, ocols);
+                           static_cast<std::ptrdiff_t>(ix + g_.padding) - static_cast<std::ptrdiff_t>(kx), orows,
+                           ocols);
             });
     }
   }
@@ -231,8 +233,7 @@ class ConvKernel {
     return order;
   }
 
-  // packed_ [panel][tap][k][nr] = w(panel * nr + j, tap, k) for the n x (taps x kc) matrix w(j, tap, k) = at(j, tap, k),
-  // zero for j >= n.
+  // packed_ [panel][tap][k][nr] = at(panel * nr + j, tap, k) for the n x (taps x kc) filter matrix, zero for j >= n.
   template <class At>
   void pack_panels(std::size_t n, std::size_t kc, At at) {
     const std::size_t taps = g_.kernel * g_.kernel, panels = (n + nr - 1) / nr;
