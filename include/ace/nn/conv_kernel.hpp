@@ -126,9 +126,10 @@ class ConvKernel {
     return std::clamp<std::size_t>(s, 1, std::max<std::size_t>(batch, 1));
   }
 
-  /// Whether forward and backward take the direct AVX2/FMA path (float, channels-last, kernels enabled).
+  /// Whether forward and backward take the direct AVX2/FMA path (float, kernels enabled; channels-first chunks are
+  /// transposed to channels-last around it).
   bool direct() const {
-    if constexpr (direct_capable) return g_.layout == Layout::channels_last && simd_kernels_enabled();
+    if constexpr (direct_capable) return simd_kernels_enabled();
     return false;
   }
 
@@ -177,6 +178,7 @@ class ConvKernel {
     std::vector<const T*> panels;   // [tap] filter panels of a tile's live taps; output-gradient rows for dw
     std::vector<T*> targets;       // [tap][mr] input-gradient rows of a tile (strided scatter)
     std::vector<T> packed, image, trash;  // packed output gradients, a padded channels-first input, a dump row
+    std::vector<T> x, y, dx;              // channels-first maps: the chunk transposed to channels-last
   };
 
   void prepare_direct() {
@@ -233,16 +235,25 @@ class ConvKernel {
     return order;
   }
 
-  // packed_ [panel][tap][k][nr] = at(panel * nr + j, tap, k) for the n x (taps x kc) filter matrix, zero for j >= n.
+  // Filters in panels of nr rows for the tiles, [panel][tap][k][nr], and the weights they were packed from.
+  struct PackedFilters {
+    std::vector<T> panels, source;
+  };
+
+  // p.panels = at(panel * nr + j, tap, k) for the n x (taps x kc) filter matrix (zero for j >= n), unless p was
+  // already packed from these weights w (evaluation, or forward and backward of one step).
   template <class At>
-  void pack_panels(std::size_t n, std::size_t kc, At at) {
-    const std::size_t taps = g_.kernel * g_.kernel, panels = (n + nr - 1) / nr;
-    packed_.resize(panels * taps * kc * nr);
-    T* out = packed_.data();
+  const T* pack(PackedFilters& p, const T* w, std::size_t n, std::size_t kc, At at) {
+    const std::size_t taps = g_.kernel * g_.kernel, panels = (n + nr - 1) / nr, size = n * taps * kc;
+    if (p.source.size() == size && std::equal(w, w + size, p.source.begin())) return p.panels.data();
+    p.panels.resize(panels * taps * kc * nr);
+    T* out = p.panels.data();
     for (std::size_t panel = 0; panel < panels; ++panel)
       for (std::size_t t = 0; t < taps; ++t)
         for (std::size_t k = 0; k < kc; ++k)
           for (std::size_t j = 0; j < nr; ++j, ++out) *out = panel * nr + j < n ? at(panel * nr + j, t, k) : T(0);
+    p.source.assign(w, w + size);
+    return p.panels.data();
   }
 
   // The tiles of one sample: mr destination pixels each (edge columns last, see edge_columns_last) and the taps
@@ -282,9 +293,9 @@ class ConvKernel {
   // tap (kc values, from sample stride src_stride; the zero row in the padding) times the packed panels (kc rows per
   // tap), starting from init (nr values per panel) or zero. Tiles go in groups of group_tiles per panel, so that a
   // panel stays in cache.
-  void rows_times_filters(DirectScratch& s, const TilePlan& plan, std::size_t count, const T* src,
-                          std::size_t src_stride, std::size_t kc, std::size_t n, T* out, std::size_t out_stride,
-                          const T* init) {
+  void rows_times_filters(DirectScratch& s, const TilePlan& plan, const T* filters, std::size_t count,
+                          const T* src, std::size_t src_stride, std::size_t kc, std::size_t n, T* out,
+                          std::size_t out_stride, const T* init) {
     const std::size_t taps = g_.kernel * g_.kernel, tiles = plan.rows.size(), total = count * tiles;
     for (std::size_t g0 = 0; g0 < total; g0 += group_tiles) {
       const std::size_t group = std::min(group_tiles, total - g0);
@@ -303,7 +314,7 @@ class ConvKernel {
           const std::size_t tile = (g0 + j) % tiles, m = plan.rows[tile];
           const std::size_t live = plan.first[tile + 1] - plan.first[tile];
           for (std::size_t u = 0; u < live; ++u)
-            s.panels[u] = packed_.data() + (c0 * taps + plan.taps[plan.first[tile] + u] * nr) * kc;
+            s.panels[u] = filters + (c0 * taps + plan.taps[plan.first[tile] + u] * nr) * kc;
           T* rows_out[mr];
           T* sample = out + (g0 + j) / tiles * out_stride;
           for (std::size_t i = 0; i < m; ++i) rows_out[i] = sample + plan.pixels[tile * mr + i] * n + c0;
@@ -317,7 +328,9 @@ class ConvKernel {
     const std::size_t per = chunk_samples(batch), chunks = (batch + per - 1) / per;
     const std::size_t C = g_.out_channels, Cin = g_.in_channels, taps = g_.kernel * g_.kernel;
     prepare_direct();
-    pack_panels(C, Cin, [&](std::size_t o, std::size_t t, std::size_t c) { return w[(o * taps + t) * Cin + c]; });
+    const T* filters = pack(forward_filters_, w, C, Cin, [&](std::size_t o, std::size_t t, std::size_t c) {
+      return w[(o * taps + t) * Cin + c];
+    });
     if (bias != nullptr) {  // the accumulators start from the bias, padded to whole panels
       bias_.assign((C + nr - 1) / nr * nr, T(0));
       std::copy(bias, bias + C, bias_.begin());
@@ -325,10 +338,36 @@ class ConvKernel {
     ACE_OMP_FOR(chunks > 1)
     for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
       const std::size_t first = chunk * per, count = std::min(per, batch - first);
-      rows_times_filters(direct_[chunks > 1 ? omp_thread() : 0], out_plan_, count, x + first * g_.in_dim(),
-                         g_.in_dim(), Cin, C, y + first * g_.out_dim(), g_.out_dim(),
+      DirectScratch& s = direct_[chunks > 1 ? omp_thread() : 0];
+      const T* xc = channels_last(s.x, x + first * g_.in_dim(), count, Cin, g_.in_pixels());
+      T* yc = g_.layout == Layout::channels_last ? y + first * g_.out_dim() : sized(s.y, count * g_.out_dim());
+      rows_times_filters(s, out_plan_, filters, count, xc, g_.in_dim(), Cin, C, yc, g_.out_dim(),
                          bias != nullptr ? bias_.data() : nullptr);
+      if (g_.layout == Layout::channels_first)
+        to_channels_first(yc, count, C, g_.out_pixels(), y + first * g_.out_dim());
     }
+  }
+
+  // The chunk src (count samples of channels x pixels) in channels-last layout: src itself, or its transpose in buf.
+  const T* channels_last(std::vector<T>& buf, const T* src, std::size_t count, std::size_t channels,
+                         std::size_t pixels) const {
+    if (g_.layout == Layout::channels_last) return src;
+    T* dst = sized(buf, count * channels * pixels);
+    for (std::size_t b = 0; b < count; ++b)
+      for (std::size_t c = 0; c < channels; ++c)
+        for (std::size_t p = 0; p < pixels; ++p)
+          dst[(b * pixels + p) * channels + c] = src[(b * channels + c) * pixels + p];
+    return dst;
+  }
+  static void to_channels_first(const T* src, std::size_t count, std::size_t channels, std::size_t pixels, T* dst) {
+    for (std::size_t b = 0; b < count; ++b)
+      for (std::size_t p = 0; p < pixels; ++p)
+        for (std::size_t c = 0; c < channels; ++c)
+          dst[(b * channels + c) * pixels + p] = src[(b * pixels + p) * channels + c];
+  }
+  static T* sized(std::vector<T>& buf, std::size_t n) {
+    if (buf.size() < n) buf.resize(n);
+    return buf.data();
   }
 
   void backward_direct(const T* x, const T* w, const T* dy, T* dx, std::size_t batch) {
@@ -336,27 +375,33 @@ class ConvKernel {
     const std::size_t C = g_.out_channels, Cin = g_.in_channels, taps = g_.kernel * g_.kernel;
     prepare_direct();
     // Transposed filters: panels of input channels, k = output channel.
-    pack_panels(Cin, C, [&](std::size_t c, std::size_t t, std::size_t o) { return w[(o * taps + t) * Cin + c]; });
+    const T* filters = pack(backward_filters_, w, Cin, C, [&](std::size_t c, std::size_t t, std::size_t o) {
+      return w[(o * taps + t) * Cin + c];
+    });
     ACE_OMP_FOR(chunks > 1)
     for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
       const std::size_t first = chunk * per, count = std::min(per, batch - first);
       DirectScratch& s = direct_[chunks > 1 ? omp_thread() : 0];
-      const T* gc = dy + first * g_.out_dim();
-      if (g_.stride == 1) input_gradient_gather(s, gc, dx + first * g_.in_dim(), count);
-      else input_gradient_scatter(s, gc, dx + first * g_.in_dim(), count);
-      filter_gradient(s, x + first * g_.in_dim(), gc, partial_.data() + chunk * C * g_.patch(), count);
+      const T* gc = channels_last(s.y, dy + first * g_.out_dim(), count, C, g_.out_pixels());
+      const T* xc = channels_last(s.x, x + first * g_.in_dim(), count, Cin, g_.in_pixels());
+      T* dxc = g_.layout == Layout::channels_last ? dx + first * g_.in_dim() : sized(s.dx, count * g_.in_dim());
+      if (g_.stride == 1) input_gradient_gather(s, filters, gc, dxc, count);
+      else input_gradient_scatter(s, filters, gc, dxc, count);
+      if (g_.layout == Layout::channels_first)
+        to_channels_first(dxc, count, Cin, g_.in_pixels(), dx + first * g_.in_dim());
+      filter_gradient(s, xc, gc, partial_.data() + chunk * C * g_.patch(), count);
     }
   }
 
   // dx of `count` samples, stride 1: a convolution of dy with the transposed filters (in_plan_).
-  void input_gradient_gather(DirectScratch& s, const T* gc, T* dxc, std::size_t count) {
-    rows_times_filters(s, in_plan_, count, gc, g_.out_dim(), g_.out_channels, g_.in_channels, dxc, g_.in_dim(),
+  void input_gradient_gather(DirectScratch& s, const T* filters, const T* gc, T* dxc, std::size_t count) {
+    rows_times_filters(s, in_plan_, filters, count, gc, g_.out_dim(), g_.out_channels, g_.in_channels, dxc, g_.in_dim(),
                        nullptr);
   }
 
   // dx of `count` samples, any stride: each tile's output gradients times the transposed filters of a tap, added
   // to the tap's input rows.
-  void input_gradient_scatter(DirectScratch& s, const T* gc, T* dxc, std::size_t count) {
+  void input_gradient_scatter(DirectScratch& s, const T* filters, const T* gc, T* dxc, std::size_t count) {
     const std::size_t C = g_.out_channels, Cin = g_.in_channels, taps = g_.kernel * g_.kernel;
     const std::size_t total = count * g_.out_pixels();
     std::fill(dxc, dxc + count * g_.in_dim(), T(0));
@@ -374,7 +419,7 @@ class ConvKernel {
             T* target = s.targets[t * mr + i];
             out[i] = target != nullptr ? target + c0 : s.trash.data();
           }
-          const T* panel = packed_.data() + (c0 * taps + t * nr) * C;
+          const T* panel = filters + (c0 * taps + t * nr) * C;
           simd::rows_times_panel<true>(m, 1, C, rows, 0, &panel, nullptr, out, std::min(nr, Cin - c0));
         }
     }
@@ -524,7 +569,8 @@ class ConvKernel {
   Tensor<T, 2> partial_;                  // per chunk: its filter gradient
 #if ACE_HAS_X86_KERNELS
   std::vector<DirectScratch> direct_;     // per thread
-  std::vector<T> packed_, zeros_, bias_;  // filters in panels; a zero input row for the padding; padded bias
+  PackedFilters forward_filters_, backward_filters_;  // backward: transposed, panels of input channels
+  std::vector<T> zeros_, bias_;                      // a zero input row for the padding; the bias in whole panels
   TilePlan out_plan_, in_plan_;           // tiles of the forward and of the stride-1 input gradient
 #endif
 };
