@@ -2,7 +2,7 @@
 // Convolutions at the shape of benchmarks/peers/conv_torch.py: a C4 group convolution with 16 regular fields in and
 // out (64 -> 64 channels), 32x32, kernel 5, same padding, batch 32 (float), forward and forward+backward, in both
 // layouts; the plain Conv2d of the same dense shape; and Eigen's sgemm on a large square product, the rate the
-// convolutions are read against (same process, same threads).
+// convolutions are read against (same process, same threads); and the core's FMA peak (one thread, registers only).
 // FLOPs: forward 2·B·H·W·Cout·Cin·k² (the GEMM of the unfolded input); forward+backward three times that.
 #include <benchmark/benchmark.h>
 
@@ -70,6 +70,37 @@ void BM_sgemm(benchmark::State& state) {
   }
   rate(state, 2.0 * double(n) * double(n) * double(n));
 }
+
+#if ACE_HAS_X86_KERNELS
+// The core's float FMA peak: 12 independent accumulators of 8 floats, nothing but FMAs (the ceiling the convolution
+// kernels are read against).
+ACE_DETAIL_AVX2 __attribute__((noinline)) float fma_loop(std::int64_t steps, float seed) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(seed * static_cast<float>(i));
+  const __m256 a = _mm256_set1_ps(0.9999f), b = _mm256_set1_ps(1e-4f);
+  for (std::int64_t k = 0; k < steps; ++k) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  }
+  for (int i = 1; i < 12; ++i) acc[0] = _mm256_add_ps(acc[0], acc[i]);
+  return _mm256_cvtss_f32(acc[0]);
+}
+
+void BM_fma_peak(benchmark::State& state) {
+  if (!simd_kernels_available()) {
+    state.SkipWithError("no AVX2/FMA on this CPU");
+    return;
+  }
+  constexpr std::int64_t steps = 10'000'000;
+  for (auto _ : state) {
+    float seed = 0.001f;
+    benchmark::DoNotOptimize(seed);
+    benchmark::DoNotOptimize(fma_loop(steps, seed));
+  }
+  rate(state, 2.0 * 8 * 12 * double(steps));
+}
+BENCHMARK(BM_fma_peak)->Name("fma_peak/one_core")->Unit(benchmark::kMillisecond);
+#endif
 
 constexpr auto CL = Layout::channels_last;
 constexpr auto CF = Layout::channels_first;

@@ -244,7 +244,7 @@ struct RegularGroup<Multiple<Regular<G>, F>> {
 ///  * Other planar groups (C_N, D_N) rotate the filters by bilinear interpolation: exact on their 90-degree
 ///    elements, approximate on the others (docs/modules.md gives the measured error).
 /// The bank [F |G|, k k C] is expanded from ψ when ψ changed since the last expansion (once per training step; never
-/// during evaluation) and then runs through the same im2col/GEMM kernel as Conv2d.
+/// during evaluation) and then runs through the same kernels as Conv2d.
 /// Parameters: "weight" ψ [F, kernel, kernel, In::channels] and "bias" [F] (one per field, shared by its |G|
 /// channels, which keeps the layer equivariant).
 template <class T, class In, FeatureSpace R, ConvSpec S>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The CPU convolution kernel behind Conv2d and GroupConv2d: direct convolution on AVX2/FMA register tiles for float
-// channels-last maps where the CPU has them, im2col per block + Eigen GEMM otherwise; OpenMP across chunks of
-// samples, nothing allocated after the first step of a batch size.
+// maps where the CPU has them, im2col per block + Eigen GEMM otherwise; OpenMP across chunks of samples, nothing
+// allocated after the first step of a batch size.
 #pragma once
 
 #include <algorithm>
@@ -42,10 +42,11 @@ struct ConvGeometry {
 /// stay in cache and multiplied by Eigen's GEMM. Backward unfolds again instead of keeping the columns (memory: one
 /// block per thread), accumulates each chunk's filter gradient in its own slot and sums the slots in chunk order,
 /// so results do not depend on the thread count.
-/// Float maps in channels-last layout take the direct path instead when `simd_kernels_enabled()`: no unfolding;
-/// register tiles of 6 output pixels x 16 channels read the input rows of each tap through pointers (a shared zero
-/// row in the padding) and a packed copy of the filters; the input gradient is scattered tap by tap and the filter
-/// gradient is accumulated per chunk from packed output gradients, in the same chunk order.
+/// Float maps take the direct path instead when `simd_kernels_enabled()` (channels-first chunks transposed around
+/// it): no unfolding; register tiles of 6 output pixels x 16 channels read the input rows of each tap through
+/// pointers (a shared zero row in the padding) and a packed copy of the filters; the input gradient is the same
+/// kernel on the output gradient (stride 1) or scattered tap by tap; the filter gradient is accumulated per chunk
+/// in registers, in the same chunk slots.
 template <class T>
 class ConvKernel {
  public:
