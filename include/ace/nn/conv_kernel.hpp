@@ -57,19 +57,17 @@ class ConvKernel {
   explicit ConvKernel(ConvGeometry g) : g_(g) {}
 
   void forward(const Tensor<T, 2>& x, const T* w, const T* bias, Tensor<T, 2>& y) {
-    const std::size_t batch = x.shape()[0], per = chunk_samples(batch), chunks = (batch + per - 1) / per;
+    const std::size_t batch = x.shape()[0];
     ensure_shape(y, batch, g_.out_dim());
     if constexpr (direct_capable)
       if (direct()) return forward_direct(x.data(), w, bias, y.data(), batch);
     prepare(col_);
     const std::size_t P = g_.out_pixels(), C = g_.out_channels, K = g_.patch();
     const MatrixRef<const T> filters{w, C, K, K};
-    ACE_OMP_FOR(chunks > 1)
-    for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
-      const std::size_t first = chunk * per, count = std::min(per, batch - first);
+    for_each_chunk(batch, [&](std::size_t, std::size_t first, std::size_t count, std::size_t thread) {
       const T* xc = x.data() + first * g_.in_dim();
       T* yc = y.data() + first * g_.out_dim();
-      T* col = col_[chunks > 1 ? omp_thread() : 0].data();  // serial: thread 0's buffer, even inside a caller's team
+      T* col = col_[thread].data();
       for_each_block(count, [&](std::size_t r0, std::size_t rows) {
         unfold(xc, r0, rows, col);
         if (g_.layout == Layout::channels_last) {
@@ -86,7 +84,7 @@ class ConvKernel {
               for (std::size_t r = 0; r < rows; ++r) out[c * P + r] += bias[c];
         }
       });
-    }
+    });
   }
 
   /// dw += dL/dw, dbias += dL/dbias (when given), dx = dL/dx; x is the forward input.
@@ -137,18 +135,14 @@ class ConvKernel {
  private:
   // Eigen path of backward: dx and the per-chunk filter gradients partial_.
   void backward_gemm(const Tensor<T, 2>& x, const T* w, const Tensor<T, 2>& dy, Tensor<T, 2>& dx, std::size_t batch) {
-    const std::size_t per = chunk_samples(batch), chunks = (batch + per - 1) / per;
     prepare(col_);
     prepare(dcol_);
     const std::size_t P = g_.out_pixels(), C = g_.out_channels, K = g_.patch();
     const MatrixRef<const T> filters{w, C, K, K};
-    ACE_OMP_FOR(chunks > 1)
-    for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
-      const std::size_t first = chunk * per, count = std::min(per, batch - first);
+    for_each_chunk(batch, [&](std::size_t chunk, std::size_t first, std::size_t count, std::size_t thread) {
       const T* xc = x.data() + first * g_.in_dim();
       const T* gc = dy.data() + first * g_.out_dim();
       T* dxc = dx.data() + first * g_.in_dim();
-      const std::size_t thread = chunks > 1 ? omp_thread() : 0;
       T* col = col_[thread].data();
       T* dcol = dcol_[thread].data();
       const MatrixRef<T> dw_chunk{partial_.data() + chunk * C * K, C, K, K};
@@ -167,7 +161,7 @@ class ConvKernel {
         }
         fold(dcol, r0, rows, dxc);
       });
-    }
+    });
   }
 
 #if ACE_HAS_X86_KERNELS
@@ -326,7 +320,6 @@ class ConvKernel {
   }
 
   void forward_direct(const T* x, const T* w, const T* bias, T* y, std::size_t batch) {
-    const std::size_t per = chunk_samples(batch), chunks = (batch + per - 1) / per;
     const std::size_t C = g_.out_channels, Cin = g_.in_channels, taps = g_.kernel * g_.kernel;
     prepare_direct();
     const T* filters = pack(forward_filters_, w, C, Cin, [&](std::size_t o, std::size_t t, std::size_t c) {
@@ -336,17 +329,15 @@ class ConvKernel {
       bias_.assign((C + nr - 1) / nr * nr, T(0));
       std::copy(bias, bias + C, bias_.begin());
     }
-    ACE_OMP_FOR(chunks > 1)
-    for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
-      const std::size_t first = chunk * per, count = std::min(per, batch - first);
-      DirectScratch& s = direct_[chunks > 1 ? omp_thread() : 0];
+    for_each_chunk(batch, [&](std::size_t, std::size_t first, std::size_t count, std::size_t thread) {
+      DirectScratch& s = direct_[thread];
       const T* xc = channels_last(s.x, x + first * g_.in_dim(), count, Cin, g_.in_pixels());
       T* yc = g_.layout == Layout::channels_last ? y + first * g_.out_dim() : sized(s.y, count * g_.out_dim());
       rows_times_filters(s, out_plan_, filters, count, xc, g_.in_dim(), Cin, C, yc, g_.out_dim(),
                          bias != nullptr ? bias_.data() : nullptr);
       if (g_.layout == Layout::channels_first)
-        to_channels_first(yc, count, C, g_.out_pixels(), y + first * g_.out_dim());
-    }
+        transpose_samples(yc, count, g_.out_pixels(), C, y + first * g_.out_dim());
+    });
   }
 
   // The chunk src (count samples of channels x pixels) in channels-last layout: src itself, or its transpose in buf.
@@ -354,17 +345,14 @@ class ConvKernel {
                          std::size_t pixels) const {
     if (g_.layout == Layout::channels_last) return src;
     T* dst = sized(buf, count * channels * pixels);
-    for (std::size_t b = 0; b < count; ++b)
-      for (std::size_t c = 0; c < channels; ++c)
-        for (std::size_t p = 0; p < pixels; ++p)
-          dst[(b * pixels + p) * channels + c] = src[(b * channels + c) * pixels + p];
+    transpose_samples(src, count, channels, pixels, dst);
     return dst;
   }
-  static void to_channels_first(const T* src, std::size_t count, std::size_t channels, std::size_t pixels, T* dst) {
+  // dst = each of `count` samples of src, a rows x cols matrix, transposed (channels-first <-> channels-last).
+  static void transpose_samples(const T* src, std::size_t count, std::size_t rows, std::size_t cols, T* dst) {
     for (std::size_t b = 0; b < count; ++b)
-      for (std::size_t p = 0; p < pixels; ++p)
-        for (std::size_t c = 0; c < channels; ++c)
-          dst[(b * channels + c) * pixels + p] = src[(b * pixels + p) * channels + c];
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < cols; ++c) dst[(b * cols + c) * rows + r] = src[(b * rows + r) * cols + c];
   }
   static T* sized(std::vector<T>& buf, std::size_t n) {
     if (buf.size() < n) buf.resize(n);
@@ -372,26 +360,23 @@ class ConvKernel {
   }
 
   void backward_direct(const T* x, const T* w, const T* dy, T* dx, std::size_t batch) {
-    const std::size_t per = chunk_samples(batch), chunks = (batch + per - 1) / per;
     const std::size_t C = g_.out_channels, Cin = g_.in_channels, taps = g_.kernel * g_.kernel;
     prepare_direct();
     // Transposed filters: panels of input channels, k = output channel.
     const T* filters = pack(backward_filters_, w, Cin, C, [&](std::size_t c, std::size_t t, std::size_t o) {
       return w[(o * taps + t) * Cin + c];
     });
-    ACE_OMP_FOR(chunks > 1)
-    for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
-      const std::size_t first = chunk * per, count = std::min(per, batch - first);
-      DirectScratch& s = direct_[chunks > 1 ? omp_thread() : 0];
+    for_each_chunk(batch, [&](std::size_t chunk, std::size_t first, std::size_t count, std::size_t thread) {
+      DirectScratch& s = direct_[thread];
       const T* gc = channels_last(s.y, dy + first * g_.out_dim(), count, C, g_.out_pixels());
       const T* xc = channels_last(s.x, x + first * g_.in_dim(), count, Cin, g_.in_pixels());
       T* dxc = g_.layout == Layout::channels_last ? dx + first * g_.in_dim() : sized(s.dx, count * g_.in_dim());
       if (g_.stride == 1) input_gradient_gather(s, filters, gc, dxc, count);
       else input_gradient_scatter(s, filters, gc, dxc, count);
       if (g_.layout == Layout::channels_first)
-        to_channels_first(dxc, count, Cin, g_.in_pixels(), dx + first * g_.in_dim());
+        transpose_samples(dxc, count, g_.in_pixels(), Cin, dx + first * g_.in_dim());
       filter_gradient(s, xc, gc, partial_.data() + chunk * C * g_.patch(), count);
-    }
+    });
   }
 
   // dx of `count` samples, stride 1: a convolution of dy with the transposed filters (in_plan_).
@@ -496,6 +481,16 @@ class ConvKernel {
   void forward_direct(const T*, const T*, const T*, T*, std::size_t) {}
   void backward_direct(const T*, const T*, const T*, T*, std::size_t) {}
 #endif
+  // f(chunk, first sample, samples, thread) for the chunks of a batch, spread over the OpenMP threads when there are
+  // several; `thread` indexes per-thread buffers (0 when serial, even inside a caller's team).
+  template <class F>
+  void for_each_chunk(std::size_t batch, F&& f) const {
+    const std::size_t per = chunk_samples(batch), chunks = (batch + per - 1) / per;
+    ACE_OMP_FOR(chunks > 1)
+    for (std::size_t chunk = 0; chunk < chunks; ++chunk)
+      f(chunk, chunk * per, std::min(per, batch - chunk * per), chunks > 1 ? omp_thread() : 0);
+  }
+
   // f(first row, rows) for the blocks of a chunk of `count` samples, rows = output pixels numbered sample-major;
   // channels-first blocks stay within one sample (its output is [C, P]).
   template <class F>
