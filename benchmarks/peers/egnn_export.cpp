@@ -39,8 +39,8 @@ int main(int argc, char** argv) {
   io::write_npy<double>(dir / "loss.npy", std::vector<double>{loss}, std::vector<std::size_t>{1});
   model.for_each_parameter([&](ParamView<double> p) {
     const std::vector<std::size_t> shape(p.shape.begin(), p.shape.end());
-    io::write_npy<double>(dir / ("param." + p.name + ".npy"), p.value, shape);
-    io::write_npy<double>(dir / ("grad." + p.name + ".npy"), p.grad, shape);
+    io::write_npy<double>(dir / ("param." + p.name + ".npy"), to_host_vector<Cpu>(p.value), shape);
+    io::write_npy<double>(dir / ("grad." + p.name + ".npy"), to_host_vector<Cpu>(p.grad), shape);
   });
   std::printf("wrote %s (loss %.17g)\n", dir.c_str(), loss);
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Equivariant maps between representations of different groups are not defined.
-#include <ace/ace.hpp>
+#include <ace/group/cyclic.hpp>
+#include <ace/rep/basic.hpp>
+#include <ace/rep/basis.hpp>
 #ifdef ACE_SHOULD_FAIL
 using Out = ace::Regular<ace::Cyclic<8>>;
 #else

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 // A direct sum of representations of different groups is not defined.
-#include <ace/ace.hpp>
+#include <ace/group/cyclic.hpp>
+#include <ace/group/dihedral.hpp>
+#include <ace/rep/basic.hpp>
+#include <ace/rep/composite.hpp>
 #ifdef ACE_SHOULD_FAIL
 using R = ace::DirectSum<ace::Trivial<ace::Cyclic<4>>, ace::Regular<ace::Dihedral<4>>>;
 #else

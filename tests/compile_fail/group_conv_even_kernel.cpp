@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // A rotation of a kernel with an even side moves its centre off the taps: group convolutions need odd kernels.
-#include <ace/ace.hpp>
+#include <ace/group/cyclic.hpp>
+#include <ace/nn/image/conv.hpp>
 using C4 = ace::Cyclic<4>;
 using In = ace::Image<ace::Multiple<ace::Trivial<C4>, 1>, 8, 8>;
 #ifdef ACE_SHOULD_FAIL

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // C_6 has real irreps of frequency 0..3 only.
-#include <ace/ace.hpp>
+#include <ace/rep/irreps.hpp>
 #ifdef ACE_SHOULD_FAIL
 using R = ace::CyclicIrrep<6, 4>;
 #else

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Rotations by 45 degrees do not map pixels to pixels.
-#include <ace/ace.hpp>
+#include <ace/group/action.hpp>
+#include <ace/group/cyclic.hpp>
 #ifdef ACE_SHOULD_FAIL
 using G = ace::Cyclic<8>;
 #else

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Adjacent layers must agree on the feature space.
-#include <ace/ace.hpp>
+#include <ace/group/dihedral.hpp>
+#include <ace/nn/core/activation.hpp>
+#include <ace/nn/core/equivariant_linear.hpp>
+#include <ace/nn/core/sequential.hpp>
+#include <ace/rep/composite.hpp>
 using G = ace::Dihedral<4>;
 #ifdef ACE_SHOULD_FAIL
 using Next = ace::ReLU<float, ace::Multiple<ace::Regular<G>, 3>>;

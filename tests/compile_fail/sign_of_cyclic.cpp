@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Cyclic groups have no sign homomorphism.
-#include <ace/ace.hpp>
+#include <ace/group/cyclic.hpp>
+#include <ace/group/dihedral.hpp>
+#include <ace/rep/basic.hpp>
 #ifdef ACE_SHOULD_FAIL
 using R = ace::Sign<ace::Cyclic<4>>;
 #else

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // A user group without generators() cannot be used; the message names the missing member.
 #include <array>
-#include <ace/ace.hpp>
+#include <ace/rep/basic.hpp>
 struct MyZ2 {
   struct element_type {
     unsigned k = 0;

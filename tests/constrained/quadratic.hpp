@@ -2,12 +2,16 @@
 // A hand-written HomotopyModel with a known constrained optimum: J0 = ½(θ - a)² + ½(γ - b)².
 #pragma once
 
-#include <ace/ace.hpp>
+#include "ace/constrained/trainer.hpp"
 
 namespace ace::test {
 
+/// Its parameters are plain doubles in host memory, which both Cpu and Reference address (B only says which
+/// backend's operations the optimiser and the trainer use).
+template <class B = Cpu>
 struct Quadratic {
   using scalar = double;
+  using backend = B;
   using batch = int;
   double theta = 3.0, gamma = 1.0, dtheta = 0.0, dgamma = 0.0;
   double a = 2.0, b = 0.7;
@@ -27,6 +31,6 @@ struct Quadratic {
     f(ParamView<double>{"gamma", {&gamma, 1}, {&dgamma, 1}, Role::gamma, {}});
   }
 };
-static_assert(HomotopyModel<Quadratic>);
+static_assert(HomotopyModel<Quadratic<>>);
 
 }  // namespace ace::test

@@ -5,6 +5,20 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ace/constrained/equivariance.hpp"
+#include "ace/constrained/supervised.hpp"
+#include "ace/constrained/trainer.hpp"
+#include "ace/group/cyclic.hpp"
+#include "ace/nn/core/equivariant_linear.hpp"
+#include "ace/nn/core/linear.hpp"
+#include "ace/nn/core/loss.hpp"
+#include "ace/nn/core/relaxed.hpp"
+#include "ace/nn/core/sequential.hpp"
+#include "ace/optim/adam.hpp"
+#include "ace/optim/sgd.hpp"
+#include "ace/rep/basic.hpp"
+#include "ace/rep/basis.hpp"
+#include "ace/rep/composite.hpp"
 #include "support.hpp"
 
 using namespace ace;
@@ -121,7 +135,7 @@ TEST_CASE("equivariance_error of a relaxed model: 0 deployed or at gamma = 0, gr
   model.set_relaxation(true);
   const auto set_gamma = [&](double g) {
     model.for_each_parameter([&](ParamView<double> p) {
-      if (p.role == Role::gamma) p.value[0] = g;
+      if (p.role == Role::gamma) from_host_vector<Cpu>(std::vector<double>{g}, p.value);
     });
   };
   set_gamma(0.0);
@@ -131,5 +145,5 @@ TEST_CASE("equivariance_error of a relaxed model: 0 deployed or at gamma = 0, gr
   set_gamma(1.0);
   const double large = equivariance_error(model, b, 1);
   CHECK(small > 1e-3);
-  CHECK(large > 5 * small);  // METHOD.md §9: bounded by a constant times |gamma|, and it does grow with it
+  CHECK(large > 5 * small);  // docs/method.md §9: bounded by a constant times |gamma|, and it does grow with it
 }

@@ -5,14 +5,28 @@
 #include <fstream>
 #include <sstream>
 
+#include "ace/constrained/callbacks.hpp"
+#include "ace/constrained/checkpoint.hpp"
+#include "ace/constrained/fit.hpp"
+#include "ace/constrained/supervised.hpp"
+#include "ace/group/cyclic.hpp"
+#include "ace/nn/core/equivariant_linear.hpp"
+#include "ace/nn/core/linear.hpp"
+#include "ace/nn/core/loss.hpp"
+#include "ace/nn/core/relaxed.hpp"
+#include "ace/nn/core/sequential.hpp"
+#include "ace/optim/adam.hpp"
+#include "ace/optim/sgd.hpp"
+#include "ace/rep/basic.hpp"
+#include "ace/rep/composite.hpp"
+#include "backend_support.hpp"
 #include "constrained/quadratic.hpp"
-#include "support.hpp"
 
 using namespace ace;
 namespace fs = std::filesystem;
 
 namespace {
-using test::Quadratic;
+using Quadratic = test::Quadratic<>;
 using test::TempDir;
 
 /// Ten steps per epoch on the quadratic model (its batch is an int).
@@ -135,24 +149,30 @@ TEST_CASE("svg: ticks, escaping, log axes and non-finite points", "[io][svg]") {
 namespace {
 using C4 = Cyclic<4>;
 using R = Multiple<Regular<C4>, 2>;
-using Net = Sequential<Relaxed<EquivariantLinear<double, R, R>, Linear<double, R, R>>>;
-using Model = SupervisedModel<Net, MSELoss<double>>;
-using Trainer = ConstrainedTrainer<Model, Adam<double>, ResilientConstraint, DualAdam>;
+template <class B = Cpu>
+using Net = Sequential<Relaxed<EquivariantLinear<double, R, R, B>, Linear<double, R, R, B>>>;
+template <class B = Cpu>
+using Model = SupervisedModel<Net<B>, MSELoss<double, B>>;
 
+template <class B = Cpu>
 struct Run {
+  using Trainer = ConstrainedTrainer<Model<B>, Adam<double, B>, ResilientConstraint, DualAdam>;
   Rng init;
-  Model model;
+  Model<B> model;
   Trainer trainer;
   Tensor<double, 2> x{Tensor<double, 2>::shape_type{64, R::dim}}, y{Tensor<double, 2>::shape_type{64, R::dim}};
   Tensor<double, 2> xb{Tensor<double, 2>::shape_type{16, R::dim}}, yb{Tensor<double, 2>::shape_type{16, R::dim}};
+  tensor_t<B, double, 2> xd, yd, xbd, ybd;  // the same in the backend
 
   explicit Run(std::uint64_t init_seed)
       : init(init_seed),
-        model(Net(init)),
-        trainer(model, Adam<double>({.lr = 1e-2}), ResilientConstraint{}, DualAdam{.lr = 1e-2}) {
+        model(Net<B>(init)),
+        trainer(model, Adam<double, B>({.lr = 1e-2}), ResilientConstraint{}, DualAdam{.lr = 1e-2}) {
     Rng data(99);
     for (auto& v : x) v = data.normal();
     for (auto& v : y) v = data.normal();
+    xd = to_backend<B>(x);
+    yd = to_backend<B>(y);
   }
   Run(const Run&) = delete;
 
@@ -168,25 +188,34 @@ struct Run {
             yb(r, c) = y(i, c);
           }
         }
-        step(Model::batch{xb, yb});
+        xbd = to_backend<B>(xb);
+        ybd = to_backend<B>(yb);
+        step(typename Model<B>::batch{xbd, ybd});
       }
     };
   }
   auto evaluate() {
-    return [this](EpochSummary& s) { s.metrics["val"] = model.loss({x, y}); };
+    return [this](EpochSummary& s) { s.metrics["val"] = model.loss({xd, yd}); };
   }
   std::vector<double> state() {
     std::vector<double> v;
-    model.for_each_parameter([&](ParamView<double> p) { v.insert(v.end(), p.value.begin(), p.value.end()); });
+    model.for_each_parameter([&](ParamView<double> p) {
+      const auto h = to_host_vector<B>(p.value);
+      v.insert(v.end(), h.begin(), h.end());
+    });
     v.insert(v.end(), trainer.multipliers().begin(), trainer.multipliers().end());
-    v.insert(v.end(), trainer.slacks().begin(), trainer.slacks().end());
+    const auto u = trainer.slacks();
+    v.insert(v.end(), u.begin(), u.end());
     v.push_back(static_cast<double>(trainer.steps()));
     return v;
   }
 };
 }  // namespace
 
-TEST_CASE("trainer checkpoints: a resumed run continues bit for bit", "[ace][checkpoint]") {
+TEMPLATE_LIST_TEST_CASE("trainer checkpoints: a resumed run continues bit for bit", "[ace][checkpoint]",
+                        test::Backends) {
+  using B = TestType;
+  using Run = ::Run<B>;
   const TempDir tmp("fit-resume");
   const fs::path& dir = tmp.path;
   Run straight(1);
@@ -208,8 +237,8 @@ TEST_CASE("trainer checkpoints: a resumed run continues bit for bit", "[ace][che
 
   // Another policy cannot load it; a damaged checkpoint changes nothing.
   Rng other_init(3);
-  Model other_model{Net(other_init)};
-  ConstrainedTrainer other(other_model, Adam<double>({.lr = 1e-2}), EqualityConstraint{}, DualAdam{.lr = 1e-2});
+  Model<B> other_model{Net<B>(other_init)};
+  ConstrainedTrainer other(other_model, Adam<double, B>({.lr = 1e-2}), EqualityConstraint{}, DualAdam{.lr = 1e-2});
   CHECK_THROWS_AS(load_training_state(dir / "last", other), checkpoint_mismatch);
   Run target(4);
   const auto before = target.state();
@@ -219,14 +248,14 @@ TEST_CASE("trainer checkpoints: a resumed run continues bit for bit", "[ace][che
 }
 
 TEST_CASE("trainer evaluation: deployed and relaxed losses per policy", "[ace][evaluate]") {
-  Run run(5);
+  Run<> run(5);
   fit(run.trainer, 2, run.batches(), run.evaluate(), 0);
-  const Evaluation resilient = run.trainer.evaluate(Model::batch{run.x, run.y});
+  const Evaluation resilient = run.trainer.evaluate(Model<>::batch{run.x, run.y});
   CHECK(resilient.deployed == resilient.relaxed);  // resilient deploys with the branches
   CHECK(resilient.relaxed == run.model.loss({run.x, run.y}));
 
   ConstrainedTrainer eq(run.model, Adam<double>({.lr = 1e-2}), EqualityConstraint{});
-  const Evaluation e = eq.evaluate(Model::batch{run.x, run.y});
+  const Evaluation e = eq.evaluate(Model<>::batch{run.x, run.y});
   run.model.set_relaxation(false);
   CHECK(e.deployed == run.model.loss({run.x, run.y}));  // equality deploys f_eq alone
   run.model.set_relaxation(true);

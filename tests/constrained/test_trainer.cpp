@@ -5,23 +5,25 @@
 #include <cmath>
 #include <limits>
 
+#include "ace/optim/sgd.hpp"
+#include "backend_support.hpp"
 #include "constrained/quadratic.hpp"
-#include "support.hpp"
 
 using namespace ace;
 
 namespace {
-using test::Quadratic;
-
-template <class Policy, class Dual = DualSGD>
-auto run(Quadratic& model, Policy policy, std::size_t steps, Dual dual = {.lr = 0.05}, TrainerOptions options = {}) {
-  ConstrainedTrainer trainer(model, SGD<double>({.lr = 0.05}), policy, dual, options);
+template <class B, class Policy, class Dual = DualSGD>
+auto run(test::Quadratic<B>& model, Policy policy, std::size_t steps, Dual dual = {.lr = 0.05},
+         TrainerOptions options = {}) {
+  ConstrainedTrainer trainer(model, SGD<double, B>({.lr = 0.05}), policy, dual, options);
   for (std::size_t i = 0; i < steps; ++i) trainer.step(0);
   return trainer;
 }
 }  // namespace
 
-TEST_CASE("ace equality: gamma -> 0, lambda -> b, theta -> a (Algorithm 1)", "[ace][equality]") {
+TEMPLATE_LIST_TEST_CASE("ace equality: gamma -> 0, lambda -> b, theta -> a (Algorithm 1)", "[ace][equality]", test::Backends) {
+  using B = TestType;
+  using Quadratic = test::Quadratic<B>;
   Quadratic m;
   auto t = run(m, EqualityConstraint{}, 4000);
   CHECK(std::abs(m.gamma) < 1e-8);
@@ -32,7 +34,9 @@ TEST_CASE("ace equality: gamma -> 0, lambda -> b, theta -> a (Algorithm 1)", "[a
   CHECK_FALSE(m.relaxed);  // deployed as f_eq
 }
 
-TEST_CASE("ace resilient: u* = gamma* = b/(1+rho) and u* = lambda*/rho (Algorithm 2)", "[ace][resilient]") {
+TEMPLATE_LIST_TEST_CASE("ace resilient: u* = gamma* = b/(1+rho) and u* = lambda*/rho (Algorithm 2)", "[ace][resilient]", test::Backends) {
+  using B = TestType;
+  using Quadratic = test::Quadratic<B>;
   for (double rho : {1.0, 3.0}) {
     Quadratic m;
     auto t = run(m, ResilientConstraint{.rho = rho}, 6000);
@@ -47,7 +51,9 @@ TEST_CASE("ace resilient: u* = gamma* = b/(1+rho) and u* = lambda*/rho (Algorith
   }
 }
 
-TEST_CASE("inequality, free and penalty policies reach their optima", "[ace][policies]") {
+TEMPLATE_LIST_TEST_CASE("inequality, free and penalty policies reach their optima", "[ace][policies]", test::Backends) {
+  using B = TestType;
+  using Quadratic = test::Quadratic<B>;
   Quadratic ineq;
   auto ti = run(ineq, InequalityConstraint{.epsilon = 0.1}, 6000);
   CHECK(ineq.gamma == Approx(0.1).margin(1e-8));
@@ -68,7 +74,9 @@ TEST_CASE("inequality, free and penalty policies reach their optima", "[ace][pol
   CHECK(pen.gamma == Approx(pen.b / 5.0).margin(1e-8));
 }
 
-TEST_CASE("strict and schedule baselines fix gamma; strict trains without the branch", "[ace][baselines]") {
+TEMPLATE_LIST_TEST_CASE("strict and schedule baselines fix gamma; strict trains without the branch", "[ace][baselines]", test::Backends) {
+  using B = TestType;
+  using Quadratic = test::Quadratic<B>;
   Quadratic strict;
   auto ts = run(strict, StrictBaseline{}, 500);
   CHECK(strict.gamma == 0.0);
@@ -77,7 +85,7 @@ TEST_CASE("strict and schedule baselines fix gamma; strict trains without the br
   CHECK(ts.multipliers()[0] == 0.0);
 
   Quadratic sched;
-  ConstrainedTrainer t(sched, SGD<double>({.lr = 0.05}), ScheduleBaseline{}, DualSGD{}, {.total_steps = 101});
+  ConstrainedTrainer t(sched, SGD<double, B>({.lr = 0.05}), ScheduleBaseline{}, DualSGD{}, {.total_steps = 101});
   std::vector<double> seen;
   for (int i = 0; i < 101; ++i) {
     t.step(0);
@@ -92,9 +100,11 @@ TEST_CASE("strict and schedule baselines fix gamma; strict trains without the br
   CHECK_FALSE(sched.relaxed);
 }
 
-TEST_CASE("dual step: uses the pre-step gamma, lambda grows while gamma > 0", "[ace][dual]") {
+TEMPLATE_LIST_TEST_CASE("dual step: uses the pre-step gamma, lambda grows while gamma > 0", "[ace][dual]", test::Backends) {
+  using B = TestType;
+  using Quadratic = test::Quadratic<B>;
   Quadratic m;
-  ConstrainedTrainer t(m, SGD<double>({.lr = 0.05}), EqualityConstraint{}, DualSGD{.lr = 0.1});
+  ConstrainedTrainer t(m, SGD<double, B>({.lr = 0.05}), EqualityConstraint{}, DualSGD{.lr = 0.1});
   const double g0 = m.gamma;
   t.step(0);
   CHECK(t.multipliers()[0] == Approx(0.1 * g0).epsilon(1e-15));  // not the post-step gamma
@@ -107,12 +117,12 @@ TEST_CASE("dual step: uses the pre-step gamma, lambda grows while gamma > 0", "[
   }
 
   Quadratic ma;  // Adam ascent: about lr per step while the sign holds
-  ConstrainedTrainer ta(ma, SGD<double>({.lr = 0.01}), EqualityConstraint{}, DualAdam{.lr = 0.01});
+  ConstrainedTrainer ta(ma, SGD<double, B>({.lr = 0.01}), EqualityConstraint{}, DualAdam{.lr = 0.01});
   for (int i = 0; i < 5; ++i) ta.step(0);
   CHECK(ta.multipliers()[0] == Approx(0.05).epsilon(1e-3));
 
   Quadratic warm;
-  ConstrainedTrainer tw(warm, SGD<double>({.lr = 0.05}), EqualityConstraint{}, DualSGD{.lr = 0.1},
+  ConstrainedTrainer tw(warm, SGD<double, B>({.lr = 0.05}), EqualityConstraint{}, DualSGD{.lr = 0.1},
                         {.dual_warmup = 10});
   for (int i = 0; i < 10; ++i) tw.step(0);
   CHECK(tw.multipliers()[0] == 0.0);
@@ -120,20 +130,24 @@ TEST_CASE("dual step: uses the pre-step gamma, lambda grows while gamma > 0", "[
   CHECK(tw.multipliers()[0] > 0.0);
 }
 
-TEST_CASE("options: augmented Lagrangian still converges; clipping bounds the step", "[ace][options]") {
+TEMPLATE_LIST_TEST_CASE("options: augmented Lagrangian still converges; clipping bounds the step", "[ace][options]", test::Backends) {
+  using B = TestType;
+  using Quadratic = test::Quadratic<B>;
   Quadratic m;
   auto t = run(m, EqualityConstraint{}, 3000, DualSGD{.lr = 0.05}, {.augmented = 1.0});
   CHECK(std::abs(m.gamma) < 1e-8);
   CHECK(t.multipliers()[0] == Approx(m.b).margin(1e-8));
 
   Quadratic c;
-  ConstrainedTrainer tc(c, SGD<double>({.lr = 1.0}), FreeBaseline{}, DualSGD{}, {.clip_norm = 0.01});
+  ConstrainedTrainer tc(c, SGD<double, B>({.lr = 1.0}), FreeBaseline{}, DualSGD{}, {.clip_norm = 0.01});
   const StepReport r = tc.step(0);
   CHECK(r.gradient_norm == Approx(std::hypot(1.0, 0.3)));
   CHECK(std::hypot(c.theta - 3.0, c.gamma - 1.0) == Approx(0.01));
 }
 
-TEST_CASE("the gradient norm sums every entry, in double, for any length", "[ace][options]") {
+TEMPLATE_LIST_TEST_CASE("the gradient norm sums every entry, in double, for any length", "[ace][options]",
+                        test::Backends) {
+  using B = TestType;
   for (std::size_t n : {0, 1, 7, 8, 9, 17, 1000}) {
     std::vector<float> g(n);
     double expected = 0.0;
@@ -141,22 +155,24 @@ TEST_CASE("the gradient norm sums every entry, in double, for any length", "[ace
       g[i] = 1e20f * static_cast<float>(i % 5 + 1);  // squares overflow float
       expected += static_cast<double>(g[i]) * static_cast<double>(g[i]);
     }
-    CHECK(detail::squared_norm<float>(g) == Approx(expected).epsilon(1e-12));
+    CHECK(B::sum_squares(MatrixRef<const float>{g.data(), n == 0 ? 0u : 1u, n, n}) == Approx(expected).epsilon(1e-12));
   }
 }
 
-TEST_CASE("invalid options and non-finite losses throw with the value", "[ace][errors]") {
+TEMPLATE_LIST_TEST_CASE("invalid options and non-finite losses throw with the value", "[ace][errors]", test::Backends) {
+  using B = TestType;
+  using Quadratic = test::Quadratic<B>;
   Quadratic m;
-  CHECK_THROWS_WITH(ConstrainedTrainer(m, SGD<double>({.lr = 0.1}), EqualityConstraint{}, DualSGD{.lr = -1.0}),
+  CHECK_THROWS_WITH(ConstrainedTrainer(m, SGD<double, B>({.lr = 0.1}), EqualityConstraint{}, DualSGD{.lr = -1.0}),
                     Catch::Contains("DualSGD::lr") && Catch::Contains("-1"));
-  CHECK_THROWS_WITH(ConstrainedTrainer(m, SGD<double>({.lr = 0.1}), ResilientConstraint{.rho = 0.0}),
+  CHECK_THROWS_WITH(ConstrainedTrainer(m, SGD<double, B>({.lr = 0.1}), ResilientConstraint{.rho = 0.0}),
                     Catch::Contains("rho"));
-  CHECK_THROWS_AS(ConstrainedTrainer(m, SGD<double>({.lr = 0.1}), FreeBaseline{}, DualSGD{},
+  CHECK_THROWS_AS(ConstrainedTrainer(m, SGD<double, B>({.lr = 0.1}), FreeBaseline{}, DualSGD{},
                                      {.clip_norm = std::nan("")}),
                   invalid_argument);
-  CHECK_THROWS_AS(ConstrainedTrainer(m, SGD<double>({.lr = 0.1}), EqualityConstraint{}, DualAdam{.beta1 = 1.0}),
+  CHECK_THROWS_AS(ConstrainedTrainer(m, SGD<double, B>({.lr = 0.1}), EqualityConstraint{}, DualAdam{.beta1 = 1.0}),
                   invalid_argument);
   m.a = std::numeric_limits<double>::infinity();
-  ConstrainedTrainer t(m, SGD<double>({.lr = 0.1}), EqualityConstraint{});
+  ConstrainedTrainer t(m, SGD<double, B>({.lr = 0.1}), EqualityConstraint{});
   CHECK_THROWS_AS(t.step(0), numerical_error);
 }

@@ -3,6 +3,9 @@
 // rotations.
 #include <fstream>
 
+#include "ace/data/images.hpp"
+#include "ace/group/cyclic.hpp"
+#include "ace/nn/image/image.hpp"
 #include "support.hpp"
 
 #if defined(ACE_HAS_ZLIB)

@@ -2,7 +2,8 @@
 // Actions: the pixel grid (exact for C1, C2, C4, D1, D2, D4), the plane, and S_N on indices.
 #include <xtensor/xtensor.hpp>
 
-#include "support.hpp"
+#include "ace/nn/image/image.hpp"
+#include "group_support.hpp"
 
 using namespace ace;
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // SO(3) samples: rotations, determinism, and uniformity (Haar moments).
-#include "support.hpp"
+#include "group_support.hpp"
 
 using namespace ace;
 

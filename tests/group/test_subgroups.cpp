@@ -2,7 +2,7 @@
 // Subgroups: declared embeddings are injective homomorphisms; cosets, generated subgroups and normality.
 #include <set>
 
-#include "support.hpp"
+#include "group_support.hpp"
 
 using namespace ace;
 

@@ -8,16 +8,17 @@
 #include "ace/constrained/checkpoint.hpp"
 #include "ace/constrained/equivariance.hpp"
 #include "ace/constrained/trainer.hpp"
-#include "ace/optim/adam.hpp"
 #include "ace/group/so3.hpp"
 #include "ace/io/checkpoint.hpp"
-#include "ace/nn/egnn.hpp"
-#include "support.hpp"
+#include "ace/models/egnn.hpp"
+#include "ace/optim/adam.hpp"
+#include "backend_support.hpp"
 
 using namespace ace;
 
 namespace {
 
+/// A batch of random graphs in host memory (the Cpu backend's); to_backend<B> moves it to another backend.
 GraphBatch<double> random_graph_batch(const Graph& g, std::size_t batch, const EGNNOptions& o, Rng& rng) {
   GraphBatch<double> b;
   const std::size_t rows = batch * g.nodes();
@@ -39,35 +40,46 @@ Graph uneven_graph() { return Graph(4, {{0, 1}, {1, 0}, {1, 2}, {2, 1}, {2, 3}, 
 
 /// Largest relative gap between backward and central differences of L = Σ R ⊙ f over every parameter entry and
 /// every input position entry.
-double egnn_gradient_error(EGNN<double>& net, GraphBatch<double>& b, std::uint64_t seed) {
+template <class B>
+double egnn_gradient_error(EGNN<double, B>& net, GraphBatch<double, B>& b, std::uint64_t seed) {
   Rng rng(seed);
-  Tensor<double, 2> weights = net.forward(b.input());
-  for (auto& w : weights) w = rng.normal();
-  const auto loss = [&] {
-    const Tensor<double, 2>& y = net.forward(b.input());
-    return (as_matrix(y).array() * as_matrix(weights).array()).sum();
-  };
+  const auto& y0 = net.forward(b.input());
+  std::vector<double> r(y0.size());
+  for (auto& w : r) w = rng.normal();
+  auto weights = zeros<B, double>(y0.shape()[0], y0.shape()[1]);
+  from_host_vector<B>(r, view(weights));
+  const auto loss = [&] { return B::dot(view(net.forward(b.input())), view(std::as_const(weights))); };
   zero_grad(net);
   net.forward(b.input());
   net.backward(weights);
-  const Tensor<double, 2> dx = net.position_gradient();
+  const std::vector<double> dx = to_host_vector<B>(flat(net.position_gradient()));
   std::vector<std::vector<double>> analytic;
-  net.for_each_parameter([&](ParamView<double> p) { analytic.emplace_back(p.grad.begin(), p.grad.end()); });
-  double worst = central_difference_gap({b.x.data(), b.x.size()}, {dx.data(), dx.size()}, loss);
+  net.for_each_parameter([&](ParamView<double> p) { analytic.push_back(to_host_vector<B>(p.grad)); });
+  double worst = central_difference_gap<B>(flat(b.x), dx, loss);
   std::size_t index = 0;
   net.for_each_parameter([&](ParamView<double> p) {
-    const double err = central_difference_gap(p.value, analytic[index++], loss);
+    const double err = central_difference_gap<B>(p.value, analytic[index++], loss);
     if (err > 1e-5) UNSCOPED_INFO(p.name << ": gap " << err);
     worst = std::max(worst, err);
   });
   return worst;
 }
 
-void set_gammas(EGNN<double>& net, double value) {
+template <class B>
+void set_gammas(EGNN<double, B>& net, double value) {
   net.for_each_parameter([&](ParamView<double> p) {
-    if (p.role == Role::gamma)
-      for (auto& g : p.value) g = value;
+    if (p.role == Role::gamma) from_host_vector<B>(std::vector<double>(p.value.size(), value), p.value);
   });
+}
+
+template <class B>
+std::vector<double> all_values(EGNNRegression<double, B>& m, bool gradients) {
+  std::vector<double> all;
+  m.for_each_parameter([&](ParamView<double> p) {
+    const auto v = to_host_vector<B>(gradients ? p.grad : p.value);
+    all.insert(all.end(), v.begin(), v.end());
+  });
+  return all;
 }
 
 }  // namespace
@@ -83,7 +95,8 @@ TEST_CASE("EGNN: the reference configuration has the reference's 134 020 paramet
   CHECK(gammas == 8);  // gamma_h and gamma_x per layer
 }
 
-TEST_CASE("EGNN: gradients match central differences (double)", "[egnn][gradients]") {
+TEMPLATE_LIST_TEST_CASE("EGNN: gradients match central differences (double)", "[egnn][gradients]", test::Backends) {
+  using B = TestType;
   const bool relaxed = GENERATE(false, true);
   const bool uneven = GENERATE(false, true);
   const double clamp = GENERATE(100.0, 0.05);  // 0.05: some relative moves are clamped
@@ -92,20 +105,22 @@ TEST_CASE("EGNN: gradients match central differences (double)", "[egnn][gradient
   const Graph g = uneven ? uneven_graph() : Graph::complete(4);
   const EGNNOptions o{.node_features = 2, .edge_features = 2, .raw_features = 1, .hidden = 6, .layers = 2,
                       .relaxed = relaxed, .coord_clamp = clamp};
-  EGNN<double> net(g, o, rng);
+  EGNN<double, B> net(g, o, rng);
   if (relaxed) set_gammas(net, 0.7);
-  auto b = random_graph_batch(g, 3, o, rng);
+  auto b = to_backend<B>(random_graph_batch(g, 3, o, rng));
   CHECK(egnn_gradient_error(net, b, 5) < 1e-6);
 }
 
-TEST_CASE("EGNN: E(3)-equivariant on the SO(3) grid, with reflections and a translation", "[egnn][equivariance]") {
+TEMPLATE_LIST_TEST_CASE("EGNN: E(3)-equivariant on the SO(3) grid, with reflections and a translation",
+                        "[egnn][equivariance]", test::Backends) {
+  using B = TestType;
   const bool uneven = GENERATE(false, true);
   Rng rng(test::seed(12, "egnn e3 equivariance"));
   const Graph g = uneven ? uneven_graph() : Graph::complete(5);
   const EGNNOptions o{.node_features = 1, .edge_features = 2, .raw_features = 1, .hidden = 16, .layers = 3,
                       .relaxed = true};
-  EGNNRegression<double> model(EGNN<double>(g, o, rng));
-  const auto b = random_graph_batch(g, 4, o, rng);
+  EGNNRegression<double, B> model(EGNN<double, B>(g, o, rng));
+  const auto b = to_backend<B>(random_graph_batch(g, 4, o, rng));
   const auto grid = so3_grid(24);
 
   SECTION("strict: the branches off") {
@@ -116,10 +131,10 @@ TEST_CASE("EGNN: E(3)-equivariant on the SO(3) grid, with reflections and a tran
   }
   SECTION("relaxed at gamma = 0 is exactly the strict model, and exactly equivariant") {
     model.set_relaxation(false);
-    const Tensor<double, 2> strict = model.predict(b);
+    const Tensor<double, 2> strict = to_host_tensor<B>(model.predict(b));
     model.set_relaxation(true);
     set_gammas(model.network(), 0.0);
-    CHECK(as_matrix(model.predict(b)) == as_matrix(strict));
+    CHECK(as_matrix(to_host_tensor<B>(model.predict(b))) == as_matrix(strict));
     CHECK(euclidean_equivariance_error(model, b, grid).max < 1e-12);
   }
   SECTION("relaxed at gamma = 1 is not equivariant, and the error grows with gamma") {
@@ -133,14 +148,16 @@ TEST_CASE("EGNN: E(3)-equivariant on the SO(3) grid, with reflections and a tran
   }
 }
 
-TEST_CASE("EGNN: permuting the nodes permutes the output", "[egnn][equivariance]") {
+TEMPLATE_LIST_TEST_CASE("EGNN: permuting the nodes permutes the output", "[egnn][equivariance]", test::Backends) {
+  using B = TestType;
   Rng rng(test::seed(13, "egnn permutations"));
   const std::size_t n = 5;
   const Graph g = Graph::complete(n);
   const EGNNOptions o{.node_features = 1, .edge_features = 2, .raw_features = 1, .hidden = 12, .layers = 2};
-  EGNN<double> net(g, o, rng);
+  EGNN<double, B> net(g, o, rng);
   const auto b = random_graph_batch(g, 3, o, rng);
-  const Tensor<double, 2> y = net.forward(b.input());
+  const auto bb = to_backend<B>(b);
+  const Tensor<double, 2> y = to_host_tensor<B>(net.forward(bb.input()));
   std::vector<std::size_t> perm(n);
   std::iota(perm.begin(), perm.end(), 0);
   for (int trial = 0; trial < 6; ++trial) {
@@ -160,7 +177,8 @@ TEST_CASE("EGNN: permuting the nodes permutes the output", "[egnn][equivariance]
                 as_matrix(b.edge_attr).row(s * g.edges() + slot(i, j));
       }
     }
-    const Tensor<double, 2>& yp = net.forward(p.input());
+    const auto pb = to_backend<B>(p);
+    const Tensor<double, 2> yp = to_host_tensor<B>(net.forward(pb.input()));
     double err = 0.0;
     for (std::size_t s = 0; s < 3; ++s)
       for (std::size_t i = 0; i < n; ++i)
@@ -169,14 +187,16 @@ TEST_CASE("EGNN: permuting the nodes permutes the output", "[egnn][equivariance]
   }
 }
 
-TEST_CASE("EGNN: a batch gives the same output as its samples one by one", "[egnn]") {
+TEMPLATE_LIST_TEST_CASE("EGNN: a batch gives the same output as its samples one by one", "[egnn]", test::Backends) {
+  using B = TestType;
   Rng rng(test::seed(14, "egnn batch"));
   const Graph g = uneven_graph();
   const EGNNOptions o{.node_features = 1, .edge_features = 2, .raw_features = 1, .hidden = 8, .layers = 2,
                       .relaxed = true};
-  EGNN<double> net(g, o, rng);
+  EGNN<double, B> net(g, o, rng);
   const auto b = random_graph_batch(g, 20, o, rng);  // large enough for the parallel loops
-  const Tensor<double, 2> y = net.forward(b.input());
+  const auto bb = to_backend<B>(b);
+  const Tensor<double, 2> y = to_host_tensor<B>(net.forward(bb.input()));
   for (std::size_t s = 0; s < 20; s += 7) {
     GraphBatch<double> one;
     const auto rows = [&](const Tensor<double, 2>& t, std::size_t per) {
@@ -189,31 +209,32 @@ TEST_CASE("EGNN: a batch gives the same output as its samples one by one", "[egn
     one.v = rows(b.v, 4);
     one.raw = rows(b.raw, 4);
     one.edge_attr = rows(b.edge_attr, g.edges());
-    const Tensor<double, 2>& ys = net.forward(one.input());
+    const auto oneb = to_backend<B>(one);
+    const Tensor<double, 2> ys = to_host_tensor<B>(net.forward(oneb.input()));
     CHECK((as_matrix(ys) - as_matrix(y).middleRows(static_cast<Eigen::Index>(4 * s), 4)).norm() < 1e-12);
   }
 }
 
-TEST_CASE("EGNN regression: data-parallel workers give the loss and gradients of one pass", "[egnn]") {
+TEMPLATE_LIST_TEST_CASE("EGNN regression: data-parallel workers give the loss and gradients of one pass", "[egnn]",
+                        test::Backends) {
+  using B = TestType;
   Rng rng(test::seed(15, "egnn workers"));
   const Graph g = Graph::complete(4);
   const EGNNOptions o{.node_features = 1, .edge_features = 2, .raw_features = 1, .hidden = 8, .layers = 2,
                       .relaxed = true};
-  const EGNN<double> net(g, o, rng);
-  const auto b = random_graph_batch(g, 7, o, rng);  // 7 graphs: chunks of unequal size
-  const auto gradients = [&](EGNNRegression<double>& m, double& loss) {
+  const EGNN<double, B> net(g, o, rng);
+  const auto b = to_backend<B>(random_graph_batch(g, 7, o, rng));  // 7 graphs: chunks of unequal size
+  const auto gradients = [&](EGNNRegression<double, B>& m, double& loss) {
     zero_grad(m);
     loss = m.loss_and_gradients(b);
-    std::vector<double> all;
-    m.for_each_parameter([&](ParamView<double> p) { all.insert(all.end(), p.grad.begin(), p.grad.end()); });
-    return all;
+    return all_values(m, true);
   };
-  EGNNRegression<double> one(net);
+  EGNNRegression<double, B> one(net);
   double l1 = 0.0;
   const std::vector<double> g1 = gradients(one, l1);
   for (std::size_t workers : {2, 3, 7, 9}) {
     CAPTURE(workers);
-    EGNNRegression<double> many(net, {.workers = workers});
+    EGNNRegression<double, B> many(net, {.workers = workers});
     double lw = 0.0;
     const std::vector<double> gw = gradients(many, lw);
     CHECK(lw == Approx(l1).epsilon(1e-12));
@@ -224,42 +245,45 @@ TEST_CASE("EGNN regression: data-parallel workers give the loss and gradients of
     double again = 0.0;
     CHECK(gradients(many, again) == gw);  // a second step with the same weights: the same bits
   }
-  CHECK_THROWS_AS(EGNNRegression<double>(net, {.workers = 0}), invalid_argument);
+  CHECK_THROWS_AS((EGNNRegression<double, B>(net, {.workers = 0})), invalid_argument);
 }
 
-TEST_CASE("EGNN: checkpoints round-trip; another architecture is refused", "[egnn][io]") {
+TEMPLATE_LIST_TEST_CASE("EGNN: checkpoints round-trip; another architecture is refused", "[egnn][io]",
+                        test::Backends) {
+  using B = TestType;
   Rng rng(31);
   const Graph g = Graph::complete(4);
   const EGNNOptions o{.node_features = 1, .edge_features = 2, .raw_features = 1, .hidden = 8, .layers = 2,
                       .relaxed = true};
-  EGNNRegression<double> a(EGNN<double>(g, o, rng)), b(EGNN<double>(g, o, rng));
-  const auto batch = random_graph_batch(g, 3, o, rng);
+  EGNNRegression<double, B> a(EGNN<double, B>(g, o, rng)), b(EGNN<double, B>(g, o, rng));
+  const auto batch = to_backend<B>(random_graph_batch(g, 3, o, rng));
   test::TempDir dir("egnn-checkpoint");
   io::save_checkpoint(dir.path / "ckpt", a);
-  const Tensor<double, 2> expected = a.predict(batch);
-  CHECK(as_matrix(b.predict(batch)) != as_matrix(expected));
+  const Tensor<double, 2> expected = to_host_tensor<B>(a.predict(batch));
+  CHECK(as_matrix(to_host_tensor<B>(b.predict(batch))) != as_matrix(expected));
   io::load_checkpoint(dir.path / "ckpt", b);
-  CHECK(as_matrix(b.predict(batch)) == as_matrix(expected));
+  CHECK(as_matrix(to_host_tensor<B>(b.predict(batch))) == as_matrix(expected));
   EGNNOptions wider = o;
   wider.hidden = 9;
-  EGNNRegression<double> c(EGNN<double>(g, wider, rng));
+  EGNNRegression<double, B> c(EGNN<double, B>(g, wider, rng));
   CHECK_THROWS_WITH(io::load_checkpoint(dir.path / "ckpt", c), Catch::Contains("hidden 8"));
 }
 
-TEST_CASE("EGNN under the ACE trainer: gamma falls under equality; a resumed run continues bit for bit",
-          "[egnn][ace]") {
+TEMPLATE_LIST_TEST_CASE("EGNN under the ACE trainer: gamma falls under equality; a resumed run continues bit for bit",
+                        "[egnn][ace]", test::Backends) {
+  using B = TestType;
   Rng rng(41);
   const Graph g = Graph::complete(4);
   const EGNNOptions o{.node_features = 1, .edge_features = 2, .raw_features = 1, .hidden = 8, .layers = 2,
                       .relaxed = true};
-  const EGNN<double> initial(g, o, rng);
-  std::vector<GraphBatch<double>> batches;
-  for (int i = 0; i < 4; ++i) batches.push_back(random_graph_batch(g, 6, o, rng));
-  using Trainer = ConstrainedTrainer<EGNNRegression<double>, Adam<double>, EqualityConstraint, DualSGD>;
-  const auto make = [&](EGNNRegression<double>& m) {
-    return Trainer(m, Adam<double>({.lr = 1e-2}), EqualityConstraint{}, DualSGD{.lr = 0.02}, {.augmented = 5.0});
+  const EGNN<double, B> initial(g, o, rng);
+  std::vector<GraphBatch<double, B>> batches;
+  for (int i = 0; i < 4; ++i) batches.push_back(to_backend<B>(random_graph_batch(g, 6, o, rng)));
+  using Trainer = ConstrainedTrainer<EGNNRegression<double, B>, Adam<double, B>, EqualityConstraint, DualSGD>;
+  const auto make = [&](EGNNRegression<double, B>& m) {
+    return Trainer(m, Adam<double, B>({.lr = 1e-2}), EqualityConstraint{}, DualSGD{.lr = 0.02}, {.augmented = 5.0});
   };
-  EGNNRegression<double> model(initial, {.workers = 2});
+  EGNNRegression<double, B> model(initial, {.workers = 2});
   Trainer trainer = make(model);
   for (int s = 0; s < 300; ++s) {
     trainer.step(batches[static_cast<std::size_t>(s % 4)]);
@@ -276,16 +300,13 @@ TEST_CASE("EGNN under the ACE trainer: gamma falls under equality; a resumed run
   test::TempDir dir("egnn-resume");
   save_training_state(dir.path / "state", trainer, 1);
   for (int s = 0; s < 20; ++s) trainer.step(batches[static_cast<std::size_t>(s % 4)]);
-  std::vector<double> expected;
-  model.for_each_parameter([&](ParamView<double> p) { expected.insert(expected.end(), p.value.begin(), p.value.end()); });
+  const std::vector<double> expected = all_values(model, false);
 
-  EGNNRegression<double> fresh(initial, {.workers = 2});
+  EGNNRegression<double, B> fresh(initial, {.workers = 2});
   Trainer resumed = make(fresh);
   CHECK(load_training_state(dir.path / "state", resumed) == 1);
   for (int s = 0; s < 20; ++s) resumed.step(batches[static_cast<std::size_t>(s % 4)]);
-  std::vector<double> got;
-  fresh.for_each_parameter([&](ParamView<double> p) { got.insert(got.end(), p.value.begin(), p.value.end()); });
-  CHECK(got == expected);
+  CHECK(all_values(fresh, false) == expected);
 }
 
 TEST_CASE("EGNN: bad graphs and shapes throw with the values", "[egnn][errors]") {
@@ -303,17 +324,24 @@ TEST_CASE("EGNN: bad graphs and shapes throw with the values", "[egnn][errors]")
   CHECK_THROWS_AS(fresh.backward(dy), invalid_argument);
 }
 
-TEST_CASE("SiLU buffers: values of z * sigmoid(z) in float and double", "[egnn]") {
-  Tensor<double, 2> z({1, 9});
-  const double values[] = {-40.0, -8.0, -1.5, -1e-3, 0.0, 1e-3, 0.7, 6.0, 40.0};
-  std::copy(std::begin(values), std::end(values), z.begin());
-  Tensor<double, 2> sig, s;
-  detail::silu_forward(z, sig, s);
-  Tensor<float, 2> zf = xt::cast<float>(z), sigf, sf;
-  detail::silu_forward(zf, sigf, sf);
-  for (std::size_t i = 0; i < 9; ++i) {
-    const double exact = values[i] / (1.0 + std::exp(-values[i]));
-    CHECK(s(0, i) == Approx(exact).epsilon(1e-14).margin(1e-15));
-    CHECK(sf(0, i) == Approx(exact).epsilon(2e-6).margin(1e-6));
-  }
+TEMPLATE_LIST_TEST_CASE("SiLU: values of z * sigmoid(z) and its derivative in float and double", "[egnn]",
+                        test::Backends) {
+  using B = TestType;
+  const std::vector<double> values{-40.0, -8.0, -1.5, -1e-3, 0.0, 1e-3, 0.7, 6.0, 40.0};
+  test::for_each_scalar([&]<class T>(std::type_identity<T>) {
+    std::vector<T> z(values.begin(), values.end());
+    auto tz = zeros<B, T>(1, 9), ts = zeros<B, T>(1, 9), ones = zeros<B, T>(1, 9), dz = zeros<B, T>(1, 9);
+    from_host_vector<B>(z, view(tz));
+    B::fill(view(ones), T(1));
+    B::template map<SiLUOp>(view(std::as_const(tz)), view(ts));
+    B::template map_backward<SiLUOp>(view(std::as_const(tz)), view(std::as_const(ts)), view(std::as_const(ones)),
+                                     view(dz));
+    const auto s = test::download<B>(ts), d = test::download<B>(dz);
+    for (std::size_t i = 0; i < 9; ++i) {
+      const double sig = 1.0 / (1.0 + std::exp(-values[i]));
+      const double tol = std::is_same_v<T, float> ? 2e-6 : 1e-14;
+      CHECK(s[i] == Approx(values[i] * sig).epsilon(tol).margin(tol / 2));
+      CHECK(d[i] == Approx(sig * (1 + values[i] * (1 - sig))).epsilon(tol).margin(tol / 2));
+    }
+  });
 }

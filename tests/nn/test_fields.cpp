@@ -1,24 +1,38 @@
 // SPDX-License-Identifier: MIT
 // Nonlinearities on fields (norm-based, gated) and group pooling: gradients, exact equivariance for
 // non-permutation representations, and the values they are defined by.
-#include "support.hpp"
+#include "ace/group/cyclic.hpp"
+#include "ace/group/dihedral.hpp"
+#include "ace/group/polyhedral.hpp"
+#include "ace/nn/core/equivariant_linear.hpp"
+#include "ace/nn/core/fields.hpp"
+#include "ace/nn/core/sequential.hpp"
+#include "ace/rep/basic.hpp"
+#include "ace/rep/composite.hpp"
+#include "ace/rep/irreps.hpp"
+#include "module_support.hpp"
 
 using namespace ace;
 
 namespace {
 using test::make_module;
-using test::random_batch;
+using test::random_input;
 
 using O = Octahedral;
 using D4 = Dihedral<4>;
 using Ico = Icosahedral;
 
-template <class T>
-using FieldModules =
-    std::tuple<NormReLU<T, DirectSum<Multiple<Standard<O>, 2>, Trivial<O>>>, NormSiLU<T, Multiple<Irrep<D4, 4>, 3>>,
-               NormReLU<T, TensorProduct<Standard<Ico>, Standard<Ico>>>, Gated<T, Multiple<Standard<O>, 3>>,
-               Gated<T, DirectSum<Standard<D4>, Multiple<Irrep<D4, 4>, 2>>>,
-               GroupMeanPool<T, Multiple<Regular<D4>, 3>>, GroupMaxPool<T, Regular<O>>>;
+template <class T, class B = Cpu>
+using FieldModules = std::tuple<NormReLU<T, DirectSum<Multiple<Standard<O>, 2>, Trivial<O>>, B>,
+                                NormSiLU<T, Multiple<Irrep<D4, 4>, 3>, B>,
+                                NormReLU<T, TensorProduct<Standard<Ico>, Standard<Ico>>, B>,
+                                Gated<T, Multiple<Standard<O>, 3>, B>,
+                                Gated<T, DirectSum<Standard<D4>, Multiple<Irrep<D4, 4>, 2>>, B>,
+                                GroupMeanPool<T, Multiple<Regular<D4>, 3>, B>, GroupMaxPool<T, Regular<O>, B>>;
+template <class B>
+using FieldModulesDouble = FieldModules<double, B>;
+template <class B>
+using FieldModulesBoth = test::concat_t<FieldModules<float, B>, FieldModules<double, B>>;
 }  // namespace
 
 TEST_CASE("fields: the summands of DirectSum and Multiple, flattened", "[fields]") {
@@ -33,28 +47,23 @@ TEST_CASE("fields: the summands of DirectSum and Multiple, flattened", "[fields]
 }
 
 TEMPLATE_LIST_TEST_CASE("field nonlinearities: backward matches central differences", "[fields][gradient]",
-                        FieldModules<double>) {
+                        test::for_backends<FieldModulesDouble>) {
   using M = TestType;
   Rng rng(test::seed(81, "field gradients"));
   M module = make_module<M>(rng);
-  module.for_each_parameter([&](ParamView<double> p) {
-    for (auto& v : p.value) v = 0.3 * rng.normal();
-  });
-  const auto x = random_batch<double, typename M::input>(3, rng);
+  test::randomise_parameters(module, rng, 0.3);
+  const auto x = random_input<typename M::backend, double, typename M::input>(3, rng);
   test::check_module_gradients(module, x, 6);
 }
 
-using FieldModulesBoth = test::concat_t<FieldModules<float>, FieldModules<double>>;
 TEMPLATE_LIST_TEST_CASE("field nonlinearities: equivariant for non-permutation representations",
-                        "[fields][equivariance]", FieldModulesBoth) {
+                        "[fields][equivariance]", test::for_backends<FieldModulesBoth>) {
   using M = TestType;
   using T = typename M::scalar;
   Rng rng(test::seed(82, "field equivariance"));
   M module = make_module<M>(rng);
-  module.for_each_parameter([&](ParamView<T> p) {
-    for (auto& v : p.value) v = static_cast<T>(0.3 * rng.normal());
-  });
-  const auto x = random_batch<T, typename M::input>(4, rng);
+  test::randomise_parameters(module, rng, 0.3);
+  const auto x = random_input<typename M::backend, T, typename M::input>(4, rng);
   test::check_module_equivariance(module, x, 2);
 }
 
@@ -92,15 +101,18 @@ TEST_CASE("group pooling: mean and max over each regular field", "[fields][pool]
   CHECK_THROWS_AS(mean.backward(Tensor<double, 2>({2, 2})), shape_error);
 }
 
-TEST_CASE("field model: EquivariantLinear -> gated -> EquivariantLinear -> norm relu is equivariant", "[fields]") {
+TEMPLATE_LIST_TEST_CASE("field model: EquivariantLinear -> gated -> EquivariantLinear -> norm relu is equivariant",
+                        "[fields]", test::Backends) {
+  using B = TestType;
   using Hidden = Multiple<Standard<O>, 4>;
   using OModel = Sequential<EquivariantLinear<double, DirectSum<Multiple<Standard<O>, 2>, Trivial<O>>,
-                                              GatedInput<Hidden>>,
-                            Gated<double, Hidden>, EquivariantLinear<double, Hidden, DirectSum<Hidden, Trivial<O>>>,
-                            NormReLU<double, DirectSum<Hidden, Trivial<O>>>>;
+                                              GatedInput<Hidden>, B>,
+                            Gated<double, Hidden, B>,
+                            EquivariantLinear<double, Hidden, DirectSum<Hidden, Trivial<O>>, B>,
+                            NormReLU<double, DirectSum<Hidden, Trivial<O>>, B>>;
   Rng rng(test::seed(83, "field model"));
   OModel model(rng);
-  const auto x = random_batch<double, OModel::input>(4, rng);
+  const auto x = random_input<B, double, typename OModel::input>(4, rng);
   CHECK(check_equivariance(model, x, 5, 16) < 1e-12);
   CHECK(check_gradients(model, x, 9).max_error() < 1e-6);
 }

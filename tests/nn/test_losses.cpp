@@ -2,7 +2,9 @@
 // Losses: values against direct formulas, gradients against central differences, stability and bad input.
 #include <limits>
 
-#include "support.hpp"
+#include "ace/nn/check.hpp"
+#include "ace/nn/core/loss.hpp"
+#include "backend_support.hpp"
 
 using namespace ace;
 
@@ -68,6 +70,25 @@ TEST_CASE("loss: softmax cross-entropy", "[loss]") {
   const std::vector<std::size_t> bad{4, 0, 0, 0, 0};
   CHECK_THROWS_WITH(ce.forward(z, bad), Catch::Contains("target 4"));
   CHECK_THROWS_AS(ce.forward(z, first), shape_error);
+}
+
+TEMPLATE_LIST_TEST_CASE("losses: the same values and gradients on every backend", "[loss]", test::Backends) {
+  using B = TestType;
+  Rng rng(test::seed(39, "losses on backends"));
+  const auto p = random_tensor(6, 4, rng), t = random_tensor(6, 4, rng);
+  const std::vector<std::size_t> labels{0, 3, 2, 2, 1, 0};
+  const auto pb = to_backend<B>(p), tb = to_backend<B>(t);
+  MSELoss<double> mse;
+  MSELoss<double, B> mse_b;
+  CHECK(mse_b.forward(pb, tb) == Approx(mse.forward(p, t)).epsilon(1e-14));
+  CHECK(to_host_vector<B>(flat(mse_b.backward())) == to_host_vector<Cpu>(flat(mse.backward())));
+  L1Loss<double, B> l1_b;
+  CHECK(l1_b.forward(pb, tb) == Approx(L1Loss<double>().forward(p, t)).epsilon(1e-14));
+  CrossEntropyLoss<double> ce;
+  CrossEntropyLoss<double, B> ce_b;
+  CHECK(ce_b.forward(pb, labels) == Approx(ce.forward(p, labels)).epsilon(1e-14));
+  const auto g = to_host_vector<B>(flat(ce_b.backward())), expected = to_host_vector<Cpu>(flat(ce.backward()));
+  for (std::size_t i = 0; i < g.size(); ++i) CHECK(g[i] == Approx(expected[i]).epsilon(1e-14));
 }
 
 TEST_CASE("loss: non-finite values are reported, not propagated", "[loss]") {

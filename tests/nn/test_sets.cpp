@@ -6,17 +6,31 @@
 #include <numeric>
 #include <xtensor/xview.hpp>
 
-#include "support.hpp"
+#include "ace/group/symmetric.hpp"
+#include "ace/nn/core/activation.hpp"
+#include "ace/nn/core/equivariant_linear.hpp"
+#include "ace/nn/core/sequential.hpp"
+#include "ace/nn/set/pair_linear.hpp"
+#include "ace/nn/set/set.hpp"
+#include "ace/rep/basis.hpp"
+#include "ace/rep/composite.hpp"
+#include "module_support.hpp"
 
 using namespace ace;
 
 namespace {
 using test::make_module;
 using test::random_batch;
+using test::random_input;
 
-template <class T>
-using SetModules = std::tuple<DeepSets<T, 5, 3, 4>, SetSumPool<T, 5, 3>, SetMeanPool<T, 5, 3>, SetMaxPool<T, 6, 2>,
-                              PairLinear<T, 4, 2, 3>, PairLinear<T, 5, 1, 2>>;
+template <class T, class B = Cpu>
+using SetModules = std::tuple<DeepSets<T, 5, 3, 4, B>, SetSumPool<T, 5, 3, B>, SetMeanPool<T, 5, 3, B>,
+                              SetMaxPool<T, 6, 2, B>, PairLinear<T, 4, 2, 3, B>, PairLinear<T, 5, 1, 2, B>,
+                              DeepSets<T, 4, 2, 3, B>>;
+template <class B>
+using SetModulesDouble = SetModules<double, B>;
+template <class B>
+using SetModulesBoth = test::concat_t<SetModules<float, B>, SetModules<double, B>>;
 
 /// x with the elements of every set permuted: element i moves to position perm[i].
 template <class T>
@@ -53,26 +67,23 @@ TEST_CASE("set features: the layout of Natural (x) F channels and of Natural (x)
   });
 }
 
-TEMPLATE_LIST_TEST_CASE("set layers: backward matches central differences", "[set][gradient]", SetModules<double>) {
+TEMPLATE_LIST_TEST_CASE("set layers: backward matches central differences", "[set][gradient]",
+                        test::for_backends<SetModulesDouble>) {
   using M = TestType;
   Rng rng(test::seed(71, "set layer gradients"));
   M module = make_module<M>(rng);
-  module.for_each_parameter([&](ParamView<double> p) {  // non-zero biases, so every path is exercised
-    if (p.role == Role::bias)
-      for (auto& v : p.value) v = rng.normal();
-  });
-  const auto x = random_batch<double, typename M::input>(3, rng);
+  test::randomise_parameters(module, rng);  // non-zero biases, so every path is exercised
+  const auto x = random_input<typename M::backend, double, typename M::input>(3, rng);
   test::check_module_gradients(module, x, 5);
 }
 
-using SetModulesBoth = test::concat_t<SetModules<float>, SetModules<double>>;
 TEMPLATE_LIST_TEST_CASE("set layers: equivariant (pooling: invariant) under S_N", "[set][equivariance]",
-                        SetModulesBoth) {
+                        test::for_backends<SetModulesBoth>) {
   using M = TestType;
   using T = typename M::scalar;
   Rng rng(test::seed(72, "set layer equivariance"));
   M module = make_module<M>(rng);
-  const auto x = random_batch<T, typename M::input>(4, rng);
+  const auto x = random_input<typename M::backend, T, typename M::input>(4, rng);
   test::check_module_equivariance(module, x, 9);
 }
 
@@ -83,8 +94,8 @@ TEST_CASE("deepsets: matches x_i L^T + pool_j(x_j) G^T + b for every pooling", "
     DeepSets<double, n, fi, fo> layer(rng, {.pool = pool});
     Eigen::MatrixXd lambda(fo, fi), gamma(fo, fi);
     Eigen::VectorXd bias(fo);
+    test::randomise_parameters(layer, rng);
     layer.for_each_parameter([&](ParamView<double> p) {
-      for (auto& v : p.value) v = rng.normal();
       Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> m(
           p.value.data(), p.name == "bias" ? 1 : fo, p.name == "bias" ? fo : fi);
       if (p.name == "weight") lambda = m;
@@ -195,13 +206,16 @@ TEST_CASE("pair linear: the 15 maps span exactly the orbit basis of Hom(Natural 
                 TensorProduct<Natural<Symmetric<5>>, Natural<Symmetric<5>>>>() == 15);
 }
 
-TEST_CASE("set model: DeepSets -> ReLU -> DeepSets -> pooling -> invariant head is S_N-invariant", "[set][model]") {
+TEMPLATE_LIST_TEST_CASE("set model: DeepSets -> ReLU -> DeepSets -> pooling -> invariant head is S_N-invariant",
+                        "[set][model]", test::Backends) {
+  using B = TestType;
   constexpr std::size_t n = 6;
-  using Model = Sequential<DeepSets<double, n, 2, 8>, ReLU<double, SetFeatures<n, 8>>, DeepSets<double, n, 8, 8>,
-                           SetMaxPool<double, n, 8>, EquivariantLinear<double, SetPooled<n, 8>, Trivial<Symmetric<n>>>>;
+  using Model = Sequential<DeepSets<double, n, 2, 8, B>, ReLU<double, SetFeatures<n, 8>, B>, DeepSets<double, n, 8, 8, B>,
+                           SetMaxPool<double, n, 8, B>,
+                           EquivariantLinear<double, SetPooled<n, 8>, Trivial<Symmetric<n>>, B>>;
   Rng rng(test::seed(76, "set model"));
   Model model(rng);
-  const auto x = random_batch<double, SetFeatures<n, 2>>(5, rng);
+  const auto x = random_input<B, double, SetFeatures<n, 2>>(5, rng);
   CHECK(check_equivariance(model, x, 4, 16) < 1e-12);
   CHECK(check_gradients(model, x, 8).max_error() < 1e-6);
 }

@@ -1,16 +1,26 @@
 // SPDX-License-Identifier: MIT
 // Optimisers: exact update rules against hand-written recurrences, convergence to an analytic optimum, per-role
 // rates, option validation, determinism, and a changed model detected.
+#include <Eigen/Dense>
 #include <cmath>
 
-#include "support.hpp"
+#include "ace/nn/core/activation.hpp"
+#include "ace/nn/core/linear.hpp"
+#include "ace/nn/core/loss.hpp"
+#include "ace/nn/core/sequential.hpp"
+#include "ace/optim/adam.hpp"
+#include "ace/optim/sgd.hpp"
+#include "backend_support.hpp"
 
 using namespace ace;
 
 namespace {
 /// L(p) = 0.5 ||A p - b||^2 over a weight vector p (3 values) and a scalar "gamma" q with L += 0.5 (q - 2)^2.
+/// Hand-written: its parameters are std::vectors in host memory, which both Cpu and Reference address.
+template <class B = Cpu>
 struct LeastSquares {
   using scalar = double;
+  using backend = B;
   Eigen::Matrix3d a;
   Eigen::Vector3d b;
   std::vector<double> p{0.0, 0.0, 0.0}, dp{0.0, 0.0, 0.0}, q{0.0}, dq{0.0};
@@ -34,8 +44,10 @@ struct LeastSquares {
 };
 
 /// A model with one parameter and a gradient set by hand.
+template <class B = Cpu>
 struct Scalar {
   using scalar = double;
+  using backend = B;
   std::vector<double> w{1.0}, g{0.0};
   template <class F>
   void for_each_parameter(F&& f) {
@@ -44,11 +56,12 @@ struct Scalar {
 };
 }  // namespace
 
-TEST_CASE("optim: SGD, momentum and Nesterov follow their recurrences", "[optim][sgd]") {
+TEMPLATE_LIST_TEST_CASE("optim: SGD, momentum and Nesterov follow their recurrences", "[optim][sgd]", test::Backends) {
+  using B = TestType;
   const std::vector<double> grads{0.5, -1.0, 2.0, 0.25};
   for (bool nesterov : {false, true}) {
-    Scalar m;
-    SGD<double> sgd({.lr = 0.1, .momentum = 0.9, .nesterov = nesterov, .weight_decay = 0.01});
+    Scalar<B> m;
+    SGD<double, B> sgd({.lr = 0.1, .momentum = 0.9, .nesterov = nesterov, .weight_decay = 0.01});
     double w = 1.0, buf = 0.0;
     for (std::size_t t = 0; t < grads.size(); ++t) {
       m.g[0] = grads[t];
@@ -60,19 +73,21 @@ TEST_CASE("optim: SGD, momentum and Nesterov follow their recurrences", "[optim]
       CHECK(m.w[0] == Approx(w).epsilon(1e-15));
     }
   }
-  Scalar plain;
+  Scalar<B> plain;
   plain.g[0] = 3.0;
-  SGD<double>({.lr = 0.5}).step(plain);
+  SGD<double, B>({.lr = 0.5}).step(plain);
   CHECK(plain.w[0] == 1.0 - 0.5 * 3.0);
 }
 
-TEST_CASE("optim: Adam and AdamW follow Kingma & Ba with bias correction", "[optim][adam]") {
+TEMPLATE_LIST_TEST_CASE("optim: Adam and AdamW follow Kingma & Ba with bias correction", "[optim][adam]",
+                        test::Backends) {
+  using B = TestType;
   const std::vector<double> grads{0.5, -1.0, 2.0, 0.25, -0.125};
   for (bool decoupled : {false, true}) {
-    Scalar m;
+    Scalar<B> m;
     const AdamOptions o{.lr = 0.01, .beta1 = 0.8, .beta2 = 0.99, .eps = 1e-8, .weight_decay = 0.1};
-    Adam<double> adam(o);
-    AdamW<double> adamw(o);
+    Adam<double, B> adam(o);
+    AdamW<double, B> adamw(o);
     double w = 1.0, mom = 0.0, var = 0.0;
     for (std::size_t t = 1; t <= grads.size(); ++t) {
       m.g[0] = grads[t - 1];
@@ -88,23 +103,24 @@ TEST_CASE("optim: Adam and AdamW follow Kingma & Ba with bias correction", "[opt
     }
   }
   // First Adam step moves by lr * sign(g), whatever |g|.
-  Scalar big;
+  Scalar<B> big;
   big.g[0] = 1e6;
-  Adam<double>({.lr = 0.01}).step(big);
+  Adam<double, B>({.lr = 0.01}).step(big);
   CHECK(big.w[0] == Approx(0.99).epsilon(1e-9));
   // AdamW with a zero gradient only decays the weights.
-  Scalar decay;
-  AdamW<double> w({.lr = 0.1, .weight_decay = 0.5});
+  Scalar<B> decay;
+  AdamW<double, B> w({.lr = 0.1, .weight_decay = 0.5});
   w.step(decay);
   w.step(decay);
   CHECK(decay.w[0] == Approx(0.95 * 0.95).epsilon(1e-15));
 }
 
-TEST_CASE("optim: converge to the least-squares optimum", "[optim]") {
-  LeastSquares adam_model, sgd_model;
+TEMPLATE_LIST_TEST_CASE("optim: converge to the least-squares optimum", "[optim]", test::Backends) {
+  using B = TestType;
+  LeastSquares<B> adam_model, sgd_model;
   const Eigen::Vector3d expected = adam_model.optimum();
-  Adam<double> adam({.lr = 0.05});
-  SGD<double> sgd({.lr = 0.2, .momentum = 0.9, .nesterov = true});
+  Adam<double, B> adam({.lr = 0.05});
+  SGD<double, B> sgd({.lr = 0.2, .momentum = 0.9, .nesterov = true});
   for (int step = 0; step < 3000; ++step) {
     adam_model.gradient();
     adam.step(adam_model);
@@ -119,7 +135,7 @@ TEST_CASE("optim: converge to the least-squares optimum", "[optim]") {
 }
 
 TEST_CASE("optim: per-role learning rates", "[optim]") {
-  LeastSquares m;
+  LeastSquares<> m;
   m.gradient();
   const double gp = m.dp[0], gq = m.dq[0];
   SGD<double>({.lr = 0.1, .role_lr = {.gamma = 0.01}}).step(m);
@@ -136,6 +152,12 @@ TEST_CASE("optim: invalid options throw with the value", "[optim]") {
   CHECK_THROWS_AS(AdamW<double>({.eps = 0.0}), invalid_argument);
   CHECK_THROWS_WITH(Adam<double>({.role_lr = {.gamma = -1.0}}), Catch::Contains("RoleRates::gamma"));
   CHECK_THROWS_AS(Adam<double>({.weight_decay = -1.0}), invalid_argument);
+}
+
+TEST_CASE("optim: the optimiser works in the backend the model names (Cpu when it names none)", "[optim]") {
+  STATIC_REQUIRE(requires(SGD<double, Reference> o, Scalar<Reference> m) { o.step(m); });
+  STATIC_REQUIRE(std::same_as<backend_of_t<Scalar<>>, Cpu>);
+  STATIC_REQUIRE(std::same_as<backend_of_t<Scalar<Reference>>, Reference>);
 }
 
 TEST_CASE("optim: deterministic, and a changed model is an error", "[optim]") {
@@ -159,8 +181,8 @@ TEST_CASE("optim: deterministic, and a changed model is an error", "[optim]") {
   };
   const double a = run(), b = run();
   CHECK(a == b);  // bit-identical
-  Scalar one;
-  LeastSquares two;
+  Scalar<> one;
+  LeastSquares<> two;
   Adam<double> adam;
   adam.step(two);
   CHECK_THROWS_WITH(adam.step(one), Catch::Contains("optimiser"));

@@ -2,7 +2,7 @@
 // The basis battery: size = hom_dim, every element equivariant, exact 0/1 orbits for permutation pairs,
 // orthonormal dense blocks, linear independence, completeness (the projection of anything lands in the span and
 // equivariant maps are fixed), and known dimensions.
-#include "support.hpp"
+#include "group_support.hpp"
 
 using namespace ace;
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Irreps of C_N and D_N: homomorphisms, character orthogonality, completeness, and irreducibility.
-#include "support.hpp"
+#include "group_support.hpp"
 
 using namespace ace;
 

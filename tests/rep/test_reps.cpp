@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The representation battery: ρ(gh) = ρ(g)ρ(h), ρ(e) = I, orthogonality, characters = traces (class functions),
 // and 0/1 matrices for permutation representations. One line per representation in the type list.
-#include "support.hpp"
+#include "group_support.hpp"
 
 using namespace ace;
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The Reynolds operator: idempotent, image equivariant, equal to the basis projection; the equivariance error.
-#include "support.hpp"
+#include "group_support.hpp"
 
 using namespace ace;
 

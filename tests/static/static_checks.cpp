@@ -98,6 +98,30 @@ static_assert(Quotient<Dihedral<4>, Cyclic<4>>::permutation(Dihedral<4>::reflect
 // Representation matrices are fixed-size up to 16 x 16.
 static_assert(std::is_same_v<RepMatrix<3>, Eigen::Matrix3d> && std::is_same_v<RepMatrix<128>, Eigen::MatrixXd>);
 static_assert(same_group_v<Regular<Dihedral<4>>, Sign<Dihedral<4>>> && !same_group_v<Regular<Cyclic<4>>, Regular<Dihedral<4>>>);
+
+// --- Backends: storage and every operation in float and double ------------------------------------------------------
+static_assert(Backend<Cpu> && Backend<Reference>);
+static_assert(!Backend<int> && !Backend<Tensor<float, 2>>);
+/// A backend that forgot one operation (everything of Reference but the convolution state) is not a Backend.
+struct NoConvolution : ReferenceOps<NoConvolution> {
+  static constexpr const char* name = "NoConvolution";
+  template <class T, std::size_t N>
+  using tensor = HostArray<T, N>;
+  template <class T>
+  using convolution = void;
+};
+static_assert(!Backend<NoConvolution>);
+static_assert(std::same_as<tensor_t<Cpu, float, 2>, Tensor<float, 2>> && std::same_as<tensor_t<Reference, double, 3>, HostArray<double, 3>>);
+static_assert(DenseStorage<Tensor<double, 4>> && DenseStorage<HostArray<std::uint32_t, 1>> && !DenseStorage<int>);
+
+// --- Layers, modules and models -------------------------------------------------------------------------------------
+static_assert(Layer<Dense<float>> && Layer<SiluMlp<double, Reference>> && Layer<VNBatchNorm<float, Reference>>);
+static_assert(!Module<Dense<float>> && Module<Linear<float, Features<3>, Features<2>, Reference>>);
+static_assert(Module<EquivariantLinear<double, Regular<Cyclic<4>>, Regular<Cyclic<4>>, Reference>>);
+static_assert(std::is_base_of_v<Dense<float, Reference>, Linear<float, Features<3>, Features<2>, Reference>>);
+static_assert(HomotopyModel<EGNNRegression<float>> && HomotopyModel<EGNNRegression<double, Reference>>);
+static_assert(HomotopyModel<VNClassifier<float, Reference>>);
+static_assert(std::same_as<backend_of_t<EGNNRegression<double, Reference>>, Reference>);
 }  // namespace
 
 int main() { return 0; }

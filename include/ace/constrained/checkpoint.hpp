@@ -19,6 +19,7 @@
 #include "ace/constrained/fit.hpp"
 #include "ace/error.hpp"
 #include "ace/io/checkpoint.hpp"
+#include "ace/optim/optimizer.hpp"
 
 namespace ace {
 
@@ -30,6 +31,12 @@ struct StateSaver {
     using Plain = std::remove_const_t<S>;
     const std::size_t shape[1] = {data.size()};
     writer.add<Plain>(name, std::span<const Plain>(data.data(), data.size()), shape);
+  }
+  /// State in backend memory: copied to the host first.
+  template <class S, class B>
+  void tensor(const std::string& name, VectorRef<S> data, on_backend<B>) {
+    auto host = to_host_vector<B>(data);
+    tensor(name, std::span<const std::remove_const_t<S>>(host));
   }
   void counter(const std::string& name, std::size_t& value) { writer.set_value(name, std::to_string(value)); }
 };
@@ -48,6 +55,13 @@ struct StateLoader {
       std::vector<S> scratch(data.size());
       reader.read<S>(name, std::span<S>(scratch), shape);
     }
+  }
+  /// State in backend memory: read and verified on the host, copied to the backend when applied.
+  template <class S, class B>
+  void tensor(const std::string& name, VectorRef<S> data, on_backend<B>) {
+    std::vector<S> host(data.size());
+    tensor(name, std::span<S>(host));
+    if (apply) from_host_vector<B>(host, data);
   }
   void counter(const std::string& name, std::size_t& value) {
     const auto text = reader.value(name);

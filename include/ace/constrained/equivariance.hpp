@@ -49,7 +49,8 @@ EquivarianceError euclidean_equivariance_error(Model& model, const typename Mode
                                                std::span<const Eigen::Matrix3d> rotations,
                                                const EuclideanErrorOptions& options = {}) {
   ACE_THROW_IF(rotations.empty(), invalid_argument, "euclidean_equivariance_error: no rotations given");
-  const Eigen::MatrixXd reference = as_matrix(model.predict(b)).template cast<double>();
+  using B = backend_of_t<Model>;
+  const Eigen::MatrixXd reference = as_matrix(to_host_tensor<B>(model.predict(b))).template cast<double>();
   const double scale = std::max(reference.norm(), 1e-300);
   EquivarianceError out;
   double sum = 0.0;
@@ -58,7 +59,8 @@ EquivarianceError euclidean_equivariance_error(Model& model, const typename Mode
       const Eigen::Matrix3d g = flip == 0 ? r : Eigen::Matrix3d(-r);
       const auto moved = b.transformed(g, options.translation);
       const Eigen::MatrixXd expected = (reference * g.transpose()).rowwise() + options.translation.transpose();
-      const double err = (as_matrix(model.predict(moved)).template cast<double>() - expected).norm() / scale;
+      const double err =
+          (as_matrix(to_host_tensor<B>(model.predict(moved))).template cast<double>() - expected).norm() / scale;
       out.max = std::max(out.max, err);
       sum += err;
       ++out.transformations;

@@ -6,26 +6,25 @@
 #include <string>
 
 #include "ace/nn/module.hpp"
-#include "ace/nn/relaxed.hpp"
-#include "ace/tensor/tensor.hpp"
 
 namespace ace {
 
-/// A mini-batch of inputs [batch, In::dim] and targets (a tensor for regression losses, class indices for
-/// cross-entropy). Holds references: the data outlives the step.
-template <class T, class Target = Tensor<T, 2>>
+/// A mini-batch of inputs [batch, In::dim] (backend B's tensor) and targets (a tensor for regression losses, class
+/// indices for cross-entropy). Holds references: the data outlives the step.
+template <class T, class Target, Backend B = Cpu>
 struct SupervisedBatch {
-  const Tensor<T, 2>& inputs;
+  const tensor_t<B, T, 2>& inputs;
   const Target& targets;
 };
 
 /// Network + loss as a HomotopyModel: loss_and_gradients runs forward, the loss and backward; set_relaxation
 /// switches every Relaxed layer's branch. The parameters are the network's (θ and γ by their roles).
-template <Module Net, class Loss, class Target = Tensor<typename Net::scalar, 2>>
+template <Module Net, class Loss, class Target = layer_tensor_t<Net>>
 class SupervisedModel {
  public:
   using scalar = typename Net::scalar;
-  using batch = SupervisedBatch<scalar, Target>;
+  using backend = typename Net::backend;
+  using batch = SupervisedBatch<scalar, Target, backend>;
 
   SupervisedModel(Net net, Loss loss = {}) : net_(std::move(net)), loss_(std::move(loss)) {}
 

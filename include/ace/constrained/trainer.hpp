@@ -12,10 +12,11 @@
 #include <type_traits>
 #include <vector>
 
+#include "ace/backend/default.hpp"
 #include "ace/constrained/policy.hpp"
 #include "ace/error.hpp"
-#include "ace/nn/module.hpp"
 #include "ace/optim/optimizer.hpp"
+#include "ace/tensor/parameter.hpp"
 
 namespace ace {
 
@@ -29,32 +30,23 @@ struct PrefixedVisitor {
   void tensor(const std::string& name, std::span<S> data) {
     inner.tensor(prefix + name, data);
   }
+  template <class S, class B>
+  void tensor(const std::string& name, VectorRef<S> data, on_backend<B> where) {
+    inner.tensor(prefix + name, data, where);
+  }
   void counter(const std::string& name, std::size_t& value) { inner.counter(prefix + name, value); }
 };
-/// Σ g², accumulated in double (no overflow for float gradients) in eight independent lanes, so the compiler can
-/// vectorise it and it is not bound by the latency of one serial sum.
-template <class S>
-double squared_norm(std::span<const S> g) {
-  constexpr std::size_t lanes = 8;
-  double acc[lanes] = {};
-  const std::size_t n = g.size(), full = n - n % lanes;
-  for (std::size_t i = 0; i < full; i += lanes)
-    for (std::size_t k = 0; k < lanes; ++k) acc[k] += static_cast<double>(g[i + k]) * static_cast<double>(g[i + k]);
-  for (std::size_t i = full; i < n; ++i) acc[i - full] += static_cast<double>(g[i]) * static_cast<double>(g[i]);
-  double sum = 0.0;
-  for (double a : acc) sum += a;
-  return sum;
-}
 }  // namespace detail
 
 /// A network the ACE trainer can train. It need not be built from ace modules: a hand-written model, or a wrapper
 /// around another framework, qualifies by providing
 ///  * `scalar` and `for_each_parameter(f)` with roles: Role::gamma for every relaxation scalar γ_i, other roles for θ;
+///    the views point into the memory of `backend` (Cpu, host memory, when the model names none);
 ///  * `batch`: the type of a mini-batch, and `loss_and_gradients(batch)`: the mean task loss J0 on the batch, with
 ///    dJ0/dparameter *accumulated* into the gradient spans (the trainer zeroes them before each call);
 ///  * `set_relaxation(bool)`: evaluate with the non-equivariant branches on (f_eq + γ f_neq) or off (f_eq).
 template <class M>
-concept HomotopyModel = Parameterised<M> && requires(M& m, const typename M::batch& b, bool on) {
+concept HomotopyModel = Parameterised<M> && Backend<backend_of_t<M>> && requires(M& m, const typename M::batch& b, bool on) {
   { m.loss_and_gradients(b) } -> std::convertible_to<double>;
   m.set_relaxation(on);
 };
@@ -110,7 +102,9 @@ struct StepReport {
   double gradient_norm = 0.0;   // global primal gradient norm before clipping
 };
 
-/// The primal–dual trainer. One `step(batch)`:
+/// The primal–dual trainer. The model's parameters, the slacks and the optimiser's state live in the model's backend;
+/// the multipliers λ and the dual moments are a few host scalars, and the trainer reads and writes the gammas and
+/// slacks through the backend (a handful of scalars per step). One `step(batch)`:
 ///   1. zero the gradients; fix γ for policies that do not learn it (strict: 0, schedule: its schedule);
 ///   2. J0 and dJ0/dθ, dJ0/dγ from the model (branches on or off per policy);
 ///   3. add the Lagrangian's terms: dγ_i += (λ_i + c s_i) ds_i/dγ_i (÷ n with average_dual), du_i = ρ u_i - (λ_i + c s_i)
@@ -123,24 +117,28 @@ class ConstrainedTrainer {
  public:
   using scalar = typename M::scalar;
   using T = scalar;
+  using backend = backend_of_t<M>;
+  using B = backend;
 
   ConstrainedTrainer(M& model, PrimalOptimizer primal, Policy policy = {}, Dual dual = {}, TrainerOptions options = {})
       : model_(model), primal_(std::move(primal)), policy_(policy), dual_(dual), options_(options), view_{this} {
     policy_.validate();
     dual_.validate();
     options_.validate();
+    std::size_t n = 0;
     model_.for_each_parameter([&](ParamView<T> p) {
       if (p.role != Role::gamma) return;
-      for (std::size_t i = 0; i < p.value.size(); ++i) {
-        gamma_.push_back(&p.value[i]);
-        gamma_grad_.push_back(&p.grad[i]);
-      }
+      gammas_.push_back({p.value, p.grad, n});
+      n += p.value.size();
     });
-    const std::size_t n = gamma_.size();
+    gamma_host_.assign(n, T(0));
+    gamma_grad_host_.assign(n, T(0));
     lambda_.assign(n, 0.0);
     s_.assign(n, 0.0);
-    slack_.assign(Policy::has_slack ? n : 0, T(0));
-    slack_grad_.assign(slack_.size(), T(0));
+    const std::size_t slacks = Policy::has_slack ? n : 0;
+    slack_ = zeros<B, T>(1, slacks);
+    slack_grad_ = zeros<B, T>(1, slacks);
+    slack_host_.assign(slacks, T(0));
     dual_m_.assign(n, 0.0);
     dual_v_.assign(n, 0.0);
     fix_gammas();
@@ -155,29 +153,37 @@ class ConstrainedTrainer {
     report.loss = model_.loss_and_gradients(batch);
     ACE_THROW_IF(!std::isfinite(report.loss), numerical_error, "ConstrainedTrainer: non-finite loss ", report.loss,
                  " at step ", steps_, " (max |gamma| = ", max_abs_gamma(), ")");
-    const std::size_t n = gamma_.size();
+    const std::size_t n = lambda_.size();
     const double scale = options_.average_dual && n > 0 ? 1.0 / static_cast<double>(n) : 1.0;
+    read_gammas(true);
+    if constexpr (Policy::has_slack) B::to_host(MatrixRef<const T>(view(slack_)), std::span<T>(slack_host_));
     for (std::size_t i = 0; i < n; ++i) {
-      const double g = static_cast<double>(*gamma_[i]);
+      const double g = static_cast<double>(gamma_host_[i]);
       report.max_abs_gamma = std::max(report.max_abs_gamma, std::abs(g));
       double extra = 0.0;
       if constexpr (Policy::has_dual) {
-        const double u = Policy::has_slack ? static_cast<double>(slack_[i]) : 0.0;
+        const double u = Policy::has_slack ? static_cast<double>(slack_host_[i]) : 0.0;
         s_[i] = policy_.constraint(g, u);
         const double force = scale * (lambda_[i] + augmented_term(s_[i]));
         extra += force * policy_.dsdgamma(g);
-        if constexpr (Policy::has_slack) slack_grad_[i] += static_cast<T>(policy_.rho * u - force);
+        if constexpr (Policy::has_slack) slack_host_[i] = static_cast<T>(policy_.rho * u - force);  // onto a zero gradient
       }
       if constexpr (requires { policy_.objective_gamma_gradient(g); }) extra += policy_.objective_gamma_gradient(g);
-      if constexpr (Policy::learn_gamma) *gamma_grad_[i] += static_cast<T>(extra);
-      else *gamma_grad_[i] = T(0);
+      if constexpr (Policy::learn_gamma) gamma_grad_host_[i] += static_cast<T>(extra);
+      else gamma_grad_host_[i] = T(0);
     }
+    write_gamma_gradients();
+    if constexpr (Policy::has_slack) B::from_host(std::span<const T>(slack_host_), view(slack_grad_));
     report.gradient_norm = clip();
     ACE_THROW_IF(!std::isfinite(report.gradient_norm), numerical_error,
                  "ConstrainedTrainer: non-finite gradient norm at step ", steps_, " (loss ", report.loss,
                  "); the parameters were not updated");
     primal_.step(view_);
-    for (auto& u : slack_) u = std::max(u, T(0));
+    if constexpr (Policy::has_slack) {  // u >= 0
+      B::to_host(MatrixRef<const T>(view(slack_)), std::span<T>(slack_host_));
+      for (auto& u : slack_host_) u = std::max(u, T(0));
+      B::from_host(std::span<const T>(slack_host_), view(slack_));
+    }
     fix_gammas();
     if constexpr (Policy::has_dual) {
       if (steps_ >= options_.dual_warmup) dual_step();
@@ -209,31 +215,41 @@ class ConstrainedTrainer {
   /// Back to the training configuration (branches on unless strict).
   void train() { model_.set_relaxation(Policy::branch_training); }
 
-  std::size_t gamma_count() const { return gamma_.size(); }
-  double gamma(std::size_t i) const { return static_cast<double>(*gamma_[i]); }
+  std::size_t gamma_count() const { return lambda_.size(); }
+  /// γ_i, read from the backend.
+  double gamma(std::size_t i) const {
+    for (const GammaView& g : gammas_)
+      if (i < g.first + g.value.size()) return static_cast<double>(to_host_vector<B>(g.value.slice(i - g.first, 1))[0]);
+    throw invalid_argument(detail::concat("ConstrainedTrainer::gamma: index ", i, " of ", gamma_count()));
+  }
   double max_abs_gamma() const {
     double m = 0.0;
-    for (const T* g : gamma_) m = std::max(m, std::abs(static_cast<double>(*g)));
+    for (std::size_t i = 0; i < gamma_count(); ++i) m = std::max(m, std::abs(gamma(i)));
     return m;
   }
   std::span<const double> multipliers() const { return lambda_; }
-  std::span<const T> slacks() const { return slack_; }
+  /// The slacks u_i (resilient constraints; empty otherwise), read from the backend.
+  std::vector<double> slacks() const {
+    const auto u = to_host_vector<B>(flat(slack_));
+    return {u.begin(), u.end()};
+  }
   /// The constraint values s_i of the last step (pre-step γ and u).
   std::span<const double> constraint_values() const { return s_; }
   std::size_t steps() const { return steps_; }
   const Policy& policy() const { return policy_; }
 
   /// Visits everything a bit-for-bit resume needs, for checkpoints: the model's parameters (θ and γ) as
-  /// v.tensor("param/<name>", span), the multipliers, slacks and dual moments, the step counters, and the primal
-  /// optimiser's state under "primal/" (when it offers visit_state).
+  /// v.tensor("param/<name>", view, on_backend<B>), its buffers, the multipliers and dual moments (host spans), the
+  /// slacks, the step counters, and the primal optimiser's state under "primal/" (when it offers visit_state).
   template <class V>
   void visit_state(V&& v) {
-    model_.for_each_parameter([&](ParamView<T> p) { v.tensor("param/" + p.name, p.value); });
-    if constexpr (HasBuffers<M>) model_.for_each_buffer([&](BufferView b) { v.tensor("buffer/" + b.name, b.value); });
+    model_.for_each_parameter([&](ParamView<T> p) { v.tensor("param/" + p.name, p.value, on_backend<B>{}); });
+    if constexpr (HasBuffers<M>)
+      model_.for_each_buffer([&](BufferView b) { v.tensor("buffer/" + b.name, b.value, on_backend<B>{}); });
     v.tensor("dual/lambda", std::span<double>(lambda_));
     v.tensor("dual/m", std::span<double>(dual_m_));
     v.tensor("dual/v", std::span<double>(dual_v_));
-    if constexpr (Policy::has_slack) v.tensor("slack/u", std::span<T>(slack_));
+    if constexpr (Policy::has_slack) v.tensor("slack/u", flat(slack_), on_backend<B>{});
     v.counter("trainer/steps", steps_);
     v.counter("trainer/dual_steps", dual_steps_);
     if constexpr (requires { primal_.visit_state(view_, v); })  // the optimiser steps θ, γ and the slacks
@@ -247,13 +263,17 @@ class ConstrainedTrainer {
   struct PrimalView {
     ConstrainedTrainer* self;
     using scalar = T;
+    using backend = B;
     template <class F>
     void for_each_parameter(F&& f) {
       self->model_.for_each_parameter(f);
-      if constexpr (Policy::has_slack)
-        f(ParamView<T>{"slack", {self->slack_.data(), self->slack_.size()},
-                       {self->slack_grad_.data(), self->slack_grad_.size()}, Role::slack, {}});
+      if constexpr (Policy::has_slack) f(ParamView<T>{"slack", flat(self->slack_), flat(self->slack_grad_), Role::slack, {}});
     }
+  };
+  /// A gamma parameter of the model: its values and gradient in the backend, and the index of its first entry.
+  struct GammaView {
+    VectorRef<T> value, grad;
+    std::size_t first;
   };
 
   double augmented_term(double s) const {
@@ -261,25 +281,36 @@ class ConstrainedTrainer {
     else return s > 0.0 ? options_.augmented * s : 0.0;  // inequality forms: penalise violations only
   }
 
+  /// gamma_host_ (and gamma_grad_host_ when `gradients`) from the backend.
+  void read_gammas(bool gradients) {
+    for (const GammaView& g : gammas_) {
+      B::to_host(MatrixRef<const T>(g.value.row()), std::span<T>(gamma_host_).subspan(g.first, g.value.size()));
+      if (gradients)
+        B::to_host(MatrixRef<const T>(g.grad.row()), std::span<T>(gamma_grad_host_).subspan(g.first, g.grad.size()));
+    }
+  }
+  void write_gamma_gradients() {
+    for (const GammaView& g : gammas_)
+      B::from_host(std::span<const T>(gamma_grad_host_).subspan(g.first, g.grad.size()), g.grad.row());
+  }
+
   void fix_gammas() {
     if constexpr (!Policy::learn_gamma) {
       T value = T(0);
       if constexpr (requires { policy_.scheduled_gamma(std::size_t{}, std::size_t{}); })
         value = static_cast<T>(policy_.scheduled_gamma(steps_, options_.total_steps));
-      for (T* g : gamma_) *g = value;
+      for (const GammaView& g : gammas_) B::fill(g.value.row(), value);
     }
   }
 
   /// Scales the primal gradient to norm clip_norm when it is larger; returns the norm before clipping.
   double clip() {
     double sq = 0.0;
-    view_.for_each_parameter([&](ParamView<T> p) { sq += detail::squared_norm<T>(p.grad); });
+    view_.for_each_parameter([&](ParamView<T> p) { sq += B::sum_squares(MatrixRef<const T>(p.grad.row())); });
     const double norm = std::sqrt(sq);
     if (options_.clip_norm > 0.0 && norm > options_.clip_norm) {
       const T factor = static_cast<T>(options_.clip_norm / norm);
-      view_.for_each_parameter([&](ParamView<T> p) {
-        for (T& g : p.grad) g *= factor;
-      });
+      view_.for_each_parameter([&](ParamView<T> p) { B::scale(factor, p.grad.row()); });
     }
     return norm;
   }
@@ -307,9 +338,10 @@ class ConstrainedTrainer {
   Dual dual_;
   TrainerOptions options_;
   PrimalView view_;
-  std::vector<T*> gamma_, gamma_grad_;
+  std::vector<GammaView> gammas_;
+  std::vector<T> gamma_host_, gamma_grad_host_, slack_host_;  // staging for the few scalars read each step
   std::vector<double> lambda_, s_, dual_m_, dual_v_;
-  std::vector<T> slack_, slack_grad_;
+  tensor_t<B, T, 2> slack_, slack_grad_;
   std::size_t steps_ = 0, dual_steps_ = 0;
 };
 

@@ -17,7 +17,7 @@
 
 #include "ace/error.hpp"
 #include "ace/io/npy.hpp"
-#include "ace/nn/egnn.hpp"
+#include "ace/nn/graph/graph.hpp"
 
 namespace ace::data {
 

@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "ace/backend/cpu/parallel.hpp"
 #include "ace/error.hpp"
 #include "ace/io/npy.hpp"
-#include "ace/nn/egnn.hpp"
+#include "ace/nn/graph/graph.hpp"
 #include "ace/random.hpp"
-#include "ace/tensor/parallel.hpp"
 
 namespace ace::data {
 

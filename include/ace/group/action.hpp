@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <utility>
 #include <vector>
-#include <xtensor/xtensor.hpp>
 
 #include "ace/error.hpp"
 #include "ace/group/concepts.hpp"
@@ -72,26 +71,6 @@ Pixel act_on_pixel(const element_t<G>& g, Pixel p, std::size_t rows, std::size_t
   }
   return {static_cast<std::size_t>((static_cast<Coord>(rows - 1) - y) / 2),
           static_cast<std::size_t>((x + static_cast<Coord>(cols - 1)) / 2)};
-}
-
-/// (g . f)(p) = f(g^-1 p) for an image with the spatial axes last: shape [..., rows, cols].
-template <class G, class T, std::size_t Rank>
-xt::xtensor<T, Rank> act_on_image(const element_t<G>& g, const xt::xtensor<T, Rank>& image) {
-  static_assert(Rank >= 2, "ace: act_on_image needs an image with at least two (spatial) axes.");
-  const std::size_t rows = image.shape()[Rank - 2], cols = image.shape()[Rank - 1];
-  xt::xtensor<T, Rank> out(image.shape());
-  const std::size_t plane = rows * cols, planes = plane == 0 ? 0 : image.size() / plane;
-  std::vector<std::size_t> target(plane);
-  for (std::size_t r = 0; r < rows; ++r)
-    for (std::size_t c = 0; c < cols; ++c) {
-      const Pixel q = act_on_pixel<G>(g, {r, c}, rows, cols);
-      target[r * cols + c] = q.row * cols + q.col;
-    }
-  const T* src = image.data();
-  T* dst = out.data();
-  for (std::size_t k = 0; k < planes; ++k)
-    for (std::size_t i = 0; i < plane; ++i) dst[k * plane + target[i]] = src[k * plane + i];
-  return out;
 }
 
 /// Moves entry i of `in` to position g(i) of `out`: out[g(i)] = in[i] (the natural representation).

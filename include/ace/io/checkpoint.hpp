@@ -19,11 +19,19 @@
 
 #include "ace/error.hpp"
 #include "ace/io/npy.hpp"
-#include "ace/nn/module.hpp"
+#include "ace/backend/default.hpp"
+#include "ace/tensor/parameter.hpp"
 
 #if __has_include(<unistd.h>)
 #include <unistd.h>
 #endif
+
+namespace ace {
+/// "<input space> -> <output space>" of a module (defined with the layer protocol, nn/module.hpp, which every module's
+/// header includes); io only names it, so it depends on parameter views, not on layers.
+template <class M>
+std::string module_signature();
+}  // namespace ace
 
 namespace ace::io {
 
@@ -262,14 +270,16 @@ class CheckpointReader {
 };
 
 namespace detail {
-/// What a checkpoint records about a model's structure: model.signature() when it has one (composites, and models
-/// whose widths are set at run time such as EGNN), otherwise module_signature<M>().
+/// What a checkpoint records about a model's structure: model.signature() (composites and models with run-time
+/// widths have one; modules get "<input space> -> <output space>" from nn/module.hpp's module_signature).
 template <class M>
 std::string model_signature(M& model) {
   if constexpr (requires { { model.signature() } -> std::convertible_to<std::string>; })
     return std::string(model.signature());
+  else if constexpr (requires { { M::signature() } -> std::convertible_to<std::string>; })
+    return M::signature();
   else
-    return module_signature<M>();
+    return ::ace::module_signature<M>();
 }
 }  // namespace detail
 
@@ -278,16 +288,18 @@ std::string model_signature(M& model) {
 template <class M>
 void add_parameters(CheckpointWriter& writer, M& model) {
   using Scalar = typename M::scalar;
+  using B = backend_of_t<M>;
   writer.set_signature(detail::model_signature(model));
   writer.set_value("scalar", dtype_name(npy_dtype<Scalar>()));
   model.for_each_parameter([&](ParamView<Scalar> p) {
-    writer.add<Scalar>("param/" + p.name, std::span<const Scalar>(p.value.data(), p.value.size()),
-                       detail::param_shape(p));
+    const auto host = to_host_vector<B>(p.value);
+    writer.add<Scalar>("param/" + p.name, std::span<const Scalar>(host), detail::param_shape(p));
   });
   if constexpr (HasBuffers<M>)
     model.for_each_buffer([&](BufferView b) {
       const std::size_t shape[] = {b.value.size()};
-      writer.add<double>("buffer/" + b.name, std::span<const double>(b.value.data(), b.value.size()), shape);
+      const auto host = to_host_vector<B>(b.value);
+      writer.add<double>("buffer/" + b.name, std::span<const double>(host), shape);
     });
 }
 
@@ -298,6 +310,7 @@ void add_parameters(CheckpointWriter& writer, M& model) {
 template <class M>
 void load_parameters(const CheckpointReader& reader, M& model) {
   using Scalar = typename M::scalar;
+  using B = backend_of_t<M>;
   const std::string expected = detail::model_signature(model);
   ACE_THROW_IF(reader.signature() != expected, checkpoint_mismatch, "checkpoint ", reader.directory().string(),
                " was saved from a model with signature\n  ", reader.signature(), "\nnot\n  ", expected);
@@ -325,16 +338,9 @@ void load_parameters(const CheckpointReader& reader, M& model) {
                  checkpoint_mismatch, "checkpoint tensor '", t.name, "' has no ",
                  t.name.starts_with("param/") ? "parameter" : "buffer", " of that name in the model");
   std::size_t i = 0;
-  model.for_each_parameter([&](ParamView<Scalar> p) {
-    std::copy(staged[i].begin(), staged[i].end(), p.value.begin());
-    ++i;
-  });
+  model.for_each_parameter([&](ParamView<Scalar> p) { from_host_vector<B>(staged[i++], p.value); });
   i = 0;
-  if constexpr (HasBuffers<M>)
-    model.for_each_buffer([&](BufferView b) {
-      std::copy(buffers[i].begin(), buffers[i].end(), b.value.begin());
-      ++i;
-    });
+  if constexpr (HasBuffers<M>) model.for_each_buffer([&](BufferView b) { from_host_vector<B>(buffers[i++], b.value); });
 }
 
 /// Saves the parameters of `model` to the directory `dir` atomically (see CheckpointWriter).

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The verification harness: gradients against central differences, and equivariance on generators and random
-// group elements. Use it on your own modules exactly as ace's tests use it on ace's.
+// The verification harness: gradients against central differences, and equivariance on generators and random group
+// elements, on any backend. Use it on your own modules exactly as ace's tests use it on ace's.
 #pragma once
 
 #include <Eigen/Core>
@@ -15,6 +15,7 @@
 #include "ace/nn/module.hpp"
 #include "ace/random.hpp"
 #include "ace/rep/concepts.hpp"
+#include "ace/tensor/eigen.hpp"
 
 namespace ace {
 
@@ -37,9 +38,9 @@ inline double relative_gap(double a, double b) {
 }  // namespace detail
 
 /// The worst relative gap (max over entries of |a - n| / max(1, |a|, |n|)) between `analytic` and the central
-/// differences (loss(v + step) - loss(v - step)) / (2 step) of `loss()` with respect to each entry v of `values`;
-/// every entry is restored. The building block of check_gradients, for models that are not Modules (graphs, point
-/// clouds).
+/// differences (loss(v + step) - loss(v - step)) / (2 step) of `loss()` with respect to each entry v of `values`
+/// (host memory); every entry is restored. The building block of check_gradients, for models that are not Modules
+/// (graphs, point clouds).
 template <class F>
 double central_difference_gap(std::span<double> values, std::span<const double> analytic, F&& loss,
                               double step = 1e-6) {
@@ -56,46 +57,63 @@ double central_difference_gap(std::span<double> values, std::span<const double> 
   return worst;
 }
 
-/// Checks module.backward against central differences of L(x) = Σ R ⊙ f(x) with a seeded random R, for every
-/// input entry and every parameter entry. Double precision only (float differences are too coarse to trust).
-template <Module M>
-GradientCheckResult check_gradients(M& module, const Tensor<double, 2>& x, std::uint64_t seed, double step = 1e-6) {
-  static_assert(std::same_as<typename M::scalar, double>,
-                "ace: check_gradients runs in double precision; instantiate the module with double.");
-  Rng rng(seed);
-  Tensor<double, 2> weights = module.forward(x);
-  for (auto& w : weights) w = rng.normal();
-  auto loss = [&](const Tensor<double, 2>& in) {
-    const Tensor<double, 2>& y = module.forward(in);
-    double s = 0.0;
-    for (std::size_t i = 0; i < y.size(); ++i) s += y.data()[i] * weights.data()[i];
-    return s;
-  };
+/// The same for entries in backend B's memory (a parameter view): each entry is moved through the backend.
+template <Backend B, class F>
+double central_difference_gap(VectorRef<double> values, std::span<const double> analytic, F&& loss,
+                              double step = 1e-6) {
+  std::vector<double> host = to_host_vector<B>(values);
+  double worst = 0.0;
+  for (std::size_t i = 0; i < host.size(); ++i) {
+    const auto entry = values.slice(i, 1).row();
+    const auto set = [&](double v) { B::from_host(std::span<const double>(&v, 1), entry); };
+    set(host[i] + step);
+    const double up = loss();
+    set(host[i] - step);
+    const double down = loss();
+    set(host[i]);
+    worst = std::max(worst, detail::relative_gap(analytic[i], (up - down) / (2 * step)));
+  }
+  return worst;
+}
 
-  zero_grad(module);
-  module.forward(x);
-  const Tensor<double, 2> dx = module.backward(weights);
+/// Checks layer.backward against central differences of L(x) = Σ R ⊙ f(x) with a seeded random R, for every input
+/// entry and every parameter entry, on the layer's backend. Double precision only (float differences are too coarse
+/// to trust).
+template <Layer M>
+GradientCheckResult check_gradients(M& layer, const layer_tensor_t<M>& x, std::uint64_t seed, double step = 1e-6) {
+  static_assert(std::same_as<typename M::scalar, double>,
+                "ace: check_gradients runs in double precision; instantiate the layer with double.");
+  using B = typename M::backend;
+  Rng rng(seed);
+  const layer_tensor_t<M>& y0 = layer.forward(x);
+  std::vector<double> r(y0.size());
+  for (auto& v : r) v = rng.normal();
+  auto weights = zeros<B, double>(y0.shape()[0], y0.shape()[1]);
+  from_host_vector<B>(r, view(weights));
+  layer_tensor_t<M> xp = x;
+  auto loss = [&] { return B::dot(view(layer.forward(xp)), view(std::as_const(weights))); };
+
+  zero_grad(layer);
+  layer.forward(x);
+  const std::vector<double> dx = to_host_vector<B>(flat(layer.backward(weights)));
   std::vector<std::vector<double>> analytic;
-  module.for_each_parameter([&](ParamView<double> p) { analytic.emplace_back(p.grad.begin(), p.grad.end()); });
+  layer.for_each_parameter([&](ParamView<double> p) { analytic.push_back(to_host_vector<B>(p.grad)); });
 
   GradientCheckResult result;
-  Tensor<double, 2> xp = x;
-  result.input = central_difference_gap({xp.data(), xp.size()}, {dx.data(), dx.size()}, [&] { return loss(xp); },
-                                        step);
+  result.input = central_difference_gap<B>(flat(xp), dx, loss, step);
   std::size_t index = 0;
-  module.for_each_parameter([&](ParamView<double> p) {
-    result.parameters.emplace_back(p.name, central_difference_gap(p.value, analytic[index++], [&] { return loss(x); },
-                                                                  step));
+  layer.for_each_parameter([&](ParamView<double> p) {
+    result.parameters.emplace_back(p.name, central_difference_gap<B>(p.value, analytic[index++], loss, step));
   });
-  module.forward(x);  // leave the module in the state of a forward at x
+  layer.forward(x);  // leave the layer in the state of a forward at x
   return result;
 }
 
 /// max over the generators of G and `random_elements` seeded random elements g of
 /// ||f(x ρ_in(g)^T) - f(x) ρ_out(g)^T||_F / max(||f(x)||_F, tiny): the error relative to the output norm
-/// (batch rows are feature vectors). 0 up to rounding for an equivariant module.
+/// (batch rows are feature vectors), on the module's backend. 0 up to rounding for an equivariant module.
 template <Module M>
-double check_equivariance(M& module, const Tensor<typename M::scalar, 2>& x, std::uint64_t seed,
+double check_equivariance(M& module, const layer_tensor_t<M>& x, std::uint64_t seed,
                           std::size_t random_elements = 8) {
   using InSpace = typename M::input;
   using OutSpace = typename M::output;
@@ -103,15 +121,17 @@ double check_equivariance(M& module, const Tensor<typename M::scalar, 2>& x, std
                 "ace: check_equivariance needs a module whose input and output are representations of one group.");
   using Grp = typename InSpace::group;
   using Scalar = typename M::scalar;
+  using B = typename M::backend;
   using DenseMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
   const auto generators = Grp::generators();
   std::vector<element_t<Grp>> elements(std::begin(generators), std::end(generators));
   Rng rng(seed);
   for (std::size_t i = 0; i < random_elements; ++i) elements.push_back(Grp::element(rng.below(Grp::order)));
 
-  const Tensor<Scalar, 2> y = module.forward(x);
+  const Tensor<Scalar, 2> xh = to_host_tensor<B>(x);
+  const Tensor<Scalar, 2> y = to_host_tensor<B>(module.forward(x));
   const double scale = std::max(static_cast<double>(as_matrix(y).template cast<double>().norm()), 1e-30);
-  Tensor<Scalar, 2> xg(x.shape());
+  Tensor<Scalar, 2> xg(xh.shape());
   double worst = 0.0;
   for (const auto& g : elements) {
     double err = 0.0;
@@ -119,9 +139,9 @@ double check_equivariance(M& module, const Tensor<typename M::scalar, 2>& x, std
       // Permutations move entries (images: 50 000-dimensional spaces without dense matrices): ρ(g) e_i = e_p[i].
       const auto pin = InSpace::permutation(g);
       const auto pout = OutSpace::permutation(g);
-      for (std::size_t r = 0; r < x.shape()[0]; ++r)
-        for (std::size_t i = 0; i < InSpace::dim; ++i) xg(r, pin[i]) = x(r, i);
-      const Tensor<Scalar, 2>& yg = module.forward(xg);
+      for (std::size_t r = 0; r < xh.shape()[0]; ++r)
+        for (std::size_t i = 0; i < InSpace::dim; ++i) xg(r, pin[i]) = xh(r, i);
+      const Tensor<Scalar, 2> yg = to_host_tensor<B>(module.forward(to_backend<B>(xg)));
       for (std::size_t r = 0; r < y.shape()[0]; ++r)
         for (std::size_t i = 0; i < OutSpace::dim; ++i) {
           const double d = static_cast<double>(yg(r, pout[i])) - static_cast<double>(y(r, i));
@@ -131,8 +151,8 @@ double check_equivariance(M& module, const Tensor<typename M::scalar, 2>& x, std
     } else {
       const DenseMatrix rin = rep_matrix_dynamic<InSpace>(g).template cast<Scalar>();
       const DenseMatrix rout = rep_matrix_dynamic<OutSpace>(g).template cast<Scalar>();
-      as_matrix(xg) = as_matrix(x) * rin.transpose();
-      const Tensor<Scalar, 2>& yg = module.forward(xg);
+      as_matrix(xg) = as_matrix(xh) * rin.transpose();
+      const Tensor<Scalar, 2> yg = to_host_tensor<B>(module.forward(to_backend<B>(xg)));
       err = (as_matrix(yg) - as_matrix(y) * rout.transpose()).template cast<double>().norm();
     }
     worst = std::max(worst, err / scale);

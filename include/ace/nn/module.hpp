@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: MIT
-// What a module is: forward and backward by hand, parameters as views, feature spaces as types.
+// The layer protocol: forward and backward by hand, parameters as views, storage and operations from a backend, and
+// (for modules) feature spaces as types.
 #pragma once
 
 #include <concepts>
 #include <cstddef>
-#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "ace/backend/concept.hpp"
+#include "ace/backend/default.hpp"
+#include "ace/error.hpp"
 #include "ace/rep/concepts.hpp"
-#include "ace/tensor/backend.hpp"
+#include "ace/tensor/parameter.hpp"
 #include "ace/tensor/tensor.hpp"
 
 namespace ace {
@@ -33,55 +36,33 @@ concept FeatureSpace = requires {
   { S::dim } -> std::convertible_to<std::size_t>;
 } && (S::dim >= 1);
 
-/// What a parameter is for: the ACE trainer treats weights (θ), relaxation gammas (γ) and slacks (u) differently.
-enum class Role { weight, bias, gamma, slack };
-
-inline std::string_view role_name(Role r) {
-  switch (r) {
-    case Role::weight: return "weight";
-    case Role::bias: return "bias";
-    case Role::gamma: return "gamma";
-    default: return "slack";
-  }
-}
-
-/// A view of one parameter tensor: its values and its gradient (same size, flat, row-major), a role, a name such as
-/// "2.weight" and the tensor's shape (empty means a flat vector of value.size() entries). Optimisers and the trainer
-/// see only these views, never the modules; checkpoints record the names and shapes.
-template <class T>
-struct ParamView {
-  std::string name;
-  std::span<T> value;
-  std::span<T> grad;
-  Role role;
-  std::span<const std::size_t> shape;
-};
-
-/// A view of one buffer: state a model keeps that is not trained by gradients (batch-norm running statistics).
-/// Optimisers never see buffers; checkpoints save and restore them with the parameters ("buffer/<name>").
-struct BufferView {
-  std::string name;
-  std::span<double> value;
-};
-
-/// Models with buffers offer for_each_buffer(f), calling f(BufferView) for each.
+/// The batch tensor of a layer: rank 2 in its backend's storage, [batch, features].
 template <class M>
-concept HasBuffers = requires(M& m) { m.for_each_buffer([](BufferView) {}); };
+using layer_tensor_t = tensor_t<typename M::backend, typename M::scalar, 2>;
 
-/// A differentiable module on batches of feature vectors, x of shape [batch, input::dim]:
-///  * `scalar`, `input`, `output` (FeatureSpaces): shapes and symmetry are part of the type;
-///  * `forward(x)` returns y [batch, output::dim] (a reference to the module's own buffer, valid until the next
-///    forward) and keeps what backward needs; x must stay alive until backward;
-///  * `backward(dy)` accumulates parameter gradients and returns dL/dx (the module's own buffer);
-///  * `for_each_parameter(f)` calls f(ParamView<scalar>) for every parameter tensor.
+/// The layer protocol, shared by every layer, block and module of ace (docs/modules.md):
+///  * `scalar` (float or double) and `backend` (a Backend): every tensor the layer holds is the backend's;
+///  * `forward(x)` takes a batch [batch, in] and returns y [batch, out], a reference to the layer's own buffer valid
+///    until its next forward; it keeps what backward needs, and x must stay alive until backward;
+///  * `backward(dy)` accumulates the parameter gradients and returns dL/dx (the layer's own buffer);
+///  * `for_each_parameter(f)` calls f(ParamView<scalar>) for every parameter tensor, named relative to the layer
+///    (composites prefix their parts' names: "0.weight", "layers.2.edge_mlp.0.bias").
+/// Widths may be fixed at construction (Dense, SiluMlp, the Vector Neurons layers) or at compile time (modules).
 template <class M>
-concept Module = requires(M m, const Tensor<typename M::scalar, 2>& x) {
+concept Layer = requires(M m, const layer_tensor_t<M>& x) {
   typename M::scalar;
-  requires FeatureSpace<typename M::input> && FeatureSpace<typename M::output>;
-  { m.forward(x) } -> std::convertible_to<const Tensor<typename M::scalar, 2>&>;
-  { m.backward(x) } -> std::convertible_to<const Tensor<typename M::scalar, 2>&>;
-  m.for_each_parameter([](ParamView<typename M::scalar>) {});
+  typename M::backend;
+  requires Backend<typename M::backend>;
+  { m.forward(x) } -> std::convertible_to<const layer_tensor_t<M>&>;
+  { m.backward(x) } -> std::convertible_to<const layer_tensor_t<M>&>;
+  m.for_each_parameter(detail::AnyParameter<typename M::scalar>{});
 };
+
+/// A Layer whose shapes and symmetry are part of its type: `input` and `output` FeatureSpaces, x [batch,
+/// input::dim] -> y [batch, output::dim]. Sequential checks adjacent modules at compile time, and the harness checks
+/// equivariance when both spaces represent one group.
+template <class M>
+concept Module = Layer<M> && FeatureSpace<typename M::input> && FeatureSpace<typename M::output>;
 
 /// The name of a feature space: the representation's name, or "R^N".
 template <FeatureSpace S>
@@ -99,93 +80,83 @@ std::string module_signature() {
   else return detail::concat(space_name<typename M::input>(), " -> ", space_name<typename M::output>());
 }
 
-/// Sets every parameter gradient of a module to zero.
+namespace detail {
+/// Accepts any layer: what the module-walking helpers use to ask for for_each_module.
+struct AnyLayer {
+  template <class L>
+  void operator()(L&) const noexcept {}
+};
+}  // namespace detail
+
+/// Switches every layer with a training mode (batch norms: batch statistics vs running statistics) on or off: the
+/// model itself if it has set_training, and recursively every layer of composites that expose for_each_module.
 template <class M>
-void zero_grad(M& module) {
-  module.for_each_parameter([](ParamView<typename M::scalar> p) {
-    for (auto& g : p.grad) g = typename M::scalar(0);
-  });
+void set_training(M& model, bool on) {
+  if constexpr (requires { model.set_training(on); }) model.set_training(on);
+  if constexpr (requires { model.for_each_module(detail::AnyLayer{}); })
+    model.for_each_module([&](auto& layer) { set_training(layer, on); });
 }
 
-/// The total number of scalar parameters.
+/// Switches the non-equivariant branch of every relaxed layer in a model on or off: the model itself if it has
+/// set_branch (Relaxed), and recursively every layer of composites that expose for_each_module (Sequential).
 template <class M>
-std::size_t parameter_count(M& module) {
-  std::size_t n = 0;
-  module.for_each_parameter([&](ParamView<typename M::scalar> p) { n += p.value.size(); });
-  return n;
+void set_relaxation(M& model, bool on) {
+  if constexpr (requires { model.set_branch(on); }) model.set_branch(on);
+  if constexpr (requires { model.for_each_module(detail::AnyLayer{}); })
+    model.for_each_module([&](auto& layer) { set_relaxation(layer, on); });
 }
 
 namespace detail {
-/// What a module remembers of its last forward for backward (the input, or a buffer of a sub-module). Copies and
-/// moves start empty: a copied module never points at another object's data, and backward before its own forward
-/// is reported instead of reading freed memory.
+/// What a layer remembers of its last forward for backward: a view of the input (or of a part's buffer). Copies and
+/// moves start empty: a copied layer never points at another object's data, and backward before its own forward is
+/// reported instead of reading freed memory.
 template <class T>
 class ForwardRef {
  public:
   ForwardRef() = default;
   ForwardRef(const ForwardRef&) noexcept {}
   ForwardRef& operator=(const ForwardRef&) noexcept {
-    ptr_ = nullptr;
+    set_ = false;
     return *this;
   }
-  ForwardRef& operator=(const Tensor<T, 2>* p) noexcept {
-    ptr_ = p;
-    return *this;
+  void set(MatrixRef<const T> v) noexcept {
+    view_ = v;
+    set_ = true;
   }
-  const Tensor<T, 2>* get() const noexcept { return ptr_; }
-  const Tensor<T, 2>& operator*() const noexcept { return *ptr_; }
-  const Tensor<T, 2>* operator->() const noexcept { return ptr_; }
-  explicit operator bool() const noexcept { return ptr_ != nullptr; }
+  void reset() noexcept { set_ = false; }
+  MatrixRef<const T> get() const noexcept { return view_; }
+  std::size_t rows() const noexcept { return view_.rows; }
+  explicit operator bool() const noexcept { return set_; }
 
  private:
-  const Tensor<T, 2>* ptr_ = nullptr;
+  MatrixRef<const T> view_{};
+  bool set_ = false;
 };
 
-template <class T>
-std::span<T> span_of(auto& tensor) {
-  return {tensor.data(), tensor.size()};
-}
-
-/// The view of a parameter tensor and its gradient tensor (same shape).
-template <class T, std::size_t N>
-ParamView<T> param_view(std::string name, Tensor<T, N>& value, Tensor<T, N>& grad, Role role) {
-  return {std::move(name), span_of<T>(value), span_of<T>(grad), role, {value.shape().data(), N}};
-}
-
 /// The batch size of the last forward, after checking that there was one and that dy is [batch, cols]; `what`
-/// names the module in the error.
-template <class T>
-std::size_t backward_batch(const ForwardRef<T>& x, const Tensor<T, 2>& dy, std::size_t cols, const char* what) {
+/// names the layer in the error.
+template <class T, DenseStorage S>
+std::size_t backward_batch(const ForwardRef<T>& x, const S& dy, std::size_t cols, const char* what) {
   ACE_THROW_IF(!x, invalid_argument, what, "::backward called before forward");
-  const std::size_t batch = x->shape()[0];
+  const std::size_t batch = x.rows();
   ACE_THROW_IF(dy.shape()[0] != batch || dy.shape()[1] != cols, shape_error, what,
                "::backward: expected a gradient of shape [", batch, ", ", cols, "], got [", dy.shape()[0], ", ",
                dy.shape()[1], "]");
   return batch;
 }
 
-/// The affine core shared by dense layers: y = x W^T (+ b), with W [out, in] and b [1, out].
-template <class B, class T>
-void affine_forward(const Tensor<T, 2>& x, const Tensor<T, 2>& w, const Tensor<T, 2>* b, Tensor<T, 2>& y) {
-  ensure_shape(y, x.shape()[0], w.shape()[0]);
-  B::gemm(Transpose::no, Transpose::yes, T(1), x, w, T(0), y);
-  if (b != nullptr) B::add_row(y, *b);
-}
+/// A parameter tensor and its gradient, zero-initialised in backend B's memory.
+template <class B, class T, std::size_t N = 2>
+struct Parameter {
+  tensor_t<B, T, N> value, grad;
 
-/// Its backward: dW = beta dW + dy^T x, db = beta db + Σ_batch dy (when db is given), dx = dy W. `what` names the
-/// layer in the shape error.
-template <class B, class T>
-void affine_backward(const Tensor<T, 2>* x, const Tensor<T, 2>& w, const Tensor<T, 2>& dy, T beta, Tensor<T, 2>& dw,
-                     Tensor<T, 2>* db, Tensor<T, 2>& dx, const char* what) {
-  ACE_THROW_IF(x == nullptr, invalid_argument, what, " called before forward");
-  ACE_THROW_IF(dy.shape()[0] != x->shape()[0] || dy.shape()[1] != w.shape()[0], shape_error, what,
-               ": expected a gradient of shape [", x->shape()[0], ", ", w.shape()[0], "], got [", dy.shape()[0], ", ",
-               dy.shape()[1], "]");
-  B::gemm(Transpose::yes, Transpose::no, T(1), dy, *x, beta, dw);
-  if (db != nullptr) B::sum_rows(dy, beta, *db);
-  ensure_shape(dx, dy.shape()[0], w.shape()[1]);
-  B::gemm(Transpose::no, Transpose::no, T(1), dy, w, T(0), dx);
-}
+  Parameter() = default;
+  explicit Parameter(const std::array<std::size_t, N>& shape) : value(zeros<B, T, N>(shape)), grad(zeros<B, T, N>(shape)) {}
+
+  ParamView<T> view(std::string name, Role role) { return param_view(std::move(name), value, grad, role); }
+  /// Host values (row-major) into the parameter, e.g. an initialisation drawn on the host.
+  void assign(const std::vector<T>& host) { from_host_vector<B>(host, flat(value)); }
+};
 }  // namespace detail
 
 }  // namespace ace

@@ -4,7 +4,7 @@
 
 #include <cmath>
 #include <cstddef>
-#include <span>
+#include <string>
 
 #include "ace/optim/optimizer.hpp"
 
@@ -22,7 +22,8 @@ struct AdamOptions {
 /// Adam (Kingma & Ba 2015, Algorithm 1), or AdamW (Loshchilov & Hutter 2019) when Decoupled is true:
 ///   Adam:  g <- g + wd p;            AdamW: p <- p (1 - lr wd);
 ///   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g²;  p <- p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
-template <class T, bool Decoupled = false>
+/// Each parameter's update is one backend operation (adam_update) on the model's backend; the moments live there too.
+template <class T, bool Decoupled = false, Backend B = Cpu>
 class BasicAdam {
  public:
   explicit BasicAdam(AdamOptions options = {}) : options_(options), state_(2) {
@@ -37,54 +38,45 @@ class BasicAdam {
   template <Parameterised M>
   void step(M& model) {
     static_assert(std::same_as<typename M::scalar, T>, "ace: Adam<T> and the model must use the same scalar type.");
+    static_assert(std::same_as<backend_of_t<M>, B>,
+                  "ace: Adam<T, B> updates parameters in backend B's memory; build it with the model's backend.");
     ++steps_;
     const double t = static_cast<double>(steps_);
-    const T c1 = static_cast<T>(1.0 - std::pow(options_.beta1, t));
-    const T c2 = static_cast<T>(1.0 - std::pow(options_.beta2, t));
-    const T b1 = static_cast<T>(options_.beta1), b2 = static_cast<T>(options_.beta2);
-    const T eps = static_cast<T>(options_.eps), wd = static_cast<T>(options_.weight_decay);
+    const double c1 = 1.0 - std::pow(options_.beta1, t), c2 = 1.0 - std::pow(options_.beta2, t);
     std::size_t index = 0;
     model.for_each_parameter([&](ParamView<T> p) {
-      const T lr = static_cast<T>(options_.role_lr.rate(p.role, options_.lr));
-      std::vector<T>* s = state_.get(index++, p.name, p.value.size());
-      std::vector<T>& m = s[0];
-      std::vector<T>& v = s[1];
-      for (std::size_t i = 0; i < p.value.size(); ++i) {
-        T g = p.grad[i];
-        if constexpr (Decoupled) p.value[i] *= T(1) - lr * wd;
-        else g += wd * p.value[i];
-        m[i] = b1 * m[i] + (T(1) - b1) * g;
-        v[i] = b2 * v[i] + (T(1) - b2) * g * g;
-        p.value[i] -= lr * (m[i] / c1) / (std::sqrt(v[i] / c2) + eps);
-      }
+      const AdamStep s{options_.role_lr.rate(p.role, options_.lr), options_.beta1, options_.beta2, options_.eps,
+                       options_.weight_decay, c1, c2, Decoupled};
+      tensor_t<B, T, 2>* mv = state_.get(index++, p.name, p.value.size());
+      B::adam_update(p.value.row(), MatrixRef<const T>(p.grad.row()), view(mv[0]), view(mv[1]), s);
     });
   }
 
   std::size_t steps() const { return steps_; }
   const AdamOptions& options() const { return options_; }
 
-  /// Visits the optimiser state for checkpoints: v.counter("steps", t) and v.tensor("m/<param>", span),
-  /// v.tensor("v/<param>", span) for every parameter of `model` (created, zeroed, if no step has run yet).
+  /// Visits the optimiser state for checkpoints: v.counter("steps", t) and v.tensor("m/<param>", view, on_backend<B>),
+  /// v.tensor("v/<param>", ...) for every parameter of `model` (created, zeroed, if no step has run yet).
   template <Parameterised M, class V>
   void visit_state(M& model, V&& v) {
     v.counter("steps", steps_);
     std::size_t index = 0;
     model.for_each_parameter([&](ParamView<T> p) {
-      std::vector<T>* s = state_.get(index++, p.name, p.value.size());
-      v.tensor("m/" + p.name, std::span<T>(s[0]));
-      v.tensor("v/" + p.name, std::span<T>(s[1]));
+      tensor_t<B, T, 2>* s = state_.get(index++, p.name, p.value.size());
+      v.tensor("m/" + p.name, flat(s[0]), on_backend<B>{});
+      v.tensor("v/" + p.name, flat(s[1]), on_backend<B>{});
     });
   }
 
  private:
   AdamOptions options_;
-  detail::ParameterState<T> state_;
+  detail::ParameterState<T, B> state_;
   std::size_t steps_ = 0;
 };
 
-template <class T>
-using Adam = BasicAdam<T, false>;
-template <class T>
-using AdamW = BasicAdam<T, true>;
+template <class T, Backend B = Cpu>
+using Adam = BasicAdam<T, false, B>;
+template <class T, Backend B = Cpu>
+using AdamW = BasicAdam<T, true, B>;
 
 }  // namespace ace

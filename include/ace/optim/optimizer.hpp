@@ -10,17 +10,24 @@
 #include <string>
 #include <vector>
 
+#include "ace/backend/concept.hpp"
+#include "ace/backend/default.hpp"
 #include "ace/error.hpp"
-#include "ace/nn/module.hpp"
+#include "ace/tensor/parameter.hpp"
 
 namespace ace {
 
-/// Anything whose parameters can be visited: every Module, and hand-written models (the ACE trainer's models).
+/// Anything whose parameters can be visited: every layer and model, and hand-written models (the ACE trainer's). Its
+/// parameter views point into the memory of backend_of_t<M> (Cpu, host memory, for models that name no backend).
 template <class M>
 concept Parameterised = requires(M m) {
   typename M::scalar;
-  m.for_each_parameter([](ParamView<typename M::scalar>) {});
+  m.for_each_parameter(detail::AnyParameter<typename M::scalar>{});
 };
+
+/// Marks a state tensor that lives in backend B's memory, for state visitors (checkpoints copy it through B).
+template <class B>
+struct on_backend {};
 
 /// Learning rates per parameter role; an empty entry uses the optimiser's base rate. ACE often gives the
 /// relaxation gammas their own rate (METHOD.md §5).
@@ -54,17 +61,18 @@ inline void require_rates(const RoleRates& r) {
   if (r.slack) require_positive(*r.slack, "RoleRates::slack");
 }
 
-/// Per-parameter state buffers (momenta, moments), created on the first step and checked on every later one: a
-/// model whose parameter structure changed between steps is an error, not silent corruption.
-template <class T>
+/// Per-parameter state buffers (momenta, moments) in backend B's memory, created zeroed on the first step and
+/// checked on every later one: a model whose parameter structure changed between steps is an error, not silent
+/// corruption.
+template <class T, Backend B>
 class ParameterState {
  public:
   explicit ParameterState(std::size_t buffers) : buffers_(buffers) {}
 
-  /// The `buffers` state arrays of parameter number `index` (size n), allocated on first use.
-  std::vector<T>* get(std::size_t index, const std::string& name, std::size_t n) {
+  /// The `buffers` state arrays ([1, n] each) of parameter number `index`, allocated on first use.
+  tensor_t<B, T, 2>* get(std::size_t index, const std::string& name, std::size_t n) {
     if (index == state_.size()) {
-      state_.emplace_back(buffers_, std::vector<T>(n, T(0)));
+      state_.emplace_back(buffers_, zeros<B, T>(1, n));
       names_.push_back(name);
     }
     ACE_THROW_IF(index > state_.size() || state_[index].front().size() != n || names_[index] != name, invalid_argument,
@@ -74,12 +82,10 @@ class ParameterState {
     return state_[index].data();
   }
   std::size_t parameters() const { return state_.size(); }
-  /// Flat access for checkpoints: buffer b of parameter p.
-  std::vector<T>& buffer(std::size_t p, std::size_t b) { return state_[p][b]; }
 
  private:
   std::size_t buffers_;
-  std::vector<std::vector<std::vector<T>>> state_;
+  std::vector<std::vector<tensor_t<B, T, 2>>> state_;
   std::vector<std::string> names_;
 };
 }  // namespace detail

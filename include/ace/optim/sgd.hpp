@@ -3,7 +3,7 @@
 #pragma once
 
 #include <cstddef>
-#include <span>
+#include <string>
 
 #include "ace/optim/optimizer.hpp"
 
@@ -20,7 +20,9 @@ struct SGDOptions {
 /// For each parameter p with gradient g (all roles; the rate may depend on the role):
 ///   g <- g + weight_decay p;  b <- momentum b + g (b = g on the first step);
 ///   g <- g + momentum b (Nesterov) or g <- b (classical);  p <- p - lr g.
-template <class T>
+/// Each parameter's update is one backend operation (sgd_update) on the model's backend; the momentum buffers live
+/// there too.
+template <class T, Backend B = Cpu>
 class SGD {
  public:
   explicit SGD(SGDOptions options = {}) : options_(options), state_(1) {
@@ -35,20 +37,14 @@ class SGD {
   template <Parameterised M>
   void step(M& model) {
     static_assert(std::same_as<typename M::scalar, T>, "ace: SGD<T> and the model must use the same scalar type.");
+    static_assert(std::same_as<backend_of_t<M>, B>,
+                  "ace: SGD<T, B> updates parameters in backend B's memory; build it with the model's backend.");
     std::size_t index = 0;
     model.for_each_parameter([&](ParamView<T> p) {
-      const T lr = static_cast<T>(options_.role_lr.rate(p.role, options_.lr));
-      const T mu = static_cast<T>(options_.momentum), wd = static_cast<T>(options_.weight_decay);
-      std::vector<T>* buf = mu != T(0) ? state_.get(index, p.name, p.value.size()) : nullptr;
-      for (std::size_t i = 0; i < p.value.size(); ++i) {
-        T g = p.grad[i] + wd * p.value[i];
-        if (buf != nullptr) {
-          T& b = (*buf)[i];
-          b = steps_ == 0 ? g : mu * b + g;
-          g = options_.nesterov ? g + mu * b : b;
-        }
-        p.value[i] -= lr * g;
-      }
+      const SgdStep s{options_.role_lr.rate(p.role, options_.lr), options_.momentum, options_.weight_decay,
+                      options_.nesterov, steps_ == 0};
+      tensor_t<B, T, 2>* buf = options_.momentum != 0.0 ? state_.get(index, p.name, p.value.size()) : nullptr;
+      B::sgd_update(p.value.row(), MatrixRef<const T>(p.grad.row()), buf != nullptr ? view(*buf) : MatrixRef<T>{}, s);
       ++index;
     });
     ++steps_;
@@ -57,22 +53,22 @@ class SGD {
   std::size_t steps() const { return steps_; }
   const SGDOptions& options() const { return options_; }
 
-  /// Visits the optimiser state for checkpoints: v.counter("steps", n) and v.tensor("momentum/<param>", span) for
-  /// every parameter of `model` (buffers are created, zeroed, if no step has run yet).
+  /// Visits the optimiser state for checkpoints: v.counter("steps", n) and v.tensor("momentum/<param>", view,
+  /// on_backend<B>) for every parameter of `model` (buffers are created, zeroed, if no step has run yet).
   template <Parameterised M, class V>
   void visit_state(M& model, V&& v) {
     v.counter("steps", steps_);
     if (options_.momentum == 0.0) return;
     std::size_t index = 0;
     model.for_each_parameter([&](ParamView<T> p) {
-      std::vector<T>* s = state_.get(index++, p.name, p.value.size());
-      v.tensor("momentum/" + p.name, std::span<T>(s[0]));
+      tensor_t<B, T, 2>* s = state_.get(index++, p.name, p.value.size());
+      v.tensor("momentum/" + p.name, flat(s[0]), on_backend<B>{});
     });
   }
 
  private:
   SGDOptions options_;
-  detail::ParameterState<T> state_;
+  detail::ParameterState<T, B> state_;
   std::size_t steps_ = 0;
 };
 

@@ -144,6 +144,41 @@ class EquivariantBasis {
     return e;
   }
 
+  /// W = Σ_k c_k B_k as a sparse linear map of the coefficients, for backends to run (sparse_map): entry j of W in
+  /// row-major order (row * cols() + col) is Σ_{e in [first[j], first[j+1])} weight[e] c[index[e]]. Exact blocks
+  /// give one entry of weight 1 per matrix entry; orthonormal blocks give every non-zero of their dense columns.
+  struct SparseMap {
+    std::vector<std::uint32_t> first, index;
+    std::vector<double> weight;
+  };
+  SparseMap sparse_map() const {
+    std::vector<std::vector<std::pair<std::uint32_t, double>>> entries(rows_ * cols_);
+    for (const auto& b : blocks_) {
+      const BlockBasis& bb = *b.basis;
+      if (bb.size == 0) continue;
+      for_each_entry(b, [&](Eigen::Index r, Eigen::Index col, std::size_t e) {
+        auto& list = entries[static_cast<std::size_t>(r) * cols_ + static_cast<std::size_t>(col)];
+        if (bb.exact) {
+          list.emplace_back(static_cast<std::uint32_t>(b.first + bb.labels[e]), 1.0);
+          return;
+        }
+        for (std::size_t k = 0; k < bb.size; ++k)
+          if (const double w = bb.dense(idx(e), idx(k)); w != 0.0)
+            list.emplace_back(static_cast<std::uint32_t>(b.first + k), w);
+      });
+    }
+    SparseMap m;
+    m.first.push_back(0);
+    for (const auto& list : entries) {
+      for (const auto& [k, w] : list) {
+        m.index.push_back(k);
+        m.weight.push_back(w);
+      }
+      m.first.push_back(static_cast<std::uint32_t>(m.index.size()));
+    }
+    return m;
+  }
+
   /// Basis element k as a dense matrix.
   Eigen::MatrixXd element(std::size_t k) const {
     ACE_THROW_IF(k >= size_, invalid_argument, "EquivariantBasis::element: index ", k, " out of range for a basis of ",

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+// Argument checks every backend runs before an operation touches memory: the same shape_error, naming the backend and
+// the operation, whichever backend it is.
+#pragma once
+
+#include <cstddef>
+#include <span>
+
+#include "ace/backend/geometry.hpp"
+#include "ace/backend/ops.hpp"
+#include "ace/error.hpp"
+#include "ace/tensor/tensor.hpp"
+
+namespace ace::detail::check {
+
+template <class A, class B>
+void same_shape(const char* who, const char* op, MatrixRef<A> a, MatrixRef<B> b) {
+  ACE_THROW_IF(a.rows != b.rows || a.cols != b.cols, shape_error, who, "::", op, ": shapes [", a.rows, ", ", a.cols,
+               "] and [", b.rows, ", ", b.cols, "] differ");
+}
+
+template <class A>
+void shape(const char* who, const char* op, MatrixRef<A> a, std::size_t rows, std::size_t cols, const char* name) {
+  ACE_THROW_IF(a.rows != rows || a.cols != cols, shape_error, who, "::", op, ": ", name, " is [", a.rows, ", ",
+               a.cols, "], expected [", rows, ", ", cols, "]");
+}
+
+template <class A, class S>
+void host_size(const char* who, const char* op, MatrixRef<A> a, std::span<S> host) {
+  ACE_THROW_IF(a.size() != host.size(), shape_error, who, "::", op, ": a view of ", a.rows, " x ", a.cols,
+               " entries and a host buffer of ", host.size());
+}
+
+template <class A>
+void scalar(const char* who, const char* op, MatrixRef<A> s) {
+  ACE_THROW_IF(s.size() != 1, shape_error, who, "::", op, ": the scale must be one entry, got [", s.rows, ", ",
+               s.cols, "]");
+}
+
+/// m x k times k x n into m x n for op(a) op(b).
+template <class T>
+void gemm(const char* who, Transpose ta, Transpose tb, MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c) {
+  const std::size_t m = ta == Transpose::no ? a.rows : a.cols, k = ta == Transpose::no ? a.cols : a.rows;
+  const std::size_t kb = tb == Transpose::no ? b.rows : b.cols, n = tb == Transpose::no ? b.cols : b.rows;
+  ACE_THROW_IF(k != kb || c.rows != m || c.cols != n, shape_error, who, "::gemm: op(a) is ", m, " x ", k,
+               ", op(b) is ", kb, " x ", n, ", c is ", c.rows, " x ", c.cols);
+}
+
+template <class T>
+void row_vector(const char* who, const char* op, MatrixRef<T> v, std::size_t cols) {
+  ACE_THROW_IF(v.rows != 1 || v.cols != cols, shape_error, who, "::", op, ": row of shape [", v.rows, ", ", v.cols,
+               "] for a tensor with ", cols, " columns");
+}
+
+template <class A, class B>
+void segments(const char* who, const char* op, MatrixRef<A> many, std::size_t segment, MatrixRef<B> few) {
+  ACE_THROW_IF(segment == 0 || many.rows != few.rows * segment || many.cols != few.cols, shape_error, who, "::", op,
+               ": ", many.rows, " x ", many.cols, " rows in segments of ", segment, " against ", few.rows, " x ",
+               few.cols);
+}
+
+template <class A>
+void pairs(const char* who, const char* op, MatrixRef<A> x, std::size_t n) {
+  ACE_THROW_IF(n == 0 || x.cols % (n * n) != 0, shape_error, who, "::", op, ": a row of ", x.cols,
+               " entries is not N x N pairs for N = ", n);
+}
+
+template <class A>
+void vectors(const char* who, const char* op, MatrixRef<A> x) {
+  ACE_THROW_IF(x.rows % 3 != 0, shape_error, who, "::", op, ": vector rows come in threes per point, got ", x.rows,
+               " rows");
+}
+
+template <class A>
+void fields(const char* who, const char* op, MatrixRef<A> x, const FieldLayout& l) {
+  ACE_THROW_IF(x.size() != l.size() || !x.contiguous(), shape_error, who, "::", op, ": a view of ", x.rows, " x ",
+               x.cols, " entries for a field layout of ", l.outer, " x ", l.channels, " x ", l.inner);
+}
+
+template <class A>
+void graph_nodes(const char* who, const char* op, MatrixRef<A> x, const GraphShape& g, const char* name) {
+  ACE_THROW_IF(x.rows != g.node_rows(), shape_error, who, "::", op, ": ", name, " has ", x.rows, " rows for ",
+               g.graphs, " graphs of ", g.nodes, " nodes");
+}
+
+template <class A>
+void graph_edges(const char* who, const char* op, MatrixRef<A> x, const GraphShape& g, const char* name) {
+  ACE_THROW_IF(x.rows != g.edge_rows(), shape_error, who, "::", op, ": ", name, " has ", x.rows, " rows for ",
+               g.graphs, " graphs of ", g.edges, " edges");
+}
+
+}  // namespace ace::detail::check

@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: MIT
+// The Cpu backend: xtensor storage in host memory, Eigen's GEMM, ace's AVX2/FMA convolution kernels, OpenMP across
+// batches. Every operation the CPU can do better than the plain loop is its own here; the others are the Reference
+// backend's loops (ReferenceOps), run on blocks of rows in parallel where the rows are independent.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <type_traits>
+
+#include "ace/backend/checks.hpp"
+#include "ace/backend/concept.hpp"
+#include "ace/backend/cpu/conv_kernel.hpp"
+#include "ace/backend/cpu/dense.hpp"
+#include "ace/backend/cpu/graph.hpp"
+#include "ace/backend/cpu/parallel.hpp"
+#include "ace/backend/reference/reference.hpp"
+#include "ace/error.hpp"
+#include "ace/tensor/eigen.hpp"
+#include "ace/tensor/tensor.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace ace {
+
+/// Host memory (xtensor), Eigen's GEMM (about 64 GFLOP/s sgemm per Zen 3 core), direct AVX2/FMA convolutions chosen at
+/// run time, OpenMP across samples, graphs and row blocks with results that do not depend on the thread count.
+/// Shapes are checked; operations never allocate after the first call of a shape.
+struct Cpu : ReferenceOps<Cpu> {
+  static constexpr const char* name = "Cpu";
+  template <class T, std::size_t N>
+  using tensor = Tensor<T, N>;
+  template <class T>
+  using convolution = cpu::ConvKernel<T>;
+
+ private:
+  using Base = ReferenceOps<Cpu>;
+
+  // Runs a row-independent Reference loop on blocks of rows in parallel: op(views restricted to the block).
+  template <class F>
+  static void rows_parallel(std::size_t rows, std::size_t cost, F&& op) {
+    cpu::for_row_blocks(rows, 1, cost, op);
+  }
+
+ public:
+  // ---- storage ----------------------------------------------------------------------------------------------------
+
+  template <class T>
+  static void to_host(In<T> src, std::span<T> dst) {
+    detail::check::host_size(name, "to_host", src, dst);
+    if (src.contiguous()) {
+      if (!dst.empty()) std::memcpy(dst.data(), src.data, dst.size() * sizeof(T));
+      return;
+    }
+    for (std::size_t r = 0; r < src.rows; ++r) std::copy_n(src.data + r * src.stride, src.cols, dst.data() + r * src.cols);
+  }
+  template <class T>
+  static void from_host(std::span<const T> src, MatrixRef<T> dst) {
+    detail::check::host_size(name, "from_host", dst, src);
+    if (dst.contiguous()) {
+      if (!src.empty()) std::memcpy(dst.data, src.data(), src.size() * sizeof(T));
+      return;
+    }
+    for (std::size_t r = 0; r < dst.rows; ++r) std::copy_n(src.data() + r * dst.cols, dst.cols, dst.data + r * dst.stride);
+  }
+  template <class T>
+  static void fill(MatrixRef<T> x, Scalar<T> value) {
+    if (x.contiguous()) std::fill_n(x.data, x.size(), value);
+    else
+      for (std::size_t r = 0; r < x.rows; ++r) std::fill_n(x.data + r * x.stride, x.cols, value);
+  }
+  template <class T>
+  static void copy(In<T> src, MatrixRef<T> dst) {
+    detail::check::same_shape(name, "copy", src, dst);
+    if (src.contiguous() && dst.contiguous()) std::copy_n(src.data, src.size(), dst.data);
+    else
+      for (std::size_t r = 0; r < src.rows; ++r) std::copy_n(src.data + r * src.stride, src.cols, dst.data + r * dst.stride);
+  }
+  /// Σ x² in double, in eight independent lanes (vectorised, not bound by the latency of one serial sum).
+  template <class U>
+  static double sum_squares(MatrixRef<U> x) {
+    constexpr std::size_t lanes = 8;
+    double total = 0.0;
+    for (std::size_t r = 0; r < x.rows; ++r) {
+      double acc[lanes] = {};
+      const U* g = x.data + r * x.stride;
+      const std::size_t n = x.cols, full = n - n % lanes;
+      for (std::size_t i = 0; i < full; i += lanes)
+        for (std::size_t k = 0; k < lanes; ++k) acc[k] += static_cast<double>(g[i + k]) * static_cast<double>(g[i + k]);
+      for (std::size_t i = full; i < n; ++i) acc[i - full] += static_cast<double>(g[i]) * static_cast<double>(g[i]);
+      for (double a : acc) total += a;
+    }
+    return total;
+  }
+  template <class T>
+  static void add_scaled(In<T> s, In<T> x, MatrixRef<T> y) {
+    detail::check::scalar(name, "add_scaled", s);
+    detail::check::same_shape(name, "add_scaled", x, y);
+    as_matrix(y) += s.data[0] * as_matrix(x);
+  }
+  template <class T>
+  static void scaled_copy(In<T> s, In<T> x, MatrixRef<T> y) {
+    detail::check::scalar(name, "scaled_copy", s);
+    detail::check::same_shape(name, "scaled_copy", x, y);
+    as_matrix(y) = s.data[0] * as_matrix(x);
+  }
+  template <class T>
+  static void accumulate_dot(In<T> x, In<T> y, MatrixRef<T> out) {
+    detail::check::scalar(name, "accumulate_dot", out);
+    detail::check::same_shape(name, "accumulate_dot", x, y);
+    out.data[0] += (as_matrix(x).array() * as_matrix(y).array()).sum();
+  }
+
+  // ---- dense layers -----------------------------------------------------------------------------------------------
+
+  template <class T>
+  static void gemm(Transpose ta, Transpose tb, Scalar<T> alpha, In<T> a, In<T> b, Scalar<T> beta, MatrixRef<T> c) {
+    cpu::gemm<T>(ta, tb, alpha, a, b, beta, c);
+  }
+  template <class T>
+  static void add_row(MatrixRef<T> c, In<T> v) {
+    detail::check::row_vector(name, "add_row", v, c.cols);
+    as_matrix(c).rowwise() += as_matrix(v).row(0);
+  }
+  template <class T>
+  static void sum_rows(In<T> a, Scalar<T> beta, MatrixRef<T> v) {
+    detail::check::row_vector(name, "sum_rows", v, a.cols);
+    auto mv = as_matrix(v);
+    if (beta == T(0)) mv = as_matrix(a).colwise().sum();  // never 0 * (uninitialised memory, possibly NaN)
+    else mv = beta * mv + as_matrix(a).colwise().sum();
+  }
+
+  // ---- elementwise: SiLU vectorised (sigmoid through Eigen's tanh), the rest as in Reference -----------------------
+
+  template <class Op, class T>
+  static void map(In<T> x, MatrixRef<T> y) {
+    if constexpr (std::is_same_v<Op, SiLUOp>) {
+      detail::check::same_shape(name, "map", x, y);
+      const auto xm = as_matrix(x).array();
+      as_matrix(y).array() = xm * (T(0.5) + T(0.5) * (T(0.5) * xm).tanh());
+    } else {
+      Base::template map<Op, T>(x, y);
+    }
+  }
+  /// SiLU: sigmoid(x) = y / x from the forward output (1/2 at x = 0), so no exponential is evaluated again.
+  template <class Op, class T>
+  static void map_backward(In<T> x, In<T> y, In<T> dy, MatrixRef<T> dx) {
+    if constexpr (std::is_same_v<Op, SiLUOp>) {
+      detail::check::same_shape(name, "map_backward", x, y);
+      detail::check::same_shape(name, "map_backward", x, dy);
+      detail::check::same_shape(name, "map_backward", x, dx);
+      const auto xm = as_matrix(x).array();
+      const auto ym = as_matrix(y).array();
+      const auto s = (xm != T(0)).select(ym / xm, T(0.5));
+      as_matrix(dx).array() = as_matrix(dy).array() * (s + ym * (T(1) - s));
+    } else {
+      Base::template map_backward<Op, T>(x, y, dy, dx);
+    }
+  }
+
+  // ---- segment reductions: OpenMP across segments -----------------------------------------------------------------
+
+  template <class T>
+  static void segment_reduce(Reduce kind, In<T> x, std::size_t segment, MatrixRef<T> y,
+                             MatrixRef<std::uint32_t> argmax = {}) {
+    detail::check::segments(name, "segment_reduce", x, segment, y);
+    if (kind == Reduce::max) detail::check::same_shape(name, "segment_reduce (argmax)", argmax, y);
+    const T scale = kind == Reduce::mean ? T(1) / static_cast<T>(segment) : T(1);
+    ACE_OMP_FOR(x.rows * x.cols > (std::size_t{1} << 16))
+    for (std::size_t b = 0; b < y.rows; ++b) {
+      T* out = y.data + b * y.stride;
+      const T* first = x.data + b * segment * x.stride;
+      std::copy(first, first + x.cols, out);
+      if (kind == Reduce::max) {
+        std::uint32_t* arg = argmax.data + b * argmax.stride;
+        std::fill(arg, arg + y.cols, 0u);
+        for (std::size_t i = 1; i < segment; ++i) {
+          const T* row = first + i * x.stride;
+          for (std::size_t j = 0; j < x.cols; ++j)
+            if (row[j] > out[j]) {
+              out[j] = row[j];
+              arg[j] = static_cast<std::uint32_t>(i);
+            }
+        }
+      } else {
+        for (std::size_t i = 1; i < segment; ++i) {
+          const T* row = first + i * x.stride;
+          for (std::size_t j = 0; j < x.cols; ++j) out[j] += row[j];
+        }
+        if (scale != T(1))
+          for (std::size_t j = 0; j < x.cols; ++j) out[j] *= scale;
+      }
+    }
+  }
+  template <class T>
+  static void segment_reduce_backward(Reduce kind, In<T> dy, std::size_t segment, Index argmax, MatrixRef<T> dx) {
+    detail::check::segments(name, "segment_reduce_backward", dx, segment, dy);
+    if (kind == Reduce::max) detail::check::same_shape(name, "segment_reduce_backward (argmax)", argmax, dy);
+    const T scale = kind == Reduce::mean ? T(1) / static_cast<T>(segment) : T(1);
+    ACE_OMP_FOR(dx.rows * dx.cols > (std::size_t{1} << 16))
+    for (std::size_t b = 0; b < dy.rows; ++b) {
+      const T* g = dy.data + b * dy.stride;
+      T* first = dx.data + b * segment * dx.stride;
+      if (kind == Reduce::max) {
+        const std::uint32_t* arg = argmax.data + b * argmax.stride;
+        for (std::size_t j = 0; j < dy.cols; ++j) first[arg[j] * dx.stride + j] += g[j];
+      } else {
+        for (std::size_t i = 0; i < segment; ++i) {
+          T* row = first + i * dx.stride;
+          for (std::size_t j = 0; j < dy.cols; ++j) row[j] += scale * g[j];
+        }
+      }
+    }
+  }
+
+  // ---- row-independent loops of Reference, on row blocks in parallel ----------------------------------------------
+
+  template <class T>
+  static void pair_transpose(In<T> x, std::size_t n, MatrixRef<T> y, bool accumulate) {
+    detail::check::same_shape(name, "pair_transpose", x, y);
+    rows_parallel(x.rows, x.cols, [&](std::size_t r, std::size_t k) {
+      Base::pair_transpose<T>(x.row_range(r, k), n, y.row_range(r, k), accumulate);
+    });
+  }
+  template <class T>
+  static void pair_pool(In<T> x, std::size_t n, bool mean, MatrixRef<T> v, MatrixRef<T> s) {
+    detail::check::pairs(name, "pair_pool", x, n);
+    detail::check::shape(name, "pair_pool", v, x.rows * n, v.cols, "v");
+    rows_parallel(x.rows, x.cols, [&](std::size_t r, std::size_t k) {
+      Base::pair_pool<T>(x.row_range(r, k), n, mean, v.row_range(r * n, k * n), s.row_range(r, k));
+    });
+  }
+  template <class T>
+  static void pair_broadcast(In<T> u, In<T> q, std::size_t n, Scalar<T> ka, Scalar<T> kb, Scalar<T> kc,
+                             MatrixRef<T> y) {
+    detail::check::shape(name, "pair_broadcast", u, y.rows * n, u.cols, "u");
+    detail::check::shape(name, "pair_broadcast", q, y.rows, q.cols, "q");
+    rows_parallel(y.rows, y.cols, [&](std::size_t r, std::size_t k) {
+      Base::pair_broadcast<T>(u.row_range(r * n, k * n), q.row_range(r, k), n, ka, kb, kc, y.row_range(r, k));
+    });
+  }
+  template <class Op, class T>
+  static void norm_nonlinearity(In<T> x, Index offsets, In<T> bias, Scalar<T> eps, MatrixRef<T> norm,
+                                MatrixRef<T> y) {
+    detail::check::shape(name, "norm_nonlinearity", norm, x.rows, norm.cols, "norm");
+    detail::check::same_shape(name, "norm_nonlinearity", x, y);
+    rows_parallel(x.rows, x.cols, [&](std::size_t r, std::size_t k) {
+      Base::template norm_nonlinearity<Op, T>(x.row_range(r, k), offsets, bias, eps, norm.row_range(r, k),
+                                              y.row_range(r, k));
+    });
+  }
+  template <class Op, class T>
+  static void norm_nonlinearity_backward(In<T> x, Index offsets, In<T> bias, In<T> norm, In<T> dy, MatrixRef<T> dx,
+                                         MatrixRef<T> dbias) {
+    detail::check::same_shape(name, "norm_nonlinearity_backward", x, dy);
+    detail::check::same_shape(name, "norm_nonlinearity_backward", x, dx);
+    detail::check::shape(name, "norm_nonlinearity_backward", dbias, x.rows, dbias.cols, "dbias");
+    detail::check::shape(name, "norm_nonlinearity_backward", norm, x.rows, norm.cols, "norm");
+    rows_parallel(x.rows, x.cols, [&](std::size_t r, std::size_t k) {
+      Base::template norm_nonlinearity_backward<Op, T>(x.row_range(r, k), offsets, bias, norm.row_range(r, k),
+                                                       dy.row_range(r, k), dx.row_range(r, k), dbias.row_range(r, k));
+    });
+  }
+  template <class T>
+  static void gate_fields(In<T> x, Index offsets, MatrixRef<T> gate, MatrixRef<T> y) {
+    detail::check::shape(name, "gate_fields", gate, x.rows, gate.cols, "gate");
+    detail::check::shape(name, "gate_fields", y, x.rows, y.cols, "y");
+    rows_parallel(x.rows, x.cols, [&](std::size_t r, std::size_t k) {
+      Base::gate_fields<T>(x.row_range(r, k), offsets, gate.row_range(r, k), y.row_range(r, k));
+    });
+  }
+  template <class T>
+  static void gate_fields_backward(In<T> x, Index offsets, In<T> gate, In<T> dy, MatrixRef<T> dx) {
+    detail::check::same_shape(name, "gate_fields_backward", x, dx);
+    detail::check::shape(name, "gate_fields_backward", gate, x.rows, gate.cols, "gate");
+    detail::check::shape(name, "gate_fields_backward", dy, x.rows, dy.cols, "dy");
+    rows_parallel(x.rows, x.cols, [&](std::size_t r, std::size_t k) {
+      Base::gate_fields_backward<T>(x.row_range(r, k), offsets, gate.row_range(r, k), dy.row_range(r, k),
+                                    dx.row_range(r, k));
+    });
+  }
+  template <class T>
+  static void pool2d_forward(const PoolGeometry& g, Reduce kind, In<T> x, MatrixRef<T> y,
+                             MatrixRef<std::uint32_t> argmax = {}) {
+    detail::check::shape(name, "pool2d_forward", y, x.rows, y.cols, "y");
+    if (kind == Reduce::max) detail::check::same_shape(name, "pool2d_forward (argmax)", argmax, y);
+    rows_parallel(x.rows, x.cols, [&](std::size_t r, std::size_t k) {
+      Base::pool2d_forward<T>(g, kind, x.row_range(r, k), y.row_range(r, k),
+                              kind == Reduce::max ? argmax.row_range(r, k) : MatrixRef<std::uint32_t>{});
+    });
+  }
+  template <class T>
+  static void pool2d_backward(const PoolGeometry& g, Reduce kind, In<T> dy, Index argmax, MatrixRef<T> dx) {
+    detail::check::shape(name, "pool2d_backward", dx, dy.rows, dx.cols, "dx");
+    if (kind == Reduce::max) detail::check::same_shape(name, "pool2d_backward (argmax)", argmax, dy);
+    rows_parallel(dy.rows, dx.cols, [&](std::size_t r, std::size_t k) {
+      Base::pool2d_backward<T>(g, kind, dy.row_range(r, k), kind == Reduce::max ? argmax.row_range(r, k) : Index{},
+                               dx.row_range(r, k));
+    });
+  }
+
+  // Vector Neurons: blocks of points (3 rows of x per row of n).
+  template <class T>
+  static void vector_norms(In<T> x, Scalar<T> eps, MatrixRef<T> n) {
+    detail::check::vectors(name, "vector_norms", x);
+    detail::check::shape(name, "vector_norms", n, x.rows / 3, x.cols, "n");
+    rows_parallel(n.rows, 3 * x.cols, [&](std::size_t p, std::size_t k) {
+      Base::vector_norms<T>(x.row_range(3 * p, 3 * k), eps, n.row_range(p, k));
+    });
+  }
+  template <class T>
+  static void vector_rescale(In<T> x, In<T> n, In<T> m, MatrixRef<T> y) {
+    check_points("vector_rescale", x, n);
+    rows_parallel(n.rows, 3 * x.cols, [&](std::size_t p, std::size_t k) {
+      Base::vector_rescale<T>(x.row_range(3 * p, 3 * k), n.row_range(p, k), m.row_range(p, k),
+                              y.row_range(3 * p, 3 * k));
+    });
+  }
+  template <class T>
+  static void vector_rescale_backward(In<T> x, In<T> n, In<T> m, In<T> dy, MatrixRef<T> dm, MatrixRef<T> dn) {
+    check_points("vector_rescale_backward", x, n);
+    rows_parallel(n.rows, 3 * x.cols, [&](std::size_t p, std::size_t k) {
+      Base::vector_rescale_backward<T>(x.row_range(3 * p, 3 * k), n.row_range(p, k), m.row_range(p, k),
+                                       dy.row_range(3 * p, 3 * k), dm.row_range(p, k), dn.row_range(p, k));
+    });
+  }
+  template <class T>
+  static void vector_rescale_input_grad(In<T> x, In<T> n, In<T> m, In<T> dy, In<T> dn, Scalar<T> eps,
+                                        MatrixRef<T> dx) {
+    check_points("vector_rescale_input_grad", x, n);
+    rows_parallel(n.rows, 3 * x.cols, [&](std::size_t p, std::size_t k) {
+      Base::vector_rescale_input_grad<T>(x.row_range(3 * p, 3 * k), n.row_range(p, k), m.row_range(p, k),
+                                         dy.row_range(3 * p, 3 * k), dn.row_range(p, k), eps,
+                                         dx.row_range(3 * p, 3 * k));
+    });
+  }
+  template <class T>
+  static void vn_leaky_relu(In<T> x, In<T> d, Scalar<T> slope, Scalar<T> eps, MatrixRef<T> y) {
+    detail::check::vectors(name, "vn_leaky_relu", x);
+    rows_parallel(x.rows / 3, 3 * x.cols, [&](std::size_t p, std::size_t k) {
+      Base::vn_leaky_relu<T>(x.row_range(3 * p, 3 * k), d.row_range(3 * p, 3 * k), slope, eps,
+                             y.row_range(3 * p, 3 * k));
+    });
+  }
+  template <class T>
+  static void vn_leaky_relu_backward(In<T> x, In<T> d, Scalar<T> slope, Scalar<T> eps, In<T> dy, MatrixRef<T> dx,
+                                     MatrixRef<T> dd) {
+    detail::check::vectors(name, "vn_leaky_relu_backward", x);
+    rows_parallel(x.rows / 3, 3 * x.cols, [&](std::size_t p, std::size_t k) {
+      const auto rows = [&](auto v) { return v.row_range(3 * p, 3 * k); };
+      Base::vn_leaky_relu_backward<T>(rows(x), rows(d), slope, eps, rows(dy), rows(dx), rows(dd));
+    });
+  }
+  template <class T>
+  static void vn_invariant(In<T> x, In<T> z, MatrixRef<T> y) {
+    detail::check::vectors(name, "vn_invariant", x);
+    detail::check::shape(name, "vn_invariant", y, x.rows / 3, 3 * x.cols, "y");
+    rows_parallel(y.rows, 9 * x.cols, [&](std::size_t p, std::size_t k) {
+      Base::vn_invariant<T>(x.row_range(3 * p, 3 * k), z.row_range(3 * p, 3 * k), y.row_range(p, k));
+    });
+  }
+  template <class T>
+  static void vn_invariant_backward(In<T> x, In<T> z, In<T> dy, MatrixRef<T> dx, MatrixRef<T> dz) {
+    detail::check::vectors(name, "vn_invariant_backward", x);
+    detail::check::shape(name, "vn_invariant_backward", dy, x.rows / 3, 3 * x.cols, "dy");
+    rows_parallel(dy.rows, 9 * x.cols, [&](std::size_t p, std::size_t k) {
+      Base::vn_invariant_backward<T>(x.row_range(3 * p, 3 * k), z.row_range(3 * p, 3 * k), dy.row_range(p, k),
+                                     dx.row_range(3 * p, 3 * k), dz.row_range(3 * p, 3 * k));
+    });
+  }
+
+  // ---- images: ace's direct AVX2/FMA kernels or im2col + Eigen (cpu::ConvKernel) ----------------------------------
+
+  template <class T>
+  static void conv2d_forward(convolution<T>& conv, In<T> x, In<T> w, In<T> bias, MatrixRef<T> y) {
+    check_conv(conv.geometry(), x, w, y);
+    conv.forward(x, w.data, bias.empty() ? nullptr : bias.data, y);
+  }
+  template <class T>
+  static void conv2d_backward(convolution<T>& conv, In<T> x, In<T> w, In<T> dy, MatrixRef<T> dw, MatrixRef<T> dbias,
+                              MatrixRef<T> dx) {
+    check_conv(conv.geometry(), x, w, dy);
+    detail::check::same_shape(name, "conv2d_backward", x, dx);
+    detail::check::same_shape(name, "conv2d_backward", w, dw);
+    ACE_THROW_IF(!dw.contiguous() || !dx.contiguous(), shape_error, name, "::conv2d_backward: strided gradients");
+    conv.backward(x, w.data, dy, dw.data, dbias.empty() ? nullptr : dbias.data, dx);
+  }
+
+  // ---- graphs: OpenMP across the graphs of a batch (cpu/graph.hpp) -------------------------------------------------
+
+  template <class T>
+  static void egnn_edge_input(const GraphShape& gs, Index row, Index col, In<T> x, In<T> p, In<T> q, In<T> bias,
+                              In<T> w_radial, MatrixRef<T> diff, MatrixRef<T> radial, MatrixRef<T> z) {
+    check_graph(gs, row, col);
+    detail::check::graph_nodes(name, "egnn_edge_input", x, gs, "x");
+    detail::check::graph_nodes(name, "egnn_edge_input", p, gs, "p");
+    detail::check::same_shape(name, "egnn_edge_input", p, q);
+    detail::check::graph_edges(name, "egnn_edge_input", z, gs, "z");
+    detail::check::shape(name, "egnn_edge_input", diff, gs.edge_rows(), x.cols, "diff");
+    detail::check::shape(name, "egnn_edge_input", radial, gs.edge_rows(), 1, "radial");
+    detail::check::row_vector(name, "egnn_edge_input", bias, z.cols);
+    detail::check::shape(name, "egnn_edge_input", w_radial, z.cols, 1, "w_radial");
+    cpu::egnn_edge_input<T>(gs, row.data, col.data, x, p, q, bias.data, w_radial, diff, radial, z);
+  }
+  template <class T>
+  static void egnn_aggregate(const GraphShape& gs, Index row, In<T> inv_degree, In<T> x, In<T> v, In<T> diff,
+                             In<T> coef, In<T> speed, Scalar<T> clamp, In<T> m, MatrixRef<T> x_out,
+                             MatrixRef<T> agg) {
+    check_graph(gs, row, row);
+    detail::check::graph_nodes(name, "egnn_aggregate", x_out, gs, "x_out");
+    detail::check::same_shape(name, "egnn_aggregate", x, x_out);
+    detail::check::same_shape(name, "egnn_aggregate", v, x_out);
+    detail::check::shape(name, "egnn_aggregate", diff, gs.edge_rows(), x.cols, "diff");
+    detail::check::shape(name, "egnn_aggregate", coef, gs.edge_rows(), 1, "coef");
+    detail::check::shape(name, "egnn_aggregate", speed, gs.node_rows(), 1, "speed");
+    detail::check::shape(name, "egnn_aggregate", inv_degree, 1, gs.nodes, "inv_degree");
+    if (!m.empty()) {
+      detail::check::graph_edges(name, "egnn_aggregate", m, gs, "m");
+      detail::check::shape(name, "egnn_aggregate", agg, gs.node_rows(), m.cols, "agg");
+    }
+    cpu::egnn_aggregate<T>(gs, row.data, inv_degree.data, x, v, diff, coef, speed, clamp, m, x_out, agg);
+  }
+  template <class T>
+  static void egnn_aggregate_backward(const GraphShape& gs, Index row, In<T> inv_degree, In<T> diff, In<T> coef,
+                                      Scalar<T> clamp, In<T> dx_out, In<T> dagg, MatrixRef<T> dcoef,
+                                      MatrixRef<T> dm) {
+    check_graph(gs, row, row);
+    detail::check::shape(name, "egnn_aggregate_backward", diff, gs.edge_rows(), dx_out.cols, "diff");
+    detail::check::graph_nodes(name, "egnn_aggregate_backward", dx_out, gs, "dx_out");
+    detail::check::shape(name, "egnn_aggregate_backward", dcoef, gs.edge_rows(), 1, "dcoef");
+    detail::check::graph_edges(name, "egnn_aggregate_backward", dm, gs, "dm");
+    if (!dagg.empty()) detail::check::shape(name, "egnn_aggregate_backward", dagg, gs.node_rows(), dm.cols, "dagg");
+    cpu::egnn_aggregate_backward<T>(gs, row.data, inv_degree.data, diff, coef, clamp, dx_out, dagg, dcoef, dm);
+  }
+  template <class T>
+  static void egnn_edge_input_backward(const GraphShape& gs, Index row, Index col, In<T> inv_degree, In<T> diff,
+                                       In<T> radial, In<T> coef, Scalar<T> clamp, In<T> dx_out, In<T> dz,
+                                       In<T> w_radial, MatrixRef<T> dp, MatrixRef<T> dq, MatrixRef<T> dx,
+                                       MatrixRef<T> dw_radial) {
+    check_graph(gs, row, col);
+    detail::check::graph_edges(name, "egnn_edge_input_backward", dz, gs, "dz");
+    detail::check::shape(name, "egnn_edge_input_backward", dp, gs.node_rows(), dz.cols, "dp");
+    detail::check::same_shape(name, "egnn_edge_input_backward", dp, dq);
+    detail::check::graph_nodes(name, "egnn_edge_input_backward", dx_out, gs, "dx_out");
+    detail::check::same_shape(name, "egnn_edge_input_backward", dx_out, dx);
+    detail::check::shape(name, "egnn_edge_input_backward", diff, gs.edge_rows(), dx.cols, "diff");
+    detail::check::shape(name, "egnn_edge_input_backward", w_radial, dz.cols, 1, "w_radial");
+    detail::check::shape(name, "egnn_edge_input_backward", dw_radial, dz.cols, 1, "dw_radial");
+    cpu::egnn_edge_input_backward<T>(gs, row.data, col.data, inv_degree.data, diff, radial, coef, clamp, dx_out, dz,
+                                     w_radial, dp, dq, dx, dw_radial);
+  }
+
+  // ---- execution --------------------------------------------------------------------------------------------------
+
+  /// f(0), ..., f(n - 1) in OpenMP threads (at most n); operations inside a task run single-threaded.
+  template <class F>
+  static void parallel_tasks(std::size_t n, F&& f) {
+#if defined(_OPENMP)
+    const int threads = std::max(1, std::min(static_cast<int>(n), omp_get_max_threads()));
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (std::size_t k = 0; k < n; ++k) f(k);
+#else
+    for (std::size_t k = 0; k < n; ++k) f(k);
+#endif
+  }
+
+ private:
+  template <class U, class V>
+  static void check_points(const char* op, MatrixRef<U> x, MatrixRef<V> n) {
+    detail::check::vectors(name, op, x);
+    detail::check::shape(name, op, n, x.rows / 3, x.cols, "n");
+  }
+  template <class U, class V, class W>
+  static void check_conv(const ConvGeometry& g, MatrixRef<U> x, MatrixRef<V> w, MatrixRef<W> y) {
+    detail::check::shape(name, "conv2d", x, x.rows, g.in_dim(), "x");
+    detail::check::shape(name, "conv2d", w, g.out_channels, g.patch(), "w");
+    detail::check::shape(name, "conv2d", y, x.rows, g.out_dim(), "y");
+    ACE_THROW_IF(!x.contiguous() || !w.contiguous() || !y.contiguous(), shape_error, name,
+                 "::conv2d: the maps and filters must be contiguous");
+  }
+  static void check_graph(const GraphShape& gs, Index row, Index col) {
+    detail::check::shape(name, "egnn", row, 1, gs.edges, "row");
+    detail::check::shape(name, "egnn", col, 1, gs.edges, "col");
+  }
+};
+
+static_assert(Backend<Cpu>, "ace: the Cpu backend must model the Backend concept.");
+
+}  // namespace ace

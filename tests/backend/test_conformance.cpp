@@ -1,0 +1,463 @@
+// SPDX-License-Identifier: MIT
+// The conformance battery: every operation of the Backend concept on every backend of the list against the Reference
+// backend, on random shapes (ragged ones, strided views, padding and strides for convolutions), float and double:
+// 1e-12 relative (to the largest entry of the reference result) in double, 1e-5 in float; indices exactly. A new
+// backend passes by joining ConformingBackends.
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "backend_support.hpp"
+
+using namespace ace;
+
+namespace {
+using ConformingBackends = std::tuple<Cpu>;
+using test::Host;
+using test::random_values;
+
+template <class T>
+double tolerance() {
+  return std::is_same_v<T, float> ? 1e-5 : 1e-12;
+}
+
+/// max |a - b| / max(1e-300, max |reference|).
+template <class T>
+double relative_gap(const std::vector<T>& reference, const std::vector<T>& other) {
+  REQUIRE(reference.size() == other.size());
+  double scale = 1e-300, gap = 0.0;
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    scale = std::max(scale, std::abs(static_cast<double>(reference[i])));
+    gap = std::max(gap, std::abs(static_cast<double>(reference[i]) - static_cast<double>(other[i])));
+  }
+  return gap / scale;
+}
+
+/// Runs `op(std::type_identity<Bk>)` on Reference and on B; each returns a tuple of host vectors (outputs) that must
+/// agree: floating-point ones within the tolerance of T, indices exactly.
+template <class B, class T, class Op>
+void agree(const char* what, Op&& op) {
+  const auto expected = op(std::type_identity<Reference>{});
+  const auto actual = op(std::type_identity<B>{});
+  std::apply(
+      [&](const auto&... e) {
+        std::apply(
+            [&](const auto&... a) {
+              std::size_t k = 0;
+              (
+                  [&](const auto& ev, const auto& av) {
+                    using V = typename std::decay_t<decltype(ev)>::value_type;
+                    INFO(what << ", output " << k++ << " (" << B::name << " against Reference)");
+                    if constexpr (std::is_floating_point_v<V>) CHECK(relative_gap(ev, av) <= tolerance<T>());
+                    else CHECK(ev == av);
+                  }(e, a),
+                  ...);
+            },
+            actual);
+      },
+      expected);
+}
+
+template <class T>
+using Types = std::tuple<T>;
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("conformance: storage, transfers and vector operations", "[backend][conformance]",
+                        ConformingBackends) {
+  using B = TestType;
+  Rng rng(test::seed(1, "conformance storage"));
+  test::for_each_scalar([&]<class T>(std::type_identity<T>) {
+    for (const auto& [rows, cols] : {std::pair<std::size_t, std::size_t>{1, 1}, {3, 7}, {17, 5}, {64, 33}}) {
+      const Host<T> x = random_values<T>(rows, cols + 2, rng), y = random_values<T>(rows, cols + 2, rng);
+      const Host<T> s = random_values<T>(1, 1, rng);
+      agree<B, T>("fill, copy, axpy, scale, add on column blocks", [&]<class Bk>(std::type_identity<Bk>) {
+        auto a = test::upload<Bk>(x), b = test::upload<Bk>(y), c = test::upload<Bk>(y);
+        Bk::copy(view(std::as_const(a)).columns(1, cols), view(b).columns(0, cols));
+        Bk::axpy(T(0.75), view(std::as_const(a)).columns(2, cols), view(b).columns(1, cols));
+        Bk::scale(T(-1.5), view(b).columns(2, cols));
+        Bk::add(view(std::as_const(a)).columns(0, cols), view(std::as_const(b)).columns(1, cols), view(c).columns(1, cols));
+        Bk::fill(view(c).columns(0, 1), T(3));
+        return std::tuple{test::download<Bk>(b), test::download<Bk>(c)};
+      });
+      agree<B, T>("scalars in backend memory", [&]<class Bk>(std::type_identity<Bk>) {
+        auto a = test::upload<Bk>(x), b = test::upload<Bk>(y), c = test::upload<Bk>(y), g = test::upload<Bk>(s), acc = test::upload<Bk>(s);
+        Bk::add_scaled(view(std::as_const(g)), view(std::as_const(a)), view(b));
+        Bk::scaled_copy(view(std::as_const(g)), view(std::as_const(a)).columns(1, cols), view(c).columns(0, cols));
+        Bk::accumulate_dot(view(std::as_const(a)).columns(1, cols), view(std::as_const(b)).columns(2, cols), view(acc));
+        return std::tuple{test::download<Bk>(b), test::download<Bk>(c), test::download<Bk>(acc)};
+      });
+      agree<B, T>("reductions", [&]<class Bk>(std::type_identity<Bk>) {
+        auto a = test::upload<Bk>(x), b = test::upload<Bk>(y);
+        const auto va = view(std::as_const(a)).columns(1, cols), vb = view(std::as_const(b)).columns(0, cols);
+        return std::tuple{std::vector<double>{Bk::sum(va), Bk::dot(va, vb), Bk::sum_squares(va), Bk::max_abs(vb)}};
+      });
+      agree<B, T>("transfers of strided views", [&]<class Bk>(std::type_identity<Bk>) {
+        auto a = test::upload<Bk>(x);
+        std::vector<T> host(rows * cols);
+        Bk::to_host(MatrixRef<const T>(view(a).columns(1, cols)), std::span<T>(host));
+        for (auto& v : host) v = v * T(2) + T(1);
+        Bk::from_host(std::span<const T>(host), view(a).columns(2, cols));
+        return std::tuple{host, test::download<Bk>(a)};
+      });
+    }
+  });
+}
+
+TEMPLATE_LIST_TEST_CASE("conformance: GEMM, bias, row dots and elementwise maps", "[backend][conformance]",
+                        ConformingBackends) {
+  using B = TestType;
+  Rng rng(test::seed(2, "conformance dense"));
+  test::for_each_scalar([&]<class T>(std::type_identity<T>) {
+    for (const auto& [m, k, n] : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 1, 1}, {5, 3, 7}, {33, 65, 17},
+                                 {70, 9, 130}}) {
+      for (Transpose ta : {Transpose::no, Transpose::yes})
+        for (Transpose tb : {Transpose::no, Transpose::yes})
+          for (const T beta : {T(0), T(1), T(-0.5)}) {
+            const Host<T> a = ta == Transpose::no ? random_values<T>(m, k + 1, rng) : random_values<T>(k, m + 1, rng);
+            const Host<T> b = tb == Transpose::no ? random_values<T>(k, n, rng) : random_values<T>(n, k, rng);
+            const Host<T> c = random_values<T>(m, n + 3, rng);
+            agree<B, T>("gemm on strided views", [&]<class Bk>(std::type_identity<Bk>) {
+              auto ta_ = test::upload<Bk>(a), tb_ = test::upload<Bk>(b), tc = test::upload<Bk>(c);
+              const auto va = view(std::as_const(ta_)).columns(0, ta == Transpose::no ? k : m);
+              Bk::gemm(ta, tb, T(1.25), va, view(std::as_const(tb_)), beta, view(tc).columns(2, n));
+              return std::tuple{test::download<Bk>(tc)};
+            });
+          }
+      const Host<T> x = random_values<T>(m, n, rng), y = random_values<T>(m, n, rng), v = random_values<T>(1, n, rng);
+      agree<B, T>("add_row, sum_rows, row_dot", [&]<class Bk>(std::type_identity<Bk>) {
+        auto tx = test::upload<Bk>(x), ty = test::upload<Bk>(y), tv = test::upload<Bk>(v), tw = test::upload<Bk>(v), dots = zeros<Bk, T>(m, 1);
+        Bk::add_row(view(tx), view(std::as_const(tv)));
+        Bk::sum_rows(view(std::as_const(ty)), T(1), view(tv));
+        Bk::sum_rows(view(std::as_const(ty)), T(0), view(tw));
+        Bk::row_dot(view(std::as_const(tx)), view(std::as_const(ty)), view(dots));
+        return std::tuple{test::download<Bk>(tx), test::download<Bk>(tv), test::download<Bk>(tw),
+                          test::download<Bk>(dots)};
+      });
+      const auto maps = [&]<class Op>(std::type_identity<Op>, const char* what) {
+        agree<B, T>(what, [&]<class Bk>(std::type_identity<Bk>) {
+          auto tx = test::upload<Bk>(x), ty = zeros<Bk, T>(m, n), tg = test::upload<Bk>(y), tdx = zeros<Bk, T>(m, n);
+          Bk::template map<Op>(view(std::as_const(tx)), view(ty));
+          Bk::template map_backward<Op>(view(std::as_const(tx)), view(std::as_const(ty)), view(std::as_const(tg)),
+                                        view(tdx));
+          Bk::template map_backward<Op>(view(std::as_const(tx)), view(std::as_const(ty)), view(std::as_const(tg)),
+                                        view(tg));  // in place: dx = dy
+          return std::tuple{test::download<Bk>(ty), test::download<Bk>(tdx), test::download<Bk>(tg)};
+        });
+      };
+      maps(std::type_identity<ReLUOp>{}, "map relu");
+      maps(std::type_identity<SiLUOp>{}, "map silu");
+      maps(std::type_identity<GELUOp>{}, "map gelu");
+      maps(std::type_identity<TanhOp>{}, "map tanh");
+      maps(std::type_identity<SigmoidOp>{}, "map sigmoid");
+    }
+  });
+}
+
+TEMPLATE_LIST_TEST_CASE("conformance: sparse maps, gathers, segment reductions, pair layers", "[backend][conformance]",
+                        ConformingBackends) {
+  using B = TestType;
+  Rng rng(test::seed(3, "conformance sets"));
+  test::for_each_scalar([&]<class T>(std::type_identity<T>) {
+    for (const auto& [rows, in, out] : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 3, 5}, {4, 11, 2}, {9, 7, 30}}) {
+      std::vector<std::uint32_t> first{0}, index;
+      std::vector<T> weights;
+      for (std::size_t j = 0; j < out; ++j) {
+        const std::size_t count = rng.below(4);  // 0 to 3 entries per output column
+        for (std::size_t e = 0; e < count; ++e) {
+          index.push_back(static_cast<std::uint32_t>(rng.below(in)));
+          weights.push_back(static_cast<T>(rng.normal()));
+        }
+        first.push_back(static_cast<std::uint32_t>(index.size()));
+      }
+      const Host<T> x = random_values<T>(rows, in, rng), dy = random_values<T>(rows, out, rng);
+      agree<B, T>("sparse_map and its adjoint", [&]<class Bk>(std::type_identity<Bk>) {
+        auto f = index_tensor<Bk>(first), i = index_tensor<Bk>(index);
+        auto w = test::upload<Bk>(Host<T>{weights, 1, weights.size()});
+        auto tx = test::upload<Bk>(x), ty = zeros<Bk, T>(rows, out), tdy = test::upload<Bk>(dy), tdx = test::upload<Bk>(x);
+        Bk::sparse_map(view(std::as_const(f)), view(std::as_const(i)), view(std::as_const(w)), view(std::as_const(tx)),
+                       view(ty));
+        Bk::sparse_map_adjoint(view(std::as_const(f)), view(std::as_const(i)), view(std::as_const(w)),
+                               view(std::as_const(tdy)), view(tdx));
+        return std::tuple{test::download<Bk>(ty), test::download<Bk>(tdx)};
+      });
+      std::vector<std::uint32_t> picks(out);
+      for (auto& p : picks) p = static_cast<std::uint32_t>(rng.below(rows));
+      const Host<T> src = random_values<T>(rows, in, rng), moved = random_values<T>(out, in, rng);
+      agree<B, T>("gather_rows and scatter_add_rows", [&]<class Bk>(std::type_identity<Bk>) {
+        auto idx = index_tensor<Bk>(picks);
+        auto ts = test::upload<Bk>(src), td = zeros<Bk, T>(out, in), tm = test::upload<Bk>(moved), acc = test::upload<Bk>(src);
+        Bk::gather_rows(view(std::as_const(ts)), view(std::as_const(idx)), view(td));
+        Bk::scatter_add_rows(view(std::as_const(tm)), view(std::as_const(idx)), view(acc));
+        return std::tuple{test::download<Bk>(td), test::download<Bk>(acc)};
+      });
+    }
+    for (const auto& [batch, segment, cols] : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 1, 1}, {3, 5, 7}, {40, 8, 130}})
+      for (Reduce kind : {Reduce::sum, Reduce::mean, Reduce::max}) {
+        const Host<T> x = random_values<T>(batch * segment, cols, rng), dy = random_values<T>(batch, cols, rng);
+        agree<B, T>("segment_reduce and its adjoint", [&]<class Bk>(std::type_identity<Bk>) {
+          auto tx = test::upload<Bk>(x), ty = zeros<Bk, T>(batch, cols), tdy = test::upload<Bk>(dy), tdx = test::upload<Bk>(x);
+          auto arg = zeros<Bk, std::uint32_t>(batch, cols);
+          Bk::segment_reduce(kind, view(std::as_const(tx)), segment, view(ty), view(arg));
+          Bk::segment_reduce_backward(kind, view(std::as_const(tdy)), segment, view(std::as_const(arg)), view(tdx));
+          return std::tuple{test::download<Bk>(ty), test::download<Bk>(tdx), test::download<Bk>(arg)};
+        });
+      }
+    for (const auto& [batch, n, f] : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 1, 1}, {2, 4, 3}, {7, 6, 5}})
+      for (bool mean : {false, true}) {
+        const Host<T> x = random_values<T>(batch, n * n * f, rng), y = random_values<T>(batch, n * n * f, rng);
+        const Host<T> u = random_values<T>(batch * n, 3 * f, rng), q = random_values<T>(batch, 2 * f, rng);
+        agree<B, T>("pair_transpose, pair_pool, pair_broadcast", [&]<class Bk>(std::type_identity<Bk>) {
+          auto tx = test::upload<Bk>(x), t1 = test::upload<Bk>(y), t2 = test::upload<Bk>(y), tu = test::upload<Bk>(u), tq = test::upload<Bk>(q);
+          auto tv = zeros<Bk, T>(batch * n, 3 * f), ts = zeros<Bk, T>(batch, 2 * f);
+          Bk::pair_transpose(view(std::as_const(tx)), n, view(t1), mean);
+          Bk::pair_pool(view(std::as_const(tx)), n, mean, view(tv), view(ts));
+          Bk::pair_broadcast(view(std::as_const(tu)), view(std::as_const(tq)), n, T(0.5), T(-2), T(1.5), view(t2));
+          return std::tuple{test::download<Bk>(t1), test::download<Bk>(tv), test::download<Bk>(ts),
+                            test::download<Bk>(t2)};
+        });
+      }
+  });
+}
+
+TEMPLATE_LIST_TEST_CASE("conformance: fields, batch norm, vectors", "[backend][conformance]", ConformingBackends) {
+  using B = TestType;
+  Rng rng(test::seed(4, "conformance fields"));
+  test::for_each_scalar([&]<class T>(std::type_identity<T>) {
+    const std::vector<std::uint32_t> offsets{0, 3, 4, 9, 11};
+    for (std::size_t batch : {1u, 5u, 70u}) {
+      const Host<T> x = random_values<T>(batch, 11, rng), dy = random_values<T>(batch, 11, rng);
+      const Host<T> bias = random_values<T>(1, 4, rng), gx = random_values<T>(batch, 15, rng);
+      agree<B, T>("norm nonlinearity and gates", [&]<class Bk>(std::type_identity<Bk>) {
+        auto off = index_tensor<Bk>(offsets);
+        auto tx = test::upload<Bk>(x), tb = test::upload<Bk>(bias), tdy = test::upload<Bk>(dy), tg = test::upload<Bk>(gx);
+        auto norm = zeros<Bk, T>(batch, 4), y = zeros<Bk, T>(batch, 11), dx = zeros<Bk, T>(batch, 11);
+        auto db = zeros<Bk, T>(batch, 4), gate = zeros<Bk, T>(batch, 4), gy = zeros<Bk, T>(batch, 11);
+        auto gdx = zeros<Bk, T>(batch, 15);
+        const auto o = view(std::as_const(off));
+        Bk::template norm_nonlinearity<SiLUOp>(view(std::as_const(tx)), o, view(std::as_const(tb)), T(1e-6),
+                                               view(norm), view(y));
+        Bk::template norm_nonlinearity_backward<SiLUOp>(view(std::as_const(tx)), o, view(std::as_const(tb)),
+                                                        view(std::as_const(norm)), view(std::as_const(tdy)), view(dx),
+                                                        view(db));
+        Bk::gate_fields(view(std::as_const(tg)), o, view(gate), view(gy));
+        Bk::gate_fields_backward(view(std::as_const(tg)), o, view(std::as_const(gate)), view(std::as_const(tdy)),
+                                 view(gdx));
+        return std::tuple{test::download<Bk>(norm), test::download<Bk>(y), test::download<Bk>(dx),
+                          test::download<Bk>(db), test::download<Bk>(gate), test::download<Bk>(gy),
+                          test::download<Bk>(gdx)};
+      });
+    }
+    const std::vector<std::uint32_t> field_of{0, 0, 1, 2, 2, 2};
+    for (const auto& [outer, inner] : {std::pair<std::size_t, std::size_t>{2, 1}, {7, 5}, {3, 16}})
+      for (bool training : {true, false}) {
+        const FieldLayout l{outer, 6, inner, 3};
+        const Host<T> x = random_values<T>(outer, 6 * inner, rng), dy = random_values<T>(outer, 6 * inner, rng);
+        const Host<T> w = random_values<T>(1, 3, rng), b = random_values<T>(1, 3, rng);
+        agree<B, T>("batch norm statistics, forward and backward", [&]<class Bk>(std::type_identity<Bk>) {
+          auto fo = index_tensor<Bk>(field_of);
+          auto tx = test::upload<Bk>(x), tdy = test::upload<Bk>(dy), tw = test::upload<Bk>(w), tb = test::upload<Bk>(b);
+          auto rm = zeros<Bk, double>(1, 3), rv = zeros<Bk, double>(1, 3);
+          Bk::fill(view(rv), 1.5);
+          auto mean = zeros<Bk, T>(1, 3), inv = zeros<Bk, T>(1, 3), xhat = zeros<Bk, T>(outer, 6 * inner);
+          auto y = zeros<Bk, T>(outer, 6 * inner), dx = zeros<Bk, T>(outer, 6 * inner);
+          auto dw = zeros<Bk, T>(1, 3), dbias = zeros<Bk, T>(1, 3);
+          const auto f = view(std::as_const(fo));
+          Bk::batch_norm_statistics(view(std::as_const(tx)), l, f, training, 0.1, 1e-5, view(rm), view(rv),
+                                    view(mean), view(inv));
+          Bk::batch_norm_forward(view(std::as_const(tx)), l, f, view(std::as_const(mean)), view(std::as_const(inv)),
+                                 view(std::as_const(tw)), view(std::as_const(tb)), view(xhat), view(y));
+          Bk::batch_norm_backward(view(std::as_const(tdy)), view(std::as_const(xhat)), l, f, view(std::as_const(tw)),
+                                  view(std::as_const(inv)), training, view(dw), view(dbias), view(dx));
+          return std::tuple{test::download<Bk>(rm), test::download<Bk>(rv), test::download<Bk>(mean),
+                            test::download<Bk>(inv), test::download<Bk>(y), test::download<Bk>(dx),
+                            test::download<Bk>(dw), test::download<Bk>(dbias)};
+        });
+      }
+    for (const auto& [points, c] : {std::pair<std::size_t, std::size_t>{1, 1}, {5, 3}, {300, 9}}) {
+      const Host<T> x = random_values<T>(3 * points, c, rng), d = random_values<T>(3 * points, c, rng);
+      const Host<T> dy = random_values<T>(3 * points, c, rng), m = random_values<T>(points, c, rng);
+      const Host<T> z = random_values<T>(3 * points, 3, rng), dinv = random_values<T>(points, 3 * c, rng);
+      agree<B, T>("vector norms and rescaling", [&]<class Bk>(std::type_identity<Bk>) {
+        auto tx = test::upload<Bk>(x), tdy = test::upload<Bk>(dy), tm = test::upload<Bk>(m);
+        auto n = zeros<Bk, T>(points, c), y = zeros<Bk, T>(3 * points, c), dm = zeros<Bk, T>(points, c);
+        auto dn = zeros<Bk, T>(points, c), dx = zeros<Bk, T>(3 * points, c);
+        Bk::vector_norms(view(std::as_const(tx)), T(1e-6), view(n));
+        Bk::vector_rescale(view(std::as_const(tx)), view(std::as_const(n)), view(std::as_const(tm)), view(y));
+        Bk::vector_rescale_backward(view(std::as_const(tx)), view(std::as_const(n)), view(std::as_const(tm)),
+                                    view(std::as_const(tdy)), view(dm), view(dn));
+        Bk::vector_rescale_input_grad(view(std::as_const(tx)), view(std::as_const(n)), view(std::as_const(tm)),
+                                      view(std::as_const(tdy)), view(std::as_const(dn)), T(1e-6), view(dx));
+        return std::tuple{test::download<Bk>(n), test::download<Bk>(y), test::download<Bk>(dm),
+                          test::download<Bk>(dn), test::download<Bk>(dx)};
+      });
+      agree<B, T>("VN leaky ReLU and invariant", [&]<class Bk>(std::type_identity<Bk>) {
+        auto tx = test::upload<Bk>(x), td = test::upload<Bk>(d), tdy = test::upload<Bk>(dy), tz = test::upload<Bk>(z), tdi = test::upload<Bk>(dinv);
+        auto y = zeros<Bk, T>(3 * points, c), dx = zeros<Bk, T>(3 * points, c), dd = zeros<Bk, T>(3 * points, c);
+        auto inv = zeros<Bk, T>(points, 3 * c), idx = zeros<Bk, T>(3 * points, c), idz = zeros<Bk, T>(3 * points, 3);
+        Bk::vn_leaky_relu(view(std::as_const(tx)), view(std::as_const(td)), T(0.2), T(1e-6), view(y));
+        Bk::vn_leaky_relu_backward(view(std::as_const(tx)), view(std::as_const(td)), T(0.2), T(1e-6),
+                                   view(std::as_const(tdy)), view(dx), view(dd));
+        Bk::vn_invariant(view(std::as_const(tx)), view(std::as_const(tz)), view(inv));
+        Bk::vn_invariant_backward(view(std::as_const(tx)), view(std::as_const(tz)), view(std::as_const(tdi)),
+                                  view(idx), view(idz));
+        return std::tuple{test::download<Bk>(y), test::download<Bk>(dx), test::download<Bk>(dd),
+                          test::download<Bk>(inv), test::download<Bk>(idx), test::download<Bk>(idz)};
+      });
+    }
+  });
+}
+
+TEMPLATE_LIST_TEST_CASE("conformance: convolutions and pooling", "[backend][conformance]", ConformingBackends) {
+  using B = TestType;
+  Rng rng(test::seed(5, "conformance images"));
+  test::for_each_scalar([&]<class T>(std::type_identity<T>) {
+    for (Layout layout : {Layout::channels_first, Layout::channels_last})
+      for (const ConvGeometry g : {ConvGeometry{3, 5, 6, 7, 3, 1, 1, layout}, ConvGeometry{20, 17, 9, 8, 5, 2, 2, layout},
+                                   ConvGeometry{1, 1, 4, 4, 1, 1, 0, layout}, ConvGeometry{64, 37, 12, 11, 3, 1, 0, layout},
+                                   ConvGeometry{6, 18, 13, 13, 3, 3, 1, layout}})
+        for (bool simd : {true, false}) {
+          set_simd_kernels(simd);
+          const std::size_t batch = 3;
+          const Host<T> x = random_values<T>(batch, g.in_dim(), rng), w = random_values<T>(g.out_channels, g.patch(), rng);
+          const Host<T> bias = random_values<T>(1, g.out_channels, rng), dy = random_values<T>(batch, g.out_dim(), rng);
+          agree<B, T>("conv2d forward and backward", [&]<class Bk>(std::type_identity<Bk>) {
+            typename Bk::template convolution<T> conv(g);
+            auto tx = test::upload<Bk>(x), tw = test::upload<Bk>(w), tb = test::upload<Bk>(bias), tdy = test::upload<Bk>(dy);
+            auto y = zeros<Bk, T>(batch, g.out_dim()), dx = zeros<Bk, T>(batch, g.in_dim());
+            auto dw = test::upload<Bk>(w), db = test::upload<Bk>(bias);  // gradients accumulate onto these
+            Bk::conv2d_forward(conv, view(std::as_const(tx)), view(std::as_const(tw)), view(std::as_const(tb)), view(y));
+            Bk::conv2d_backward(conv, view(std::as_const(tx)), view(std::as_const(tw)), view(std::as_const(tdy)),
+                                view(dw), view(db), view(dx));
+            return std::tuple{test::download<Bk>(y), test::download<Bk>(dx), test::download<Bk>(dw),
+                              test::download<Bk>(db)};
+          });
+        }
+    set_simd_kernels(true);
+    for (Layout layout : {Layout::channels_first, Layout::channels_last})
+      for (const PoolGeometry g : {PoolGeometry{3, 4, 6, 2, 3, layout}, PoolGeometry{5, 8, 8, 8, 8, layout}})
+        for (Reduce kind : {Reduce::sum, Reduce::mean, Reduce::max}) {
+          const Host<T> x = random_values<T>(4, g.in_dim(), rng), dy = random_values<T>(4, g.out_dim(), rng);
+          agree<B, T>("pool2d forward and backward", [&]<class Bk>(std::type_identity<Bk>) {
+            auto tx = test::upload<Bk>(x), tdy = test::upload<Bk>(dy), y = zeros<Bk, T>(4, g.out_dim()), dx = test::upload<Bk>(x);
+            auto arg = zeros<Bk, std::uint32_t>(4, g.out_dim());
+            Bk::pool2d_forward(g, kind, view(std::as_const(tx)), view(y), view(arg));
+            Bk::pool2d_backward(g, kind, view(std::as_const(tdy)), view(std::as_const(arg)), view(dx));
+            return std::tuple{test::download<Bk>(y), test::download<Bk>(dx), test::download<Bk>(arg)};
+          });
+        }
+  });
+}
+
+TEMPLATE_LIST_TEST_CASE("conformance: EGNN message passing", "[backend][conformance]", ConformingBackends) {
+  using B = TestType;
+  Rng rng(test::seed(6, "conformance graphs"));
+  test::for_each_scalar([&]<class T>(std::type_identity<T>) {
+    // A ragged graph: node 3 has no incoming edge, node 0 three.
+    const std::vector<std::uint32_t> row{0, 0, 0, 1, 2, 2, 4}, col{1, 2, 4, 0, 1, 3, 3};
+    const std::vector<T> inv{T(1) / 3, 1, T(0.5), 1, 1};
+    for (std::size_t graphs : {1u, 3u, 12u}) {
+      const GraphShape gs{graphs, 5, 7};
+      const std::size_t nr = gs.node_rows(), er = gs.edge_rows(), hd = 6, dim = 3;
+      const Host<T> x = random_values<T>(nr, dim, rng), v = random_values<T>(nr, dim, rng);
+      const Host<T> p = random_values<T>(nr, hd, rng), q = random_values<T>(nr, hd, rng);
+      const Host<T> bias = random_values<T>(1, hd, rng), w = random_values<T>(hd, 3, rng);
+      Host<T> coef = random_values<T>(er, 1, rng);
+      for (auto& c : coef.values) c *= T(40);  // some moves beyond the clamp
+      const Host<T> speed = random_values<T>(nr, 1, rng), m = random_values<T>(er, hd, rng);
+      const Host<T> dx_out = random_values<T>(nr, dim, rng), dagg = random_values<T>(nr, hd, rng);
+      const Host<T> dz = random_values<T>(er, hd, rng);
+      for (bool features : {true, false})
+        agree<B, T>("egnn edge input, aggregation and their backward", [&]<class Bk>(std::type_identity<Bk>) {
+          auto r = index_tensor<Bk>(row), c = index_tensor<Bk>(col), id = test::upload<Bk>(Host<T>{inv, 1, 5});
+          auto tx = test::upload<Bk>(x), tv = test::upload<Bk>(v), tp = test::upload<Bk>(p), tq = test::upload<Bk>(q), tb = test::upload<Bk>(bias);
+          auto tw = test::upload<Bk>(w), dw = test::upload<Bk>(w), tc = test::upload<Bk>(coef), ts = test::upload<Bk>(speed), tm = test::upload<Bk>(m);
+          auto tdo = test::upload<Bk>(dx_out), tda = test::upload<Bk>(dagg), tdz = test::upload<Bk>(dz);
+          auto diff = zeros<Bk, T>(er, dim), radial = zeros<Bk, T>(er, 1), z = zeros<Bk, T>(er, hd);
+          auto xo = zeros<Bk, T>(nr, dim), agg = zeros<Bk, T>(nr, hd), dcoef = zeros<Bk, T>(er, 1);
+          auto dm = zeros<Bk, T>(er, hd), dp = zeros<Bk, T>(nr, hd), dq = zeros<Bk, T>(nr, hd);
+          auto dx = zeros<Bk, T>(nr, dim);
+          const auto ri = view(std::as_const(r)), ci = view(std::as_const(c));
+          const auto wr = view(std::as_const(tw)).columns(1, 1);
+          const MatrixRef<const T> none{};
+          Bk::egnn_edge_input(gs, ri, ci, view(std::as_const(tx)), view(std::as_const(tp)), view(std::as_const(tq)),
+                              view(std::as_const(tb)), wr, view(diff), view(radial), view(z));
+          Bk::egnn_aggregate(gs, ri, view(std::as_const(id)), view(std::as_const(tx)), view(std::as_const(tv)),
+                             view(std::as_const(diff)), view(std::as_const(tc)), view(std::as_const(ts)), T(1.5),
+                             features ? view(std::as_const(tm)) : none, view(xo), view(agg));
+          Bk::egnn_aggregate_backward(gs, ri, view(std::as_const(id)), view(std::as_const(diff)),
+                                      view(std::as_const(tc)), T(1.5), view(std::as_const(tdo)),
+                                      features ? view(std::as_const(tda)) : none, view(dcoef), view(dm));
+          Bk::egnn_edge_input_backward(gs, ri, ci, view(std::as_const(id)), view(std::as_const(diff)),
+                                       view(std::as_const(radial)), view(std::as_const(tc)), T(1.5),
+                                       view(std::as_const(tdo)), view(std::as_const(tdz)), wr, view(dp), view(dq),
+                                       view(dx), view(dw).columns(1, 1));
+          return std::tuple{test::download<Bk>(diff), test::download<Bk>(radial), test::download<Bk>(z),
+                            test::download<Bk>(xo),   test::download<Bk>(agg),    test::download<Bk>(dcoef),
+                            test::download<Bk>(dm),   test::download<Bk>(dp),     test::download<Bk>(dq),
+                            test::download<Bk>(dx),   test::download<Bk>(dw)};
+        });
+    }
+  });
+}
+
+TEMPLATE_LIST_TEST_CASE("conformance: losses and optimiser updates", "[backend][conformance]", ConformingBackends) {
+  using B = TestType;
+  Rng rng(test::seed(7, "conformance losses"));
+  test::for_each_scalar([&]<class T>(std::type_identity<T>) {
+    for (const auto& [rows, cols] : {std::pair<std::size_t, std::size_t>{1, 2}, {9, 5}, {64, 10}}) {
+      const Host<T> pred = random_values<T>(rows, cols, rng), target = random_values<T>(rows, cols, rng);
+      std::vector<std::uint32_t> labels(rows);
+      for (auto& l : labels) l = static_cast<std::uint32_t>(rng.below(cols));
+      agree<B, T>("losses", [&]<class Bk>(std::type_identity<Bk>) {
+        auto tp = test::upload<Bk>(pred), tt = test::upload<Bk>(target), g1 = zeros<Bk, T>(rows, cols), g2 = zeros<Bk, T>(rows, cols);
+        auto g3 = zeros<Bk, T>(rows, cols);
+        auto tl = index_tensor<Bk>(labels);
+        const T mse = Bk::template elementwise_loss<SquaredError>(view(std::as_const(tp)), view(std::as_const(tt)), view(g1));
+        const T l1 = Bk::template elementwise_loss<AbsoluteError>(view(std::as_const(tp)), view(std::as_const(tt)), view(g2));
+        const T ce = Bk::softmax_cross_entropy(view(std::as_const(tp)), view(std::as_const(tl)), view(g3));
+        return std::tuple{std::vector<T>{mse, l1, ce}, test::download<Bk>(g1), test::download<Bk>(g2),
+                          test::download<Bk>(g3)};
+      });
+      const Host<T> value = random_values<T>(rows, cols, rng), grad = random_values<T>(rows, cols, rng);
+      for (const SgdStep step : {SgdStep{0.1, 0.0, 0.01, false, true}, SgdStep{0.1, 0.9, 0.0, true, false},
+                                 SgdStep{0.05, 0.5, 0.1, false, true}})
+        agree<B, T>("sgd_update", [&]<class Bk>(std::type_identity<Bk>) {
+          auto tv = test::upload<Bk>(value), tg = test::upload<Bk>(grad), buf = test::upload<Bk>(grad);
+          Bk::sgd_update(view(tv), view(std::as_const(tg)), view(buf), step);
+          Bk::sgd_update(view(tv), view(std::as_const(tg)), view(buf), step);
+          return std::tuple{test::download<Bk>(tv), test::download<Bk>(buf)};
+        });
+      for (bool decoupled : {false, true})
+        agree<B, T>("adam_update", [&]<class Bk>(std::type_identity<Bk>) {
+          auto tv = test::upload<Bk>(value), tg = test::upload<Bk>(grad), m = zeros<Bk, T>(rows, cols), v = zeros<Bk, T>(rows, cols);
+          for (int t = 1; t <= 3; ++t)
+            Bk::adam_update(view(tv), view(std::as_const(tg)), view(m), view(v),
+                            AdamStep{1e-2, 0.9, 0.99, 1e-8, 0.1, 1 - std::pow(0.9, t), 1 - std::pow(0.99, t), decoupled});
+          return std::tuple{test::download<Bk>(tv), test::download<Bk>(m), test::download<Bk>(v)};
+        });
+    }
+  });
+}
+
+TEMPLATE_LIST_TEST_CASE("conformance: shape errors name the backend and the operation", "[backend][conformance]",
+                        test::Backends) {
+  using B = TestType;
+  auto a = zeros<B, double>(2, 3), c = zeros<B, double>(2, 2);
+  CHECK_THROWS_AS(B::gemm(Transpose::no, Transpose::no, 1.0, view(std::as_const(a)), view(std::as_const(a)), 0.0, view(c)),
+                  shape_error);
+  CHECK_THROWS_WITH(B::copy(view(std::as_const(a)), view(c)), Catch::Contains(B::name) && Catch::Contains("copy"));
+  auto y = zeros<B, double>(1, 3);
+  auto arg = zeros<B, std::uint32_t>(1, 2);
+  CHECK_THROWS_AS(B::segment_reduce(Reduce::max, view(std::as_const(a)), 2, view(y), view(arg)), shape_error);
+  std::vector<double> host(5);
+  CHECK_THROWS_AS(B::to_host(view(std::as_const(a)), std::span<double>(host)), shape_error);
+  CHECK_THROWS_AS(view(a).columns(2, 2), shape_error);
+  CHECK_THROWS_AS(reshaped(a, 4, 2), shape_error);
+}
+
+TEMPLATE_LIST_TEST_CASE("conformance: parallel tasks each run once", "[backend][conformance]", test::Backends) {
+  using B = TestType;
+  std::vector<int> runs(9, 0);
+  B::parallel_tasks(runs.size(), [&](std::size_t k) { runs[k] += static_cast<int>(k) + 1; });
+  for (std::size_t k = 0; k < runs.size(); ++k) CHECK(runs[k] == static_cast<int>(k) + 1);
+}

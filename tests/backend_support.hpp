@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+// What the batteries need to run on every backend: the backend type list, host data moved to a backend and back.
+#pragma once
+
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <cstdlib>
+#include <iostream>
+#include <span>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ace/backend/cpu/cpu.hpp"
+#include "ace/backend/reference/reference.hpp"
+#include "ace/random.hpp"
+#include "support.hpp"
+
+namespace ace::test {
+
+/// The backends every battery runs on; a new backend joins here.
+using Backends = std::tuple<Cpu, Reference>;
+
+/// The type list List<B> for every backend B of Backends, concatenated (a battery over layers x backends).
+template <template <class> class List>
+using for_backends = concat_t<List<Cpu>, List<Reference>>;
+
+/// f(std::type_identity<float>{}) then f(std::type_identity<double>{}).
+template <class F>
+void for_each_scalar(F&& f) {
+  f(std::type_identity<float>{});
+  f(std::type_identity<double>{});
+}
+
+/// A row-major rows x cols matrix of host values, moved to any backend with upload<B>.
+template <class T>
+struct Host {
+  std::vector<T> values;
+  std::size_t rows = 0, cols = 0;
+};
+
+/// The values in a new backend tensor [rows, cols].
+template <class B, class T>
+tensor_t<B, T, 2> upload(const Host<T>& h) {
+  auto t = make_storage<tensor_t<B, T, 2>>(std::array<std::size_t, 2>{h.rows, h.cols});
+  B::from_host(std::span<const T>(h.values), view(t));
+  return t;
+}
+
+/// Standard normal values.
+template <class T>
+Host<T> random_values(std::size_t rows, std::size_t cols, Rng& rng) {
+  Host<T> h{std::vector<T>(rows * cols), rows, cols};
+  for (auto& v : h.values) v = static_cast<T>(rng.normal());
+  return h;
+}
+
+/// The entries of a backend tensor (any rank), in host memory.
+template <class B, class S>
+std::vector<typename S::value_type> download(const S& t) {
+  return to_host_vector<B>(flat(t));
+}
+
+}  // namespace ace::test

@@ -1,0 +1,2 @@
+// SPDX-License-Identifier: MIT
+// The translation unit that owns the tests' precompiled header (Catch2 and backend_support.hpp).
