@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The N-body ACE experiment (METHOD.md §6–§8): an EGNN predicts where 5 charged particles are 1000 integration steps
+// The N-body ACE experiment (docs/method.md §6–§8): an EGNN predicts where 5 charged particles are 1000 integration steps
 // later; strict, free, schedule, ACE equality and ACE resilient training on equal footing (same data, same initial
 // network, same optimiser), over several seeds. Prints a results table and writes CSV logs and SVG plots.
 //

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The N-body EGNN (METHOD.md §8: 5 particles, complete graph, hidden 64, 4 layers, batch 100, float): one training
+// The N-body EGNN (docs/method.md §8: 5 particles, complete graph, hidden 64, 4 layers, batch 100, float): one training
 // step (forward, MSE, backward, Adam) and the forward alone, strict and relaxed. Reports training samples per
 // second ("items_per_second"); workers = EGNNRegressionOptions::workers (data parallelism over the batch). benchmarks/peers/egnn_torch.py runs the same network in PyTorch.
 #include <benchmark/benchmark.h>

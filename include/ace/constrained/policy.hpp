@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Constraint policies for the primal–dual trainer: ACE equality (Algorithm 1), inequality, resilient (Algorithm 2),
-// and the baselines strict, free, schedule and penalty (METHOD.md §3, §4, §6).
+// and the baselines strict, free, schedule and penalty (docs/method.md §3, §4, §6).
 #pragma once
 
 #include <algorithm>
@@ -35,7 +35,7 @@ struct EqualityConstraint {
   void validate() const {}
 };
 
-/// |γ_i| <= ε with λ_i >= 0 (METHOD.md §5); deploys with the branches (the model is ε-close to equivariant).
+/// |γ_i| <= ε with λ_i >= 0 (docs/method.md §5); deploys with the branches (the model is ε-close to equivariant).
 struct InequalityConstraint {
   static constexpr std::string_view name = "ace-inequality";
   static constexpr bool has_dual = true, has_slack = false, learn_gamma = true;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The generic primal–dual trainer of ACE (METHOD.md §3–§5): any HomotopyModel, any primal optimiser, any constraint
+// The generic primal–dual trainer of ACE (docs/method.md §3–§5): any HomotopyModel, any primal optimiser, any constraint
 // policy, SGD or Adam dual ascent.
 #pragma once
 
@@ -51,13 +51,13 @@ concept HomotopyModel = Parameterised<M> && Backend<backend_of_t<M>> && requires
   m.set_relaxation(on);
 };
 
-/// Dual ascent by plain steps: λ <- λ + lr * s (METHOD.md §3).
+/// Dual ascent by plain steps: λ <- λ + lr * s (docs/method.md §3).
 struct DualSGD {
   double lr = 1e-3;
   void validate() const { detail::require_positive(lr, "DualSGD::lr"); }
 };
 
-/// Dual ascent with Adam moments on the constraint values (METHOD.md §5): λ grows about lr per step while the
+/// Dual ascent with Adam moments on the constraint values (docs/method.md §5): λ grows about lr per step while the
 /// constraint keeps its sign.
 struct DualAdam {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
@@ -110,7 +110,7 @@ struct StepReport {
 ///   3. add the Lagrangian's terms: dγ_i += (λ_i + c s_i) ds_i/dγ_i (÷ n with average_dual), du_i = ρ u_i - (λ_i + c s_i)
 ///      for resilient slacks, 2 w γ_i for the penalty baseline;
 ///   4. optional global-norm clipping, then the primal optimiser's step on θ, γ and u (u projected to u >= 0);
-///   5. the dual step with the constraint values s_i of the *pre-step* γ and u (METHOD.md §3), projected to λ >= 0 for
+///   5. the dual step with the constraint values s_i of the *pre-step* γ and u (docs/method.md §3), projected to λ >= 0 for
 ///      inequality forms, skipped during the warm-up.
 template <HomotopyModel M, class PrimalOptimizer, ConstraintPolicy Policy, class Dual = DualSGD>
 class ConstrainedTrainer {

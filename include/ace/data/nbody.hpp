@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The charged-particle N-body data set (METHOD.md §8): the simulator, deterministic by seed, an optional constant
+// The charged-particle N-body data set (docs/method.md §8): the simulator, deterministic by seed, an optional constant
 // external field that breaks the rotation symmetry, .npy caching, and mini-batches for an EGNN.
 #pragma once
 
@@ -64,7 +64,7 @@ struct NBodyTrajectory {
   }
 };
 
-/// Simulates one system (METHOD.md §8): charges ±1 with probability ½; positions ~ N(0, std²); velocities a
+/// Simulates one system (docs/method.md §8): charges ±1 with probability ½; positions ~ N(0, std²); velocities a
 /// random direction rescaled to norm `speed`; F_i = Σ_{j≠i} q_i q_j (x_i - x_j) / |x_i - x_j|³ (+ q_i E axis),
 /// clipped per component; symplectic Euler with one full kick v += dt F(x0) first, then for steps 1..steps-1:
 /// x += dt v, record every record_every-th step, v += dt F(x).
@@ -225,7 +225,7 @@ inline NBodySamples load_or_make_nbody(const std::filesystem::path& cache_dir, c
   return s;
 }
 
-/// The EGNN batch of the systems `indices` (METHOD.md §8): h = |v_i|, edge attributes [q_i q_j, |x_i - x_j|²] on
+/// The EGNN batch of the systems `indices` (docs/method.md §8): h = |v_i|, edge attributes [q_i q_j, |x_i - x_j|²] on
 /// the complete graph (Graph::complete's edge order), raw node data = the charge q_i (for the relaxed branches),
 /// targets = positions at the target frame.
 template <class T>

@@ -36,7 +36,7 @@ struct EGNNOptions {
 /// (h, x); the output is x after the last layer. Equivariant to rotations, reflections and translations of x and v
 /// (and to permutations of the nodes that preserve the graph), invariant data h, edge_attr.
 ///
-/// With `relaxed`, each layer l also gets ACE's non-equivariant branches (METHOD.md §2), on the node's raw input
+/// With `relaxed`, each layer l also gets ACE's non-equivariant branches (docs/method.md §2), on the node's raw input
 /// u_i = [x_i^l, v_i, raw_i] (absolute coordinates, velocity and raw node data, e.g. charges):
 ///   h^{l+1} = EGNN_h + gamma_h^l * MLP_h([h^l_i, u_i]),   x^{l+1} = EGNN_x + gamma_x^l * MLP_x(u_i)
 /// (both Linear-SiLU-Linear, hidden wide), gammas initialised to 1, exposed as "layers.<l>.gamma" [gamma_h, gamma_x]

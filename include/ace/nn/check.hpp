@@ -3,7 +3,6 @@
 // elements, on any backend. Use it on your own modules exactly as ace's tests use it on ace's.
 #pragma once
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,10 +11,10 @@
 #include <utility>
 #include <vector>
 
+#include "ace/nn/core/sparse_map.hpp"
 #include "ace/nn/module.hpp"
 #include "ace/random.hpp"
 #include "ace/rep/concepts.hpp"
-#include "ace/tensor/eigen.hpp"
 
 namespace ace {
 
@@ -109,9 +108,48 @@ GradientCheckResult check_gradients(M& layer, const layer_tensor_t<M>& x, std::u
   return result;
 }
 
+namespace detail {
+/// How a representation acts on a batch of row vectors (x -> x ρ(g)^T), in backend B: by moving columns (a sparse
+/// map of weight-1 entries) for permutation representations, by a GEMM with ρ(g) otherwise.
+template <class S, class T, class B>
+class RepresentationAction {
+ public:
+  template <class G>
+  explicit RepresentationAction(const G& g) {
+    if constexpr (PermutationRepresentation<S>) {
+      const auto p = S::permutation(g);  // ρ(g) e_i = e_p[i]: column p[i] of the result is column i of x
+      std::vector<std::uint32_t> first(S::dim + 1), index(S::dim);
+      for (std::size_t i = 0; i < S::dim; ++i) {
+        index[p[i]] = static_cast<std::uint32_t>(i);
+        first[i + 1] = static_cast<std::uint32_t>(i + 1);
+      }
+      move_ = SparseLinearMap<T, B>(first, index, std::vector<double>(S::dim, 1.0), S::dim);
+    } else {
+      const auto m = rep_matrix_dynamic<S>(g);
+      std::vector<T> entries(S::dim * S::dim);
+      for (std::size_t r = 0; r < S::dim; ++r)
+        for (std::size_t c = 0; c < S::dim; ++c)
+          entries[r * S::dim + c] = static_cast<T>(m(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c)));
+      matrix_ = zeros<B, T>(S::dim, S::dim);
+      from_host_vector<B>(entries, view(matrix_));
+    }
+  }
+  /// out = x ρ(g)^T (rows of x transformed).
+  void apply(MatrixRef<const T> x, MatrixRef<T> out) const {
+    if constexpr (PermutationRepresentation<S>) move_.apply(x, out);
+    else B::gemm(Transpose::no, Transpose::yes, T(1), x, view(matrix_), T(0), out);
+  }
+
+ private:
+  SparseLinearMap<T, B> move_;
+  tensor_t<B, T, 2> matrix_;
+};
+}  // namespace detail
+
 /// max over the generators of G and `random_elements` seeded random elements g of
 /// ||f(x ρ_in(g)^T) - f(x) ρ_out(g)^T||_F / max(||f(x)||_F, tiny): the error relative to the output norm
-/// (batch rows are feature vectors), on the module's backend. 0 up to rounding for an equivariant module.
+/// (batch rows are feature vectors). Computed in the module's backend (permutation representations move entries,
+/// others multiply by ρ(g)); 0 up to rounding for an equivariant module.
 template <Module M>
 double check_equivariance(M& module, const layer_tensor_t<M>& x, std::uint64_t seed,
                           std::size_t random_elements = 8) {
@@ -120,42 +158,23 @@ double check_equivariance(M& module, const layer_tensor_t<M>& x, std::uint64_t s
   static_assert(Representation<InSpace> && Representation<OutSpace> && same_group_v<InSpace, OutSpace>,
                 "ace: check_equivariance needs a module whose input and output are representations of one group.");
   using Grp = typename InSpace::group;
-  using Scalar = typename M::scalar;
+  using T = typename M::scalar;
   using B = typename M::backend;
-  using DenseMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
   const auto generators = Grp::generators();
   std::vector<element_t<Grp>> elements(std::begin(generators), std::end(generators));
   Rng rng(seed);
   for (std::size_t i = 0; i < random_elements; ++i) elements.push_back(Grp::element(rng.below(Grp::order)));
 
-  const Tensor<Scalar, 2> xh = to_host_tensor<B>(x);
-  const Tensor<Scalar, 2> y = to_host_tensor<B>(module.forward(x));
-  const double scale = std::max(static_cast<double>(as_matrix(y).template cast<double>().norm()), 1e-30);
-  Tensor<Scalar, 2> xg(xh.shape());
+  const std::size_t rows = x.shape()[0];
+  const layer_tensor_t<M> y = module.forward(x);
+  const double scale = std::max(std::sqrt(B::sum_squares(view(y))), 1e-30);
+  auto xg = zeros<B, T>(rows, InSpace::dim), expected = zeros<B, T>(rows, OutSpace::dim);
   double worst = 0.0;
   for (const auto& g : elements) {
-    double err = 0.0;
-    if constexpr (PermutationRepresentation<InSpace> && PermutationRepresentation<OutSpace>) {
-      // Permutations move entries (images: 50 000-dimensional spaces without dense matrices): ρ(g) e_i = e_p[i].
-      const auto pin = InSpace::permutation(g);
-      const auto pout = OutSpace::permutation(g);
-      for (std::size_t r = 0; r < xh.shape()[0]; ++r)
-        for (std::size_t i = 0; i < InSpace::dim; ++i) xg(r, pin[i]) = xh(r, i);
-      const Tensor<Scalar, 2> yg = to_host_tensor<B>(module.forward(to_backend<B>(xg)));
-      for (std::size_t r = 0; r < y.shape()[0]; ++r)
-        for (std::size_t i = 0; i < OutSpace::dim; ++i) {
-          const double d = static_cast<double>(yg(r, pout[i])) - static_cast<double>(y(r, i));
-          err += d * d;
-        }
-      err = std::sqrt(err);
-    } else {
-      const DenseMatrix rin = rep_matrix_dynamic<InSpace>(g).template cast<Scalar>();
-      const DenseMatrix rout = rep_matrix_dynamic<OutSpace>(g).template cast<Scalar>();
-      as_matrix(xg) = as_matrix(xh) * rin.transpose();
-      const Tensor<Scalar, 2> yg = to_host_tensor<B>(module.forward(to_backend<B>(xg)));
-      err = (as_matrix(yg) - as_matrix(y) * rout.transpose()).template cast<double>().norm();
-    }
-    worst = std::max(worst, err / scale);
+    detail::RepresentationAction<InSpace, T, B>(g).apply(view(x), view(xg));
+    detail::RepresentationAction<OutSpace, T, B>(g).apply(view(y), view(expected));
+    B::axpy(T(-1), view(module.forward(xg)), view(expected));
+    worst = std::max(worst, std::sqrt(B::sum_squares(view(std::as_const(expected)))) / scale);
   }
   module.forward(x);
   return worst;

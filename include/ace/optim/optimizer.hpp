@@ -30,7 +30,7 @@ template <class B>
 struct on_backend {};
 
 /// Learning rates per parameter role; an empty entry uses the optimiser's base rate. ACE often gives the
-/// relaxation gammas their own rate (METHOD.md §5).
+/// relaxation gammas their own rate (docs/method.md §5).
 struct RoleRates {
   std::optional<double> weight{}, bias{}, gamma{}, slack{};
 

@@ -6,6 +6,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -46,6 +47,23 @@ struct Cpu : ReferenceOps<Cpu> {
   template <class F>
   static void rows_parallel(std::size_t rows, std::size_t cost, F&& op) {
     cpu::for_row_blocks(rows, 1, cost, op);
+  }
+
+  // f(offset of each view's first entry, count) over the entries of views of one shape: one flat run when every view
+  // is contiguous (Eigen then vectorises the whole array linearly), one run per row otherwise.
+  template <class F, class... V>
+  static void flat_runs(std::size_t rows, std::size_t cols, F&& f, const V&... views) {
+    if ((views.contiguous() && ...)) return f(std::array<std::size_t, sizeof...(V)>{}, rows * cols);
+    for (std::size_t r = 0; r < rows; ++r) f(std::array<std::size_t, sizeof...(V)>{(r * views.stride)...}, cols);
+  }
+  template <class T>
+  using FlatArray = Eigen::Map<Eigen::Array<std::remove_const_t<T>, Eigen::Dynamic, 1>>;
+  template <class T>
+  using ConstFlatArray = Eigen::Map<const Eigen::Array<std::remove_const_t<T>, Eigen::Dynamic, 1>>;
+  template <class T>
+  static auto array(MatrixRef<T> v, std::size_t offset, std::size_t n) {
+    if constexpr (std::is_const_v<T>) return ConstFlatArray<T>(v.data + offset, static_cast<Eigen::Index>(n));
+    else return FlatArray<T>(v.data + offset, static_cast<Eigen::Index>(n));
   }
 
  public:
@@ -102,19 +120,23 @@ struct Cpu : ReferenceOps<Cpu> {
   static void add_scaled(In<T> s, In<T> x, MatrixRef<T> y) {
     detail::check::scalar(name, "add_scaled", s);
     detail::check::same_shape(name, "add_scaled", x, y);
-    as_matrix(y) += s.data[0] * as_matrix(x);
+    const T scale = s.data[0];
+    flat_runs(x.rows, x.cols, [&](auto o, std::size_t n) { array(y, o[1], n) += scale * array(x, o[0], n); }, x, y);
   }
   template <class T>
   static void scaled_copy(In<T> s, In<T> x, MatrixRef<T> y) {
     detail::check::scalar(name, "scaled_copy", s);
     detail::check::same_shape(name, "scaled_copy", x, y);
-    as_matrix(y) = s.data[0] * as_matrix(x);
+    const T scale = s.data[0];
+    flat_runs(x.rows, x.cols, [&](auto o, std::size_t n) { array(y, o[1], n) = scale * array(x, o[0], n); }, x, y);
   }
   template <class T>
   static void accumulate_dot(In<T> x, In<T> y, MatrixRef<T> out) {
     detail::check::scalar(name, "accumulate_dot", out);
     detail::check::same_shape(name, "accumulate_dot", x, y);
-    out.data[0] += (as_matrix(x).array() * as_matrix(y).array()).sum();
+    T sum = T(0);
+    flat_runs(x.rows, x.cols, [&](auto o, std::size_t n) { sum += (array(x, o[0], n) * array(y, o[1], n)).sum(); }, x, y);
+    out.data[0] += sum;
   }
 
   // ---- dense layers -----------------------------------------------------------------------------------------------
@@ -138,27 +160,33 @@ struct Cpu : ReferenceOps<Cpu> {
 
   // ---- elementwise: SiLU vectorised (sigmoid through Eigen's tanh), the rest as in Reference -----------------------
 
+  /// SiLU: y = x sigmoid(x) with sigmoid(x) = 1/2 + tanh(x/2)/2 through Eigen's vectorised tanh.
   template <class Op, class T>
   static void map(In<T> x, MatrixRef<T> y) {
     if constexpr (std::is_same_v<Op, SiLUOp>) {
       detail::check::same_shape(name, "map", x, y);
-      const auto xm = as_matrix(x).array();
-      as_matrix(y).array() = xm * (T(0.5) + T(0.5) * (T(0.5) * xm).tanh());
+      flat_runs(x.rows, x.cols, [&](auto o, std::size_t n) {
+        const auto xa = array(x, o[0], n);
+        array(y, o[1], n) = xa * (T(0.5) + T(0.5) * (T(0.5) * xa).tanh());
+      }, x, y);
     } else {
       Base::template map<Op, T>(x, y);
     }
   }
-  /// SiLU: sigmoid(x) = y / x from the forward output (1/2 at x = 0), so no exponential is evaluated again.
+  /// SiLU: dx = dy (s + y (1 - s)) with s = sigmoid(x) evaluated again as in the forward pass (the same bits: one
+  /// vectorised tanh is cheaper than keeping s in memory).
   template <class Op, class T>
   static void map_backward(In<T> x, In<T> y, In<T> dy, MatrixRef<T> dx) {
     if constexpr (std::is_same_v<Op, SiLUOp>) {
       detail::check::same_shape(name, "map_backward", x, y);
       detail::check::same_shape(name, "map_backward", x, dy);
       detail::check::same_shape(name, "map_backward", x, dx);
-      const auto xm = as_matrix(x).array();
-      const auto ym = as_matrix(y).array();
-      const auto s = (xm != T(0)).select(ym / xm, T(0.5));
-      as_matrix(dx).array() = as_matrix(dy).array() * (s + ym * (T(1) - s));
+      flat_runs(x.rows, x.cols, [&](auto o, std::size_t n) {
+        const auto xa = array(x, o[0], n);
+        const auto ya = array(y, o[1], n);
+        const auto s = T(0.5) + T(0.5) * (T(0.5) * xa).tanh();
+        array(dx, o[3], n) = array(dy, o[2], n) * (s + ya * (T(1) - s));
+      }, x, y, dy, dx);
     } else {
       Base::template map_backward<Op, T>(x, y, dy, dx);
     }

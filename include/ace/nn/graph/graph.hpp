@@ -14,7 +14,6 @@
 #include "ace/backend/geometry.hpp"
 #include "ace/error.hpp"
 #include "ace/nn/module.hpp"
-#include "ace/tensor/eigen.hpp"
 
 namespace ace {
 
@@ -100,20 +99,26 @@ struct GraphBatch {
 
   /// The batch moved by the Euclidean transformation p -> R p + t: positions and targets rotated and translated,
   /// velocities rotated, invariant data (h, edge_attr) and raw node data unchanged. R may be any orthogonal matrix.
-  /// (Host-side: for equivariance checks, not for training steps.)
+  /// (A GEMM and a bias add in the backend; for equivariance checks.)
   GraphBatch transformed(const Eigen::MatrixXd& rotation, const Eigen::VectorXd& translation) const {
-    const auto dim = static_cast<Eigen::Index>(x.shape()[1]);
-    ACE_THROW_IF(rotation.rows() != dim || rotation.cols() != dim || translation.size() != dim, shape_error,
-                 "GraphBatch::transformed: a ", rotation.rows(), " x ", rotation.cols(), " matrix and a ",
+    const auto dim = static_cast<std::size_t>(x.shape()[1]);
+    ACE_THROW_IF(rotation.rows() != static_cast<Eigen::Index>(dim) || rotation.cols() != static_cast<Eigen::Index>(dim) ||
+                     translation.size() != static_cast<Eigen::Index>(dim),
+                 shape_error, "GraphBatch::transformed: a ", rotation.rows(), " x ", rotation.cols(), " matrix and a ",
                  translation.size(), "-vector for points in ", dim, " dimensions");
+    std::vector<T> r(dim * dim), t(dim);
+    for (std::size_t i = 0; i < dim; ++i) {
+      t[i] = static_cast<T>(translation(static_cast<Eigen::Index>(i)));
+      for (std::size_t j = 0; j < dim; ++j)
+        r[i * dim + j] = static_cast<T>(rotation(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)));
+    }
+    auto rb = zeros<B, T>(dim, dim), tb = zeros<B, T>(1, dim);
+    from_host_vector<B>(r, view(rb));
+    from_host_vector<B>(t, view(tb));
     GraphBatch out = *this;
-    const auto rt = rotation.transpose().template cast<T>().eval();
-    const auto shift = translation.transpose().template cast<T>().eval();
     const auto move = [&](const tensor_t<B, T, 2>& from, tensor_t<B, T, 2>& to, bool translate) {
-      Tensor<T, 2> host = to_host_tensor<B>(from);
-      as_matrix(host) = as_matrix(host) * rt;
-      if (translate) as_matrix(host).rowwise() += shift;
-      B::from_host(std::span<const T>(host.data(), host.size()), view(to));
+      B::gemm(Transpose::no, Transpose::yes, T(1), view(from), view(std::as_const(rb)), T(0), view(to));  // p R^T
+      if (translate) B::add_row(view(to), view(std::as_const(tb)));
     };
     move(x, out.x, true);
     move(target, out.target, true);
