@@ -67,7 +67,8 @@ TEMPLATE_LIST_TEST_CASE("conformance: storage, transfers and vector operations",
   using B = TestType;
   Rng rng(test::seed(1, "conformance storage"));
   test::for_each_scalar([&]<class T>(std::type_identity<T>) {
-    for (const auto& [rows, cols] : {std::pair<std::size_t, std::size_t>{1, 1}, {3, 7}, {17, 5}, {64, 33}}) {
+    for (const auto& shape : {std::pair<std::size_t, std::size_t>{1, 1}, {3, 7}, {17, 5}, {64, 33}}) {
+      const std::size_t rows = std::get<0>(shape), cols = std::get<1>(shape);
       const Host<T> x = random_values<T>(rows, cols + 2, rng), y = random_values<T>(rows, cols + 2, rng);
       const Host<T> s = random_values<T>(1, 1, rng);
       agree<B, T>("fill, copy, axpy, scale, add on column blocks", [&]<class Bk>(std::type_identity<Bk>) {
@@ -108,8 +109,9 @@ TEMPLATE_LIST_TEST_CASE("conformance: GEMM, bias, row dots and elementwise maps"
   using B = TestType;
   Rng rng(test::seed(2, "conformance dense"));
   test::for_each_scalar([&]<class T>(std::type_identity<T>) {
-    for (const auto& [m, k, n] : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 1, 1}, {5, 3, 7}, {33, 65, 17},
+    for (const auto& shape : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 1, 1}, {5, 3, 7}, {33, 65, 17},
                                  {70, 9, 130}}) {
+      const std::size_t m = std::get<0>(shape), k = std::get<1>(shape), n = std::get<2>(shape);
       for (Transpose ta : {Transpose::no, Transpose::yes})
         for (Transpose tb : {Transpose::no, Transpose::yes})
           for (const T beta : {T(0), T(1), T(-0.5)}) {
@@ -158,7 +160,8 @@ TEMPLATE_LIST_TEST_CASE("conformance: sparse maps, gathers, segment reductions, 
   using B = TestType;
   Rng rng(test::seed(3, "conformance sets"));
   test::for_each_scalar([&]<class T>(std::type_identity<T>) {
-    for (const auto& [rows, in, out] : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 3, 5}, {4, 11, 2}, {9, 7, 30}}) {
+    for (const auto& shape : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 3, 5}, {4, 11, 2}, {9, 7, 30}}) {
+      const std::size_t rows = std::get<0>(shape), in = std::get<1>(shape), out = std::get<2>(shape);
       std::vector<std::uint32_t> first{0}, index;
       std::vector<T> weights;
       for (std::size_t j = 0; j < out; ++j) {
@@ -191,7 +194,8 @@ TEMPLATE_LIST_TEST_CASE("conformance: sparse maps, gathers, segment reductions, 
         return std::tuple{test::download<Bk>(td), test::download<Bk>(acc)};
       });
     }
-    for (const auto& [batch, segment, cols] : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 1, 1}, {3, 5, 7}, {40, 8, 130}})
+    for (const auto& shape : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 1, 1}, {3, 5, 7}, {40, 8, 130}}) {
+      const std::size_t batch = std::get<0>(shape), segment = std::get<1>(shape), cols = std::get<2>(shape);
       for (Reduce kind : {Reduce::sum, Reduce::mean, Reduce::max}) {
         const Host<T> x = random_values<T>(batch * segment, cols, rng), dy = random_values<T>(batch, cols, rng);
         agree<B, T>("segment_reduce and its adjoint", [&]<class Bk>(std::type_identity<Bk>) {
@@ -202,7 +206,9 @@ TEMPLATE_LIST_TEST_CASE("conformance: sparse maps, gathers, segment reductions, 
           return std::tuple{test::download<Bk>(ty), test::download<Bk>(tdx), test::download<Bk>(arg)};
         });
       }
-    for (const auto& [batch, n, f] : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 1, 1}, {2, 4, 3}, {7, 6, 5}})
+    }
+    for (const auto& shape : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 1, 1}, {2, 4, 3}, {7, 6, 5}}) {
+      const std::size_t batch = std::get<0>(shape), n = std::get<1>(shape), f = std::get<2>(shape);
       for (bool mean : {false, true}) {
         const Host<T> x = random_values<T>(batch, n * n * f, rng), y = random_values<T>(batch, n * n * f, rng);
         const Host<T> u = random_values<T>(batch * n, 3 * f, rng), q = random_values<T>(batch, 2 * f, rng);
@@ -216,6 +222,7 @@ TEMPLATE_LIST_TEST_CASE("conformance: sparse maps, gathers, segment reductions, 
                             test::download<Bk>(t2)};
         });
       }
+    }
   });
 }
 
@@ -248,7 +255,8 @@ TEMPLATE_LIST_TEST_CASE("conformance: fields, batch norm, vectors", "[backend][c
       });
     }
     const std::vector<std::uint32_t> field_of{0, 0, 1, 2, 2, 2};
-    for (const auto& [outer, inner] : {std::pair<std::size_t, std::size_t>{2, 1}, {7, 5}, {3, 16}})
+    for (const auto& shape : {std::pair<std::size_t, std::size_t>{2, 1}, {7, 5}, {3, 16}}) {
+      const std::size_t outer = std::get<0>(shape), inner = std::get<1>(shape);
       for (bool training : {true, false}) {
         const FieldLayout l{outer, 6, inner, 3};
         const Host<T> x = random_values<T>(outer, 6 * inner, rng), dy = random_values<T>(outer, 6 * inner, rng);
@@ -273,7 +281,9 @@ TEMPLATE_LIST_TEST_CASE("conformance: fields, batch norm, vectors", "[backend][c
                             test::download<Bk>(dw), test::download<Bk>(dbias)};
         });
       }
-    for (const auto& [points, c] : {std::pair<std::size_t, std::size_t>{1, 1}, {5, 3}, {300, 9}}) {
+    }
+    for (const auto& shape : {std::pair<std::size_t, std::size_t>{1, 1}, {5, 3}, {300, 9}}) {
+      const std::size_t points = std::get<0>(shape), c = std::get<1>(shape);
       const Host<T> x = random_values<T>(3 * points, c, rng), d = random_values<T>(3 * points, c, rng);
       const Host<T> dy = random_values<T>(3 * points, c, rng), m = random_values<T>(points, c, rng);
       const Host<T> z = random_values<T>(3 * points, 3, rng), dinv = random_values<T>(points, 3 * c, rng);
@@ -368,7 +378,8 @@ TEMPLATE_LIST_TEST_CASE("conformance: EGNN message passing", "[backend][conforma
       const Host<T> dz = random_values<T>(er, hd, rng);
       for (bool features : {true, false})
         agree<B, T>("egnn edge input, aggregation and their backward", [&]<class Bk>(std::type_identity<Bk>) {
-          auto r = index_tensor<Bk>(row), c = index_tensor<Bk>(col), id = test::upload<Bk>(Host<T>{inv, 1, 5});
+          auto r = index_tensor<Bk>(row), c = index_tensor<Bk>(col);
+          auto id = test::upload<Bk>(Host<T>{inv, 1, 5});
           auto tx = test::upload<Bk>(x), tv = test::upload<Bk>(v), tp = test::upload<Bk>(p), tq = test::upload<Bk>(q), tb = test::upload<Bk>(bias);
           auto tw = test::upload<Bk>(w), dw = test::upload<Bk>(w), tc = test::upload<Bk>(coef), ts = test::upload<Bk>(speed), tm = test::upload<Bk>(m);
           auto tdo = test::upload<Bk>(dx_out), tda = test::upload<Bk>(dagg), tdz = test::upload<Bk>(dz);
@@ -404,7 +415,8 @@ TEMPLATE_LIST_TEST_CASE("conformance: losses and optimiser updates", "[backend][
   using B = TestType;
   Rng rng(test::seed(7, "conformance losses"));
   test::for_each_scalar([&]<class T>(std::type_identity<T>) {
-    for (const auto& [rows, cols] : {std::pair<std::size_t, std::size_t>{1, 2}, {9, 5}, {64, 10}}) {
+    for (const auto& shape : {std::pair<std::size_t, std::size_t>{1, 2}, {9, 5}, {64, 10}}) {
+      const std::size_t rows = std::get<0>(shape), cols = std::get<1>(shape);
       const Host<T> pred = random_values<T>(rows, cols, rng), target = random_values<T>(rows, cols, rng);
       std::vector<std::uint32_t> labels(rows);
       for (auto& l : labels) l = static_cast<std::uint32_t>(rng.below(cols));

@@ -122,7 +122,8 @@ TEMPLATE_TEST_CASE_SIG("Conv2d: values match the definition, any stride, padding
   randomise_bias(big, rng);
   const Tensor<double, 2> xbig = random_batch<double, Big>(3, rng);
   CHECK(relative(to_host_tensor<B>(big.forward(to_backend<B>(xbig))), direct_conv(big, xbig)) < 1e-13);
-  test::check_module_gradients(big, to_backend<B>(xbig), 614);
+  if constexpr (std::is_same_v<B, Cpu>)  // the blocks are the Cpu kernel's (Reference has none: its gradients are
+    test::check_module_gradients(big, to_backend<B>(xbig), 614);  // checked on smaller images below)
 }
 
 TEMPLATE_TEST_CASE_SIG("image layers: backward matches central differences", "[conv][gradient]",
@@ -395,7 +396,7 @@ TEST_CASE("convolutions: the float kernels agree with double, AVX2/FMA tiles and
     CHECK(float_vs_double<Image<Features<16>, 11, 11, L>, Features<32>, ConvSpec{1, 1, 0}>(3, rng) < 2e-6);
     CHECK(float_vs_double<Image<Features<25>, 20, 17, L>, Features<6>, k3>(3, rng) < 2e-6);
     CHECK(float_vs_double<Image<Features<12>, 10, 10, L>, Features<27>, ConvSpec{5, 3, 2}>(7, rng) < 2e-6);
-    CHECK(float_vs_double<Image<Features<64>, 8, 8, L>, Features<64>, same_padding(5)>(20, rng) < 2e-6);
+    CHECK(float_vs_double<Image<Features<64>, 8, 8, L>, Features<64>, same_padding(5)>(17, rng) < 2e-6);  // 2 chunks
     // Channels-first maps: each chunk is transposed around the same kernels.
     constexpr Layout F = Layout::channels_first;
     CHECK(float_vs_double<Image<Features<20>, 7, 6, F>, Features<37>, same_padding(5)>(4, rng) < 2e-6);
