@@ -89,4 +89,19 @@ void graph_edges(const char* who, const char* op, MatrixRef<A> x, const GraphSha
                g.graphs, " graphs of ", g.edges, " edges");
 }
 
+/// Images x [batch, in_dim], filters w [out_channels, patch] and outputs y [batch, out_dim] of a convolution.
+template <class U, class V, class W>
+void conv(const char* who, const ConvGeometry& g, MatrixRef<U> x, MatrixRef<V> w, MatrixRef<W> y) {
+  shape(who, "conv2d", x, x.rows, g.in_dim(), "x");
+  shape(who, "conv2d", w, g.out_channels, g.patch(), "w");
+  shape(who, "conv2d", y, x.rows, g.out_dim(), "y");
+}
+
+/// The edge lists row and col of a graph batch: one entry per edge.
+template <class I>
+void edge_lists(const char* who, const GraphShape& gs, MatrixRef<I> row, MatrixRef<I> col) {
+  shape(who, "egnn", row, 1, gs.edges, "row");
+  shape(who, "egnn", col, 1, gs.edges, "col");
+}
+
 }  // namespace ace::detail::check

@@ -506,16 +506,11 @@ struct Cpu : ReferenceOps<Cpu> {
   }
   template <class U, class V, class W>
   static void check_conv(const ConvGeometry& g, MatrixRef<U> x, MatrixRef<V> w, MatrixRef<W> y) {
-    detail::check::shape(name, "conv2d", x, x.rows, g.in_dim(), "x");
-    detail::check::shape(name, "conv2d", w, g.out_channels, g.patch(), "w");
-    detail::check::shape(name, "conv2d", y, x.rows, g.out_dim(), "y");
+    detail::check::conv(name, g, x, w, y);
     ACE_THROW_IF(!x.contiguous() || !w.contiguous() || !y.contiguous(), shape_error, name,
                  "::conv2d: the maps and filters must be contiguous");
   }
-  static void check_graph(const GraphShape& gs, Index row, Index col) {
-    detail::check::shape(name, "egnn", row, 1, gs.edges, "row");
-    detail::check::shape(name, "egnn", col, 1, gs.edges, "col");
-  }
+  static void check_graph(const GraphShape& gs, Index row, Index col) { detail::check::edge_lists(name, gs, row, col); }
 };
 
 static_assert(Backend<Cpu>, "ace: the Cpu backend must model the Backend concept.");

@@ -960,9 +960,7 @@ struct ReferenceOps {
   }
   template <class U, class V, class W>
   static void check_conv(const ConvGeometry& g, MatrixRef<U> x, MatrixRef<V> w, MatrixRef<W> y) {
-    detail::check::shape(who(), "conv2d", x, x.rows, g.in_dim(), "x");
-    detail::check::shape(who(), "conv2d", w, g.out_channels, g.patch(), "w");
-    detail::check::shape(who(), "conv2d", y, x.rows, g.out_dim(), "y");
+    detail::check::conv(who(), g, x, w, y);
   }
   // f(tap, input pixel) for the taps of output pixel p that fall inside the image.
   template <class F>
@@ -992,10 +990,7 @@ struct ReferenceOps {
             in.size());
         }
   }
-  static void check_graph(const GraphShape& gs, Index row, Index col) {
-    detail::check::shape(who(), "egnn", row, 1, gs.edges, "row");
-    detail::check::shape(who(), "egnn", col, 1, gs.edges, "col");
-  }
+  static void check_graph(const GraphShape& gs, Index row, Index col) { detail::check::edge_lists(who(), gs, row, col); }
 };
 
 /// The Reference backend: host memory in HostArray, every operation as ReferenceOps' plain loops.
