@@ -16,15 +16,33 @@
 #include "ace/backend/reference/reference.hpp"
 #include "ace/random.hpp"
 #include "support.hpp"
+#if defined(ACE_TEST_BACKEND_CUDA)
+#include "ace/backend/cuda/cuda.hpp"
+#elif defined(ACE_TEST_BACKEND_EMULATION)
+#include "backend/kernel_emulation.hpp"
+#endif
 
 namespace ace::test {
 
-/// The backends every battery runs on; a new backend joins here.
+/// The backends every battery runs on; a new backend joins here. The batteries are compiled once more for the CUDA
+/// backend (ACE_TEST_BACKEND_CUDA: executables cuda_*, skipped without a GPU) and for its kernels' host emulation
+/// (ACE_TEST_BACKEND_EMULATION: executables emulated_*), each alone in the list (tests/CMakeLists.txt).
+#if defined(ACE_TEST_BACKEND_CUDA)
+using Backends = std::tuple<Cuda>;
+template <template <class> class List>
+using for_backends = List<Cuda>;
+#elif defined(ACE_TEST_BACKEND_EMULATION)
+using Backends = std::tuple<KernelEmulation>;
+template <template <class> class List>
+using for_backends = List<KernelEmulation>;
+#else
 using Backends = std::tuple<Cpu, Reference>;
-
 /// The type list List<B> for every backend B of Backends, concatenated (a battery over layers x backends).
 template <template <class> class List>
 using for_backends = concat_t<List<Cpu>, List<Reference>>;
+#endif
+/// The first backend of the list (the one under test in the device builds).
+using Device = std::tuple_element_t<0, Backends>;
 
 /// f(std::type_identity<float>{}) then f(std::type_identity<double>{}).
 template <class F>

@@ -2,17 +2,18 @@
 // The conformance battery: every operation of the Backend concept on every backend of the list against the Reference
 // backend, on random shapes (ragged ones, strided views, padding and strides for convolutions), float and double:
 // 1e-12 relative (to the largest entry of the reference result) in double, 1e-5 in float; indices exactly. A new
-// backend passes by joining ConformingBackends.
+// backend passes by joining ConformingBackends; the CUDA backend's kernels run here through their host emulation.
 #include <cstdint>
 #include <type_traits>
 #include <vector>
 
+#include "backend/kernel_emulation.hpp"
 #include "backend_support.hpp"
 
 using namespace ace;
 
 namespace {
-using ConformingBackends = std::tuple<Cpu>;
+using ConformingBackends = std::tuple<Cpu, test::KernelEmulation>;
 using test::Host;
 using test::random_values;
 
@@ -465,6 +466,25 @@ TEMPLATE_LIST_TEST_CASE("conformance: shape errors name the backend and the oper
   CHECK_THROWS_AS(B::to_host(view(std::as_const(a)), std::span<double>(host)), shape_error);
   CHECK_THROWS_AS(view(a).columns(2, 2), shape_error);
   CHECK_THROWS_AS(reshaped(a, 4, 2), shape_error);
+}
+
+using IndexCheckedBackends = std::tuple<Cpu, Reference, test::KernelEmulation>;
+TEMPLATE_LIST_TEST_CASE("conformance: indices out of range reach the caller as invalid_argument",
+                        "[backend][conformance]", IndexCheckedBackends) {
+  using B = TestType;
+  const auto src = zeros<B, double>(3, 2);
+  auto dst = zeros<B, double>(2, 2);
+  const auto bad = index_tensor<B>({0, 3});  // row 3 of 3
+  CHECK_THROWS_AS(B::gather_rows(view(std::as_const(src)), view(std::as_const(bad)), view(dst)), invalid_argument);
+  CHECK_THROWS_AS(B::scatter_add_rows(view(std::as_const(dst)), view(std::as_const(bad)), view(dst)),
+                  invalid_argument);
+  const auto labels = index_tensor<B>({1, 2});  // class 2 of 2
+  auto grad = zeros<B, double>(2, 2);
+  CHECK_THROWS_WITH(B::softmax_cross_entropy(view(std::as_const(dst)), view(std::as_const(labels)), view(grad)),
+                    Catch::Contains("softmax_cross_entropy"));
+  // After a reported error the backend works as before.
+  const auto good = index_tensor<B>({2, 0});
+  CHECK_NOTHROW(B::gather_rows(view(std::as_const(src)), view(std::as_const(good)), view(dst)));
 }
 
 TEMPLATE_LIST_TEST_CASE("conformance: parallel tasks each run once", "[backend][conformance]", test::Backends) {

@@ -9,7 +9,7 @@
 #include "ace/backend/geometry.hpp"
 #include "ace/backend/ops.hpp"
 #include "ace/error.hpp"
-#include "ace/tensor/tensor.hpp"
+#include "ace/tensor/view.hpp"
 
 namespace ace::detail::check {
 

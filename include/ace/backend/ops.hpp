@@ -7,6 +7,14 @@
 #include <cstddef>
 #include <numbers>
 
+// Functions that device kernels call too (the Op structs below, the CUDA backend's kernels): __host__ __device__
+// under nvcc, plain functions for every other compiler.
+#if defined(__CUDACC__)
+#define ACE_HOST_DEVICE __host__ __device__
+#else
+#define ACE_HOST_DEVICE
+#endif
+
 namespace ace {
 
 enum class Transpose { no, yes };
@@ -22,29 +30,31 @@ inline const char* reduce_name(Reduce r) {
 // static functions, so every backend can run them (a device backend in its kernels); a backend may evaluate a known
 // Op with its own vectorised formula, equal to f and df up to rounding.
 struct ReLUOp {
-  template <class T> static T f(T x) { return x > T(0) ? x : T(0); }
-  template <class T> static T df(T x, T) { return x > T(0) ? T(1) : T(0); }
+  template <class T> ACE_HOST_DEVICE static T f(T x) { return x > T(0) ? x : T(0); }
+  template <class T> ACE_HOST_DEVICE static T df(T x, T) { return x > T(0) ? T(1) : T(0); }
 };
 struct SigmoidOp {
-  template <class T> static T f(T x) { return T(1) / (T(1) + std::exp(-x)); }
-  template <class T> static T df(T, T y) { return y * (T(1) - y); }
+  template <class T> ACE_HOST_DEVICE static T f(T x) { return T(1) / (T(1) + std::exp(-x)); }
+  template <class T> ACE_HOST_DEVICE static T df(T, T y) { return y * (T(1) - y); }
 };
 /// SiLU (swish): x sigmoid(x). The one SiLU of the library: pointwise layers and the MLPs inside EGNN and the relaxed
 /// branches all run it through map / map_backward.
 struct SiLUOp {
-  template <class T> static T f(T x) { return x / (T(1) + std::exp(-x)); }
-  template <class T> static T df(T x, T) {
+  template <class T> ACE_HOST_DEVICE static T f(T x) { return x / (T(1) + std::exp(-x)); }
+  template <class T> ACE_HOST_DEVICE static T df(T x, T) {
     const T s = T(1) / (T(1) + std::exp(-x));
     return s * (T(1) + x * (T(1) - s));
   }
 };
 struct TanhOp {
-  template <class T> static T f(T x) { return std::tanh(x); }
-  template <class T> static T df(T, T y) { return T(1) - y * y; }
+  template <class T> ACE_HOST_DEVICE static T f(T x) { return std::tanh(x); }
+  template <class T> ACE_HOST_DEVICE static T df(T, T y) { return T(1) - y * y; }
 };
 struct GELUOp {  // the exact (erf) form, PyTorch's default
-  template <class T> static T f(T x) { return T(0.5) * x * (T(1) + std::erf(x * T(std::numbers::sqrt2 / 2))); }
-  template <class T> static T df(T x, T) {
+  template <class T> ACE_HOST_DEVICE static T f(T x) {
+    return T(0.5) * x * (T(1) + std::erf(x * T(std::numbers::sqrt2 / 2)));
+  }
+  template <class T> ACE_HOST_DEVICE static T df(T x, T) {
     const T cdf = T(0.5) * (T(1) + std::erf(x * T(std::numbers::sqrt2 / 2)));
     const T pdf = std::exp(T(-0.5) * x * x) * T(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
     return cdf + x * pdf;
@@ -54,13 +64,13 @@ struct GELUOp {  // the exact (erf) form, PyTorch's default
 // Elementwise losses of a difference d = prediction - target: value(d) and its derivative.
 struct SquaredError {
   static constexpr const char* name = "MSELoss";
-  template <class T> static T value(T d) { return d * d; }
-  template <class T> static T derivative(T d) { return T(2) * d; }
+  template <class T> ACE_HOST_DEVICE static T value(T d) { return d * d; }
+  template <class T> ACE_HOST_DEVICE static T derivative(T d) { return T(2) * d; }
 };
 struct AbsoluteError {  // subgradient 0 at 0
   static constexpr const char* name = "L1Loss";
-  template <class T> static T value(T d) { return std::abs(d); }
-  template <class T> static T derivative(T d) { return d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0)); }
+  template <class T> ACE_HOST_DEVICE static T value(T d) { return std::abs(d); }
+  template <class T> ACE_HOST_DEVICE static T derivative(T d) { return d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0)); }
 };
 
 /// One SGD update of a parameter (PyTorch's semantics): g <- g + weight_decay p; b <- momentum b + g (b = g on the

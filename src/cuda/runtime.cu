@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+// The CUDA backend's runtime: device memory, the per-thread stream and cuBLAS handle, the scratch buffer and the
+// index-error word, host <-> device copies (counted), GEMM through cuBLAS, and CUDA errors as ace::cuda_error.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <climits>
+#include <cstdint>
+#include <string>
+
+#include "ace/backend/cuda/exec.hpp"
+
+namespace ace::cuda {
+namespace {
+
+void check(cudaError_t status, const char* what, std::size_t bytes = 0) {
+  if (status == cudaSuccess) return;
+  (void)cudaGetLastError();  // clear a sticky launch error so the next call reports its own
+  if (bytes != 0)
+    throw cuda_error(::ace::detail::concat("Cuda::", what, ": ", cudaGetErrorString(status), " (", bytes, " bytes)"));
+  throw cuda_error(::ace::detail::concat("Cuda::", what, ": ", cudaGetErrorString(status)));
+}
+
+void check(cublasStatus_t status, const char* what) {
+  if (status == CUBLAS_STATUS_SUCCESS) return;
+  throw cuda_error(::ace::detail::concat("Cuda::", what, ": cuBLAS ", cublasGetStatusName(status), " (",
+                                  cublasGetStatusString(status), ")"));
+}
+
+std::atomic<std::uint64_t> to_host_count{0}, from_host_count{0}, byte_count{0};
+std::atomic<bool> tf32_allowed{false};
+
+/// What one host thread uses: its stream, cuBLAS handle, scratch buffer and index-error word.
+struct Context {
+  cudaStream_t stream = nullptr;
+  cublasHandle_t blas = nullptr;
+  void* scratch = nullptr;
+  std::size_t scratch_bytes = 0;
+  std::uint32_t* error = nullptr;
+  bool tf32 = false;
+
+  Context() {
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+      (void)cudaGetLastError();
+      throw cuda_error("Cuda: no CUDA device is available (the Cuda backend needs one; the Cpu backend does not)");
+    }
+    check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream creation");
+    check(cublasCreate(&blas), "cuBLAS initialisation");
+    check(cublasSetStream(blas, stream), "cuBLAS stream");
+    check(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH), "cuBLAS math mode");
+    check(cudaMalloc(&error, sizeof(std::uint32_t)), "allocation of the index-error word", sizeof(std::uint32_t));
+    check(cudaMemsetAsync(error, 0, sizeof(std::uint32_t), stream), "index-error word");
+  }
+  ~Context() {
+    if (stream) (void)cudaStreamSynchronize(stream);
+    if (scratch) (void)cudaFree(scratch);
+    if (error) (void)cudaFree(error);
+    if (blas) (void)cublasDestroy(blas);
+    if (stream) (void)cudaStreamDestroy(stream);
+  }
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+};
+
+Context& context() {
+  static thread_local Context c;
+  const bool tf32 = tf32_allowed.load();
+  if (c.tf32 != tf32) {
+    check(cublasSetMathMode(c.blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH), "cuBLAS math mode");
+    c.tf32 = tf32;
+  }
+  return c;
+}
+
+int to_int(std::size_t v, const char* what) {
+  if (v > static_cast<std::size_t>(INT_MAX))
+    throw cuda_error(::ace::detail::concat("Cuda::gemm: ", what, " = ", v, " exceeds cuBLAS's 32-bit sizes"));
+  return static_cast<int>(v);
+}
+
+cudaMemcpyKind kind_of(Direction d) {
+  return d == Direction::to_host ? cudaMemcpyDeviceToHost
+                                 : (d == Direction::from_host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice);
+}
+
+}  // namespace
+
+cudaStream_t current_stream() { return context().stream; }
+
+int device_count() noexcept {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+std::string device_name() {
+  if (device_count() == 0) return "";
+  int device = 0;
+  check(cudaGetDevice(&device), "device query");
+  cudaDeviceProp prop{};
+  check(cudaGetDeviceProperties(&prop, device), "device query");
+  return prop.name;
+}
+
+void synchronize() {
+  check(cudaStreamSynchronize(context().stream), "synchronize");
+  DeviceExec::check_index_error("Cuda");
+}
+
+void allow_tf32(bool allow) { tf32_allowed.store(allow); }
+
+Transfers transfers() noexcept { return {to_host_count.load(), from_host_count.load(), byte_count.load()}; }
+
+namespace detail {
+void* allocate(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  context();  // a device must exist
+  void* p = nullptr;
+  check(cudaMalloc(&p, bytes), "allocate", bytes);
+  return p;
+}
+void release(void* p) noexcept {
+  if (p) (void)cudaFree(p);
+}
+void copy_bytes(void* dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, context().stream), "copy", bytes);
+}
+void zero_bytes(void* dst, std::size_t bytes) {
+  if (bytes == 0) return;
+  check(cudaMemsetAsync(dst, 0, bytes, context().stream), "fill with zeros", bytes);
+}
+}  // namespace detail
+
+void* DeviceExec::scratch(std::size_t bytes) {
+  Context& c = context();
+  if (c.scratch_bytes < bytes) {
+    if (c.scratch) check(cudaFree(c.scratch), "scratch release");  // cudaFree waits for the kernels that use it
+    c.scratch = nullptr;
+    c.scratch_bytes = 0;
+    check(cudaMalloc(&c.scratch, bytes), "scratch allocation", bytes);
+    c.scratch_bytes = bytes;
+  }
+  return c.scratch;
+}
+
+std::uint32_t* DeviceExec::index_error() { return context().error; }
+
+void DeviceExec::check_index_error(const char* who) {
+  Context& c = context();
+  std::uint32_t word = 0;
+  check(cudaMemcpyAsync(&word, c.error, sizeof(word), cudaMemcpyDeviceToHost, c.stream), "index check");
+  check(cudaStreamSynchronize(c.stream), "index check");
+  if (word == 0) return;
+  check(cudaMemsetAsync(c.error, 0, sizeof(word), c.stream), "index check");
+  throw invalid_argument(kernels::index_error_message(who, word));
+}
+
+void DeviceExec::read(void* host, const void* src, std::size_t bytes) {
+  Context& c = context();
+  check(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, c.stream), "read", bytes);
+  check(cudaStreamSynchronize(c.stream), "read", bytes);
+  to_host_count.fetch_add(1);
+  byte_count.fetch_add(bytes);
+}
+
+void DeviceExec::copy_2d(void* dst, std::size_t dpitch, const void* src, std::size_t spitch, std::size_t width,
+                         std::size_t rows, Direction d) {
+  Context& c = context();
+  const char* what = d == Direction::to_host ? "to_host" : (d == Direction::from_host ? "from_host" : "copy");
+  check(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, kind_of(d), c.stream), what, width * rows);
+  if (d == Direction::on_device) return;
+  // Host memory is pageable: wait, so the caller may read or reuse it at once.
+  check(cudaStreamSynchronize(c.stream), what, width * rows);
+  (d == Direction::to_host ? to_host_count : from_host_count).fetch_add(1);
+  byte_count.fetch_add(width * rows);
+}
+
+void DeviceExec::gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
+                      std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
+  check(cublasSgemm(context().blas, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, to_int(m, "m"),
+                    to_int(n, "n"), to_int(k, "k"), &alpha, a, to_int(lda, "lda"), b, to_int(ldb, "ldb"), &beta, c,
+                    to_int(ldc, "ldc")),
+        "gemm (float)");
+}
+
+void DeviceExec::gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
+                      std::size_t lda, const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
+  check(cublasDgemm(context().blas, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, to_int(m, "m"),
+                    to_int(n, "n"), to_int(k, "k"), &alpha, a, to_int(lda, "lda"), b, to_int(ldb, "ldb"), &beta, c,
+                    to_int(ldc, "ldc")),
+        "gemm (double)");
+}
+
+}  // namespace ace::cuda
