@@ -3,7 +3,10 @@
 // δ breaks the symmetry, with one relaxed layer f_eq + γ f_neq. Runs ACE-equality and ACE-resilient with the same
 // seed and writes <out>/<method>/log.csv and loss/gamma/multiplier/slack plots (SVG).
 // Usage: ace_toy [out_dir] [delta] [augmented]      (defaults: ace_toy_out, 0.5, 0: no augmented-Lagrangian term)
-#include <ace/ace.hpp>
+#include <ace/constrained.hpp>
+#include <ace/group.hpp>
+#include <ace/nn.hpp>
+#include <ace/optim.hpp>
 #include <cstdio>
 #include <string>
 

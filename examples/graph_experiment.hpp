@@ -19,11 +19,18 @@
 #include <vector>
 
 #include "experiment_support.hpp"
+#if defined(ACE_EXAMPLES_WITH_CUDA)
+#include <ace/backend/cuda/cuda.hpp>
+#endif
 
 namespace experiment {
 
-using Model = ace::EGNNRegression<float>;
+/// The data as loaded (host memory); each run moves it to the backend it trains on (--device).
 using Batch = ace::GraphBatch<float>;
+template <class B>
+using ModelOn = ace::EGNNRegression<float, B>;
+template <class B>
+using BatchOn = ace::GraphBatch<float, B>;
 
 /// The flags every EGNN experiment shares.
 struct Settings {
@@ -32,6 +39,7 @@ struct Settings {
   std::size_t epochs = 100, batch = 100, hidden = 64, layers = 4, eval_every = 1, workers = 2;
   double lr = 5e-4, weight_decay = 1e-12, dual_lr = 1e-3, augmented = 1.0, rho = 1.0;
   std::string out;
+  std::string device = "cpu";  // the backend the runs train on: cpu (ace::Cpu) or cuda (ace::Cuda)
 };
 
 inline const char* settings_usage =
@@ -44,6 +52,8 @@ inline const char* settings_usage =
     "  --rho X          the resilient method's slack cost (rho/2 |u|^2)\n"
     "  --eval-every N   evaluate (validation, test at the best validation epoch, equivariance) every N epochs\n"
     "  --workers N      data-parallel chunks per batch (default 2; results depend on N at the rounding level only)\n"
+    "  --device D       cpu (default) or cuda (the CUDA backend; needs a build with ACE_WITH_CUDA and a GPU; there the\n"
+    "                   workers' chunks run one after the other on one stream: --workers 1)\n"
     "  --out DIR        where the logs, plots and results go: DIR/<method>/seed<s>/{log.csv,*.svg}, DIR/*.svg,\n"
     "                   DIR/results.csv\n";
 
@@ -74,12 +84,15 @@ void parse_flags(const std::vector<std::string>& args, const std::string& usage,
     else if (flag == "--augmented") s.augmented = real();
     else if (flag == "--rho") s.rho = real();
     else if (flag == "--out") s.out = value;
+    else if (flag == "--device") s.device = value;
     else ACE_THROW_IF(!own(flag, value), ace::invalid_argument, "unknown flag ", flag, "\n", usage);
   }
   for (const auto& m : s.methods)
     ACE_THROW_IF(m != "strict" && m != "free" && m != "schedule" && m != "equality" && m != "resilient",
                  ace::invalid_argument, "--methods: unknown method '", m,
                  "' (strict, free, schedule, equality, resilient)");
+  ACE_THROW_IF(s.device != "cpu" && s.device != "cuda", ace::invalid_argument, "--device: unknown device '", s.device,
+               "' (cpu or cuda)");
 }
 
 /// What an experiment trains on: the graph, the network's inputs, the splits and how to report errors.
@@ -93,7 +106,10 @@ struct Task {
   std::string scale_name = "x 1e-3";
   std::vector<std::string> gamma_names;  // one label per gamma, in the trainer's order
 
-  std::size_t graphs(const Batch& b) const { return b.x.shape()[0] / graph.nodes(); }
+  template <class B>
+  std::size_t graphs(const BatchOn<B>& b) const {
+    return b.x.shape()[0] / graph.nodes();
+  }
 };
 
 /// The gamma labels of a relaxed EGNN: "layer l h" and "layer l x" ("layers.<l>.gamma" = [gamma_h, gamma_x]).
@@ -120,7 +136,8 @@ struct RunResult {
 };
 
 /// Mean squared error over a whole split, evaluated in chunks of at most 500 graphs (gathered into `chunk`).
-inline double mse(Model& model, const Task& t, const Batch& all, Batch& chunk) {
+template <class B>
+double mse(ModelOn<B>& model, const Task& t, const BatchOn<B>& all, BatchOn<B>& chunk) {
   const std::size_t graphs = t.graphs(all);
   double sum = 0.0;
   for (std::size_t first = 0; first < graphs; first += 500) {
@@ -132,33 +149,37 @@ inline double mse(Model& model, const Task& t, const Batch& all, Batch& chunk) {
   return sum / static_cast<double>(graphs);
 }
 
-template <class Policy>
+/// One run on backend B: the splits move to B once, mini-batches are gathered there.
+template <class B, class Policy>
 RunResult run(const Settings& c, const Task& t, const std::string& method, std::uint64_t seed, Policy policy) {
   ace::Rng rng(seed);  // the same initial network for every method with this seed
   ace::EGNNOptions options = t.network;
   options.hidden = c.hidden;
   options.layers = c.layers;
   options.relaxed = true;
-  Model model(ace::EGNN<float>(t.graph, options, rng), {.workers = c.workers});
+  ModelOn<B> model(ace::EGNN<float, B>(t.graph, options, rng), {.workers = c.workers});
+  const BatchOn<B> train_data = ace::to_backend<B>(t.train), valid_data = ace::to_backend<B>(t.valid),
+                   test_data = ace::to_backend<B>(t.test), probe = ace::to_backend<B>(t.probe);
   const std::size_t train = t.graphs(t.train), steps_per_epoch = train / c.batch;
   ACE_THROW_IF(steps_per_epoch == 0, ace::invalid_argument, "--batch ", c.batch, " is larger than the ", train,
                " training samples");
-  ace::ConstrainedTrainer trainer(model, ace::Adam<float>({.lr = c.lr, .weight_decay = c.weight_decay}), policy,
+  ace::ConstrainedTrainer trainer(model, ace::Adam<float, B>({.lr = c.lr, .weight_decay = c.weight_decay}), policy,
                                   ace::DualSGD{.lr = c.dual_lr},
                                   {.augmented = c.augmented, .total_steps = steps_per_epoch * c.epochs});
-  Batch batch;
+  BatchOn<B> batch;
+  ace::GraphSelector<float, B> selector;
   std::vector<std::size_t> order(train);
   const auto batches = [&](std::size_t epoch, auto&& step) {
     std::iota(order.begin(), order.end(), 0);
     ace::Rng shuffle(seed * 1000003 + epoch);  // per-epoch seed: reproducible and resumable
     for (std::size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[shuffle.below(i + 1)]);
     for (std::size_t s = 0; s < steps_per_epoch; ++s) {
-      ace::select_graphs(t.train, std::span<const std::size_t>(order).subspan(s * c.batch, c.batch),
-                         t.graph.nodes(), t.graph.edges(), batch);
+      selector.select(train_data, std::span<const std::size_t>(order).subspan(s * c.batch, c.batch),
+                      t.graph.nodes(), t.graph.edges(), batch);
       step(batch);
     }
   };
-  Batch chunk;  // evaluation buffer, reused
+  BatchOn<B> chunk;  // evaluation buffer, reused
   RunResult r;
   r.method = method;
   r.seed = seed;
@@ -172,17 +193,17 @@ RunResult run(const Settings& c, const Task& t, const std::string& method, std::
       return;
     }
     trainer.deploy();
-    const double valid = mse(model, t, t.valid, chunk);
+    const double valid = mse(model, t, valid_data, chunk);
     if (valid < r.best_valid) {  // model selection on the deployed model's validation error
       r.best_valid = valid;
       r.best_epoch = s.epoch;
-      r.test_mse = mse(model, t, t.test, chunk);
+      r.test_mse = mse(model, t, test_data, chunk);
     }
     s.metrics["valid_mse"] = valid;
     s.metrics["test_mse_at_best"] = r.test_mse;
-    s.metrics["equivariance_error"] = ace::euclidean_equivariance_error(model, t.probe, grid).max;
+    s.metrics["equivariance_error"] = ace::euclidean_equivariance_error(model, probe, grid).max;
     model.set_relaxation(true);
-    s.metrics["valid_relaxed_mse"] = mse(model, t, t.valid, chunk);
+    s.metrics["valid_relaxed_mse"] = mse(model, t, valid_data, chunk);
     r.valid_curve.push_back(valid);
   };
   const std::string dir = ace::detail::concat(c.out, "/", method, "/seed", seed);
@@ -204,12 +225,42 @@ RunResult run(const Settings& c, const Task& t, const std::string& method, std::
   return r;
 }
 
+/// --device names a backend this build or machine cannot run: the examples exit with 77 (CTest's "skipped").
+struct DeviceUnavailable : ace::unsupported {
+  using ace::unsupported::unsupported;
+};
+
+template <class B>
+RunResult run_method_on(const Settings& c, const Task& t, const std::string& m, std::uint64_t seed) {
+  if (m == "strict") return run<B>(c, t, m, seed, ace::StrictBaseline{});
+  if (m == "free") return run<B>(c, t, m, seed, ace::FreeBaseline{});
+  if (m == "schedule") return run<B>(c, t, m, seed, ace::ScheduleBaseline{});
+  if (m == "equality") return run<B>(c, t, m, seed, ace::EqualityConstraint{});
+  return run<B>(c, t, m, seed, ace::ResilientConstraint{.rho = c.rho});
+}
+
 inline RunResult run_method(const Settings& c, const Task& t, const std::string& m, std::uint64_t seed) {
-  if (m == "strict") return run(c, t, m, seed, ace::StrictBaseline{});
-  if (m == "free") return run(c, t, m, seed, ace::FreeBaseline{});
-  if (m == "schedule") return run(c, t, m, seed, ace::ScheduleBaseline{});
-  if (m == "equality") return run(c, t, m, seed, ace::EqualityConstraint{});
-  return run(c, t, m, seed, ace::ResilientConstraint{.rho = c.rho});
+  if (c.device == "cpu") return run_method_on<ace::Cpu>(c, t, m, seed);
+#if defined(ACE_EXAMPLES_WITH_CUDA)
+  return run_method_on<ace::Cuda>(c, t, m, seed);
+#else
+  throw DeviceUnavailable("--device cuda: this build has no CUDA backend (configure with ACE_WITH_CUDA=ON)");
+#endif
+}
+
+/// Says which device the runs will train on; throws DeviceUnavailable first if it cannot (call it before the data
+/// are loaded or simulated).
+inline void print_device(const Settings& c) {
+  if (c.device == "cpu") {
+    std::printf("device: cpu (ace::Cpu, %zu data-parallel worker(s) per batch)\n", c.workers);
+    return;
+  }
+#if defined(ACE_EXAMPLES_WITH_CUDA)
+  ACE_THROW_IF(ace::cuda::device_count() == 0, DeviceUnavailable, "--device cuda: no CUDA device is available");
+  std::printf("device: cuda (ace::Cuda on %s)\n", ace::cuda::device_name().c_str());
+#else
+  throw DeviceUnavailable("--device cuda: this build has no CUDA backend (configure with ACE_WITH_CUDA=ON)");
+#endif
 }
 
 /// Prints the results table (mean +- std over seeds) and, for the ACE methods, the final gamma, multiplier and

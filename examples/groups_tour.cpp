@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // A tour of ace's groups and representations: orders, a Cayley table, conjugacy classes, irreps and their
 // characters, dimensions of equivariant maps, and an equivariant map obtained by projection, checked.
-#include <ace/ace.hpp>
+#include <ace/group.hpp>
+#include <ace/rep.hpp>
+#include <ace/version.hpp>
 #include <cstdio>
 #include <iostream>
 #include <string>

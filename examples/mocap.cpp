@@ -100,10 +100,14 @@ experiment::Task load(const Config& c) {
 int main(int argc, char** argv) {
   try {
     const Config c = parse(argc, argv);
+    experiment::print_device(c.run);
     std::printf("reading the motion capture data from %s ...\n", c.data.c_str());
     const experiment::Task t = load(c);
     experiment::print_reference_points(t, static_cast<double>(c.protocol.delta));
     experiment::run_all(c.run, t);
+  } catch (const experiment::DeviceUnavailable& e) {
+    std::fprintf(stderr, "mocap: %s\n", e.what());
+    return 77;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mocap: %s\n", e.what());
     return 1;

@@ -99,10 +99,14 @@ experiment::Task load(const Config& c) {
 int main(int argc, char** argv) {
   try {
     const Config c = parse(argc, argv);
+    experiment::print_device(c.run);
     std::printf("simulating or loading the data (cache: %s) ...\n", c.data.c_str());
     const experiment::Task t = load(c);
     experiment::print_reference_points(t, 1.0);  // 1000 steps of dt 0.001
     experiment::run_all(c.run, t);
+  } catch (const experiment::DeviceUnavailable& e) {
+    std::fprintf(stderr, "nbody: %s\n", e.what());
+    return 77;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "nbody: %s\n", e.what());
     return 1;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Quickstart: a permutation-invariant network on sets of 5 numbers, trained with Adam to predict the spread
 // max(x) - min(x) of its input. Prints the loss curve and the model's equivariance error.
-#include <ace/ace.hpp>
+#include <ace/group.hpp>
+#include <ace/nn.hpp>
+#include <ace/optim.hpp>
 #include <algorithm>
 #include <cstdio>
 

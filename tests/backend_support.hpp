@@ -16,6 +16,10 @@
 #include "ace/backend/reference/reference.hpp"
 #include "ace/random.hpp"
 #include "support.hpp"
+#if defined(ACE_TEST_BACKEND_CUDA) || defined(ACE_TEST_BACKEND_EMULATION)
+/// A build of the batteries for one device backend: test cases about the Cpu backend alone are left out.
+#define ACE_TEST_DEVICE_BUILD 1
+#endif
 #if defined(ACE_TEST_BACKEND_CUDA)
 #include "ace/backend/cuda/cuda.hpp"
 #elif defined(ACE_TEST_BACKEND_EMULATION)
@@ -43,6 +47,21 @@ using for_backends = concat_t<List<Cpu>, List<Reference>>;
 #endif
 /// The first backend of the list (the one under test in the device builds).
 using Device = std::tuple_element_t<0, Backends>;
+
+#if defined(ACE_TEST_BACKEND_CUDA) || defined(ACE_TEST_BACKEND_EMULATION)
+/// Copies to and from the host the device backend has made so far.
+struct TransferCount {
+  std::uint64_t to_host = 0, from_host = 0;
+};
+inline TransferCount device_transfers() {
+#if defined(ACE_TEST_BACKEND_CUDA)
+  const auto t = cuda::transfers();
+  return {t.to_host, t.from_host};
+#else
+  return {HostKernelExec::to_host_count(), HostKernelExec::from_host_count()};
+#endif
+}
+#endif
 
 /// f(std::type_identity<float>{}) then f(std::type_identity<double>{}).
 template <class F>

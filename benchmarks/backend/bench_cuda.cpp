@@ -1,13 +1,21 @@
 // SPDX-License-Identifier: MIT
-// The CUDA backend on the N-body EGNN (docs/method.md §8: 5 particles, complete graph, hidden 64, 4 layers, float):
-// one training step (forward, MSE, backward, Adam; the loss is read back each step) and the forward alone, at batch
-// 100, 1 000 and 10 000, and the same step on the Cpu backend for scale. Without a CUDA device the CUDA cases report
-// an error ("no CUDA device") instead of a time. benchmarks/peers/egnn_torch.py runs the same network in PyTorch.
+// The CUDA backend at the shapes of the PyTorch side-by-side scripts (benchmarks/peers/, --device cuda there):
+//  * the N-body EGNN (docs/method.md §8: 5 particles, complete graph, hidden 64, 4 layers, float): one training step
+//    (forward, MSE, backward, Adam; the loss is read back each step) and the forward alone, at batch 100, 1 000 and
+//    10 000, and the step on the Cpu backend for scale;
+//  * the DeepSets layer (batch 64, set size 100, 256 -> 256) forward+backward;
+//  * the C4 group convolution (16 regular fields in and out = 64 -> 64 channels, 32x32, kernel 5, batch 32, both
+//    layouts) forward+backward.
+// Timings wait for the device (cuda::synchronize). Without a CUDA device the CUDA cases report an error
+// ("no CUDA device") instead of a time.
 #include <benchmark/benchmark.h>
 
 #include <ace/backend/cuda/cuda.hpp>
 #include <ace/data/nbody.hpp>
+#include <ace/group/cyclic.hpp>
 #include <ace/models/egnn.hpp>
+#include <ace/nn/image/conv.hpp>
+#include <ace/nn/set/set.hpp>
 #include <ace/optim/adam.hpp>
 #include <numeric>
 #include <string>
@@ -70,6 +78,43 @@ void BM_forward(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 
+/// forward + backward of a layer on a random batch, on backend B.
+template <class M>
+void BM_layer_forward_backward(benchmark::State& state) {
+  using B = typename M::backend;
+  if (!have_device<B>(state)) return;
+  const auto batch = static_cast<std::size_t>(state.range(0));
+  Rng rng(1);
+  M layer(rng);
+  const auto host_input = [&](std::size_t dim) {
+    Tensor<float, 2> t({batch, dim});
+    for (auto& v : t) v = static_cast<float>(rng.normal());
+    return to_backend<B>(t);
+  };
+  const auto x = host_input(M::input::dim);
+  const auto dy = host_input(M::output::dim);
+  for (auto _ : state) {
+    zero_grad(layer);
+    layer.forward(x);
+    benchmark::DoNotOptimize(layer.backward(dy).data());
+    if constexpr (std::is_same_v<B, Cuda>) cuda::synchronize();
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+
+using DeepSetsCuda = DeepSets<float, 100, 256, 256, Cuda>;
+template <Layout L>
+using GroupConvCuda = GroupConv2d<float, Image<Multiple<Regular<Cyclic<4>>, 16>, 32, 32, L>,
+                                  Multiple<Regular<Cyclic<4>>, 16>, same_padding(5), Cuda>;
+
+BENCHMARK(BM_layer_forward_backward<DeepSetsCuda>)->Name("deepsets/forward+backward/cuda/B64_N100_F256")->Arg(64)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_layer_forward_backward<GroupConvCuda<Layout::channels_last>>)
+    ->Name("conv/group_c4/channels_last/forward+backward/cuda/B32")->Arg(32)->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_layer_forward_backward<GroupConvCuda<Layout::channels_first>>)
+    ->Name("conv/group_c4/channels_first/forward+backward/cuda/B32")->Arg(32)->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_train_step<Cuda>)->Name("egnn/train_step/cuda")->ArgName("batch")->Arg(100)->Arg(1000)->Arg(10000)
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_forward<Cuda>)->Name("egnn/forward/cuda")->ArgName("batch")->Arg(100)->Arg(1000)->Arg(10000)

@@ -4,8 +4,11 @@
 (E_GCL_vel: index_select of h[row], h[col], concatenation, scatter-add/mean aggregation), at the shapes of
 benchmarks/nn/bench_egnn.cpp: 5 particles, complete graph (20 edges), hidden 64, 4 layers, batch 100, float32.
 Times the forward pass and one training step (forward, MSE, backward, Adam); prints them and samples per second.
+On a GPU (--device cuda) the step runs eagerly, as one captured CUDA graph replayed (static inputs, Adam with
+capturable=True), or through torch.compile (--mode eager|graph|compile).
 
   /usr/bin/python3 benchmarks/peers/egnn_torch.py --threads 1
+  python3 benchmarks/peers/egnn_torch.py --device cuda --mode graph --batch 1000
   build/release/benchmarks/egnn_export /tmp/egnn && /usr/bin/python3 benchmarks/peers/egnn_torch.py --check /tmp/egnn
 """
 import argparse
@@ -34,10 +37,11 @@ class EGCLVel(nn.Module):
         radial = (diff ** 2).sum(1, keepdim=True)
         m = self.edge_mlp(torch.cat([h[row], h[col], radial, edge_attr], dim=1))
         trans = torch.clamp(diff * self.coord_mlp(m), min=-100, max=100)
-        count = torch.zeros(x.size(0), 1).index_add_(0, row, torch.ones(row.size(0), 1)).clamp(min=1)
+        count = torch.zeros(x.size(0), 1, device=x.device).index_add_(
+            0, row, torch.ones(row.size(0), 1, device=x.device)).clamp(min=1)
         x = x + torch.zeros_like(x).index_add_(0, row, trans) / count
         x = x + self.coord_mlp_vel(h) * v
-        agg = torch.zeros(h.size(0), m.size(1)).index_add_(0, row, m)
+        agg = torch.zeros(h.size(0), m.size(1), device=h.device).index_add_(0, row, m)
         h = h + self.node_mlp(torch.cat([h, agg], dim=1))
         return h, x
 
@@ -101,44 +105,74 @@ def main():
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--mode", choices=("eager", "graph", "compile"), default="eager",
+                   help="graph: the whole step captured in a CUDA graph (cuda only); compile: torch.compile")
     a = p.parse_args()
     if a.check:
         raise SystemExit(0 if check(a.check) else 1)
+    if a.mode == "graph" and a.device != "cuda":
+        raise SystemExit("--mode graph needs --device cuda")
+    if a.mode == "compile" and not hasattr(torch, "compile"):
+        raise SystemExit(f"--mode compile needs PyTorch 2 (this is {torch.__version__})")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    dev = torch.device(a.device)
     n = 5
-    model = EGNNVel(a.hidden, a.layers)
-    opt = torch.optim.Adam(model.parameters(), lr=5e-4, weight_decay=1e-12)
-    edges = complete_edges(n, a.batch)
-    x = torch.randn(a.batch * n, 3)
-    v = 0.5 * torch.randn(a.batch * n, 3)
+    model = EGNNVel(a.hidden, a.layers).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4, weight_decay=1e-12,
+                           **({"capturable": True} if a.mode == "graph" else {}))
+    edges = tuple(e.to(dev) for e in complete_edges(n, a.batch))
+    x = torch.randn(a.batch * n, 3).to(dev)
+    v = (0.5 * torch.randn(a.batch * n, 3)).to(dev)
     h = v.norm(dim=1, keepdim=True)
-    q = torch.randint(0, 2, (a.batch * n, 1)).float() * 2 - 1
+    q = (torch.randint(0, 2, (a.batch * n, 1)).float() * 2 - 1).to(dev)
     edge_attr = torch.cat([q[edges[0]] * q[edges[1]], ((x[edges[0]] - x[edges[1]]) ** 2).sum(1, keepdim=True)], 1)
     target = x + v
+    net = torch.compile(model) if a.mode == "compile" else model
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
 
     def step():
-        opt.zero_grad()
-        loss = ((model(h, x, edges, v, edge_attr) - target) ** 2).mean()
+        opt.zero_grad(set_to_none=a.mode != "graph")
+        loss = ((net(h, x, edges, v, edge_attr) - target) ** 2).mean()
         loss.backward()
         opt.step()
 
+    run = step
+    if a.mode == "graph":  # warm up on a side stream, then capture forward, loss, backward and Adam once
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            step()
+        run = graph.replay
     for _ in range(5):
-        step()
+        run()
+    sync()
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < a.seconds:
-        step()
+        run()
         steps += 1
+        if steps % 50 == 0:
+            sync()
+    sync()
     elapsed = time.perf_counter() - start
     with torch.no_grad():
         for _ in range(3):
-            model(h, x, edges, v, edge_attr)
+            net(h, x, edges, v, edge_attr)
+        sync()
         fsteps, fstart = 0, time.perf_counter()
         while time.perf_counter() - fstart < a.seconds / 3:
-            model(h, x, edges, v, edge_attr)
+            net(h, x, edges, v, edge_attr)
             fsteps += 1
+        sync()
         felapsed = time.perf_counter() - fstart
-    print(f"threads={a.threads} parameters={sum(p.numel() for p in model.parameters())} "
+    where = torch.cuda.get_device_name() if a.device == "cuda" else f"threads={a.threads}"
+    print(f"{where} mode={a.mode} batch={a.batch} parameters={sum(p.numel() for p in model.parameters())} "
           f"forward_ms={1e3 * felapsed / fsteps:.3f} train_step_ms={1e3 * elapsed / steps:.3f} "
           f"samples_per_second={a.batch * steps / elapsed:.0f}")
 

@@ -38,9 +38,23 @@ struct HostKernelExec {
     *index_error() = 0;
     if (word != 0) throw invalid_argument(kernels::index_error_message(who, word));
   }
-  static void read(void* host, const void* src, std::size_t bytes) { std::memcpy(host, src, bytes); }
+  /// Copies between "backend" and host memory so far (as ace::cuda::transfers counts them on the device).
+  static std::uint64_t& to_host_count() {
+    static std::uint64_t n = 0;
+    return n;
+  }
+  static std::uint64_t& from_host_count() {
+    static std::uint64_t n = 0;
+    return n;
+  }
+  static void read(void* host, const void* src, std::size_t bytes) {
+    ++to_host_count();
+    std::memcpy(host, src, bytes);
+  }
   static void copy_2d(void* dst, std::size_t dpitch, const void* src, std::size_t spitch, std::size_t width,
-                      std::size_t rows, Direction) {
+                      std::size_t rows, Direction d) {
+    if (d == Direction::to_host) ++to_host_count();
+    if (d == Direction::from_host) ++from_host_count();
     for (std::size_t r = 0; r < rows; ++r)
       std::memmove(static_cast<std::byte*>(dst) + r * dpitch, static_cast<const std::byte*>(src) + r * spitch, width);
   }

@@ -2,18 +2,22 @@
 // The conformance battery: every operation of the Backend concept on every backend of the list against the Reference
 // backend, on random shapes (ragged ones, strided views, padding and strides for convolutions), float and double:
 // 1e-12 relative (to the largest entry of the reference result) in double, 1e-5 in float; indices exactly. A new
-// backend passes by joining ConformingBackends; the CUDA backend's kernels run here through their host emulation.
+// backend passes by joining ConformingBackends. Built again for the CUDA backend (cuda_backend) and for its kernels'
+// host emulation (emulated_backend), each alone in the list (tests/CMakeLists.txt).
 #include <cstdint>
 #include <type_traits>
 #include <vector>
 
-#include "backend/kernel_emulation.hpp"
 #include "backend_support.hpp"
 
 using namespace ace;
 
 namespace {
-using ConformingBackends = std::tuple<Cpu, test::KernelEmulation>;
+#if defined(ACE_TEST_BACKEND_CUDA) || defined(ACE_TEST_BACKEND_EMULATION)
+using ConformingBackends = std::tuple<test::Device>;  // the CUDA backend, or its kernels' host emulation
+#else
+using ConformingBackends = std::tuple<Cpu>;
+#endif
 using test::Host;
 using test::random_values;
 
@@ -468,7 +472,11 @@ TEMPLATE_LIST_TEST_CASE("conformance: shape errors name the backend and the oper
   CHECK_THROWS_AS(reshaped(a, 4, 2), shape_error);
 }
 
-using IndexCheckedBackends = std::tuple<Cpu, Reference, test::KernelEmulation>;
+#if defined(ACE_TEST_BACKEND_CUDA) || defined(ACE_TEST_BACKEND_EMULATION)
+using IndexCheckedBackends = std::tuple<test::Device>;
+#else
+using IndexCheckedBackends = std::tuple<Cpu, Reference>;
+#endif
 TEMPLATE_LIST_TEST_CASE("conformance: indices out of range reach the caller as invalid_argument",
                         "[backend][conformance]", IndexCheckedBackends) {
   using B = TestType;
