@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "ace/backend/cuda/exec.hpp"
 
@@ -181,20 +182,30 @@ void DeviceExec::copy_2d(void* dst, std::size_t dpitch, const void* src, std::si
   byte_count.fetch_add(width * rows);
 }
 
+namespace {
+// cublasSgemm or cublasDgemm with ace's sizes checked against cuBLAS's int.
+template <class T>
+void blas_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,
+               const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  constexpr auto gemm = [] {
+    if constexpr (std::is_same_v<T, float>) return cublasSgemm;
+    else return cublasDgemm;
+  }();
+  check(gemm(context().blas, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, to_int(m, "m"),
+             to_int(n, "n"), to_int(k, "k"), &alpha, a, to_int(lda, "lda"), b, to_int(ldb, "ldb"), &beta, c,
+             to_int(ldc, "ldc")),
+        std::is_same_v<T, float> ? "gemm (float)" : "gemm (double)");
+}
+}  // namespace
+
 void DeviceExec::gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
                       std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
-  check(cublasSgemm(context().blas, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, to_int(m, "m"),
-                    to_int(n, "n"), to_int(k, "k"), &alpha, a, to_int(lda, "lda"), b, to_int(ldb, "ldb"), &beta, c,
-                    to_int(ldc, "ldc")),
-        "gemm (float)");
+  blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void DeviceExec::gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
                       std::size_t lda, const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
-  check(cublasDgemm(context().blas, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, to_int(m, "m"),
-                    to_int(n, "n"), to_int(k, "k"), &alpha, a, to_int(lda, "lda"), b, to_int(ldb, "ldb"), &beta, c,
-                    to_int(ldc, "ldc")),
-        "gemm (double)");
+  blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace ace::cuda

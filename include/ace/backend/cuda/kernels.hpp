@@ -54,12 +54,6 @@ struct Fill {
   T value;
   ACE_HOST_DEVICE void operator()(size_t i) const { at(y, i / y.cols, i % y.cols) = value; }
 };
-template <class T>
-struct Copy {
-  In<T> x;
-  MatrixRef<T> y;
-  ACE_HOST_DEVICE void operator()(size_t i) const { at(y, i / y.cols, i % y.cols) = at(x, i / y.cols, i % y.cols); }
-};
 /// y += alpha x (alpha a value), or y += s[0] x / y = s[0] x (s one entry of device memory).
 template <class T>
 struct Axpy {
