@@ -15,8 +15,48 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+#if defined(ACE_EXAMPLES_WITH_CUDA)
+#include <ace/backend/cuda/cuda.hpp>
+#endif
 
 namespace experiment {
+
+/// --device names a backend this build or machine cannot run: the examples exit with 77 (CTest's "skipped").
+struct DeviceUnavailable : ace::unsupported {
+  using ace::unsupported::unsupported;
+};
+
+/// Checks the --device value (cpu or cuda).
+inline void check_device_name(const std::string& device) {
+  ACE_THROW_IF(device != "cpu" && device != "cuda", ace::invalid_argument, "--device: unknown device '", device,
+               "' (cpu or cuda)");
+}
+
+/// Says which device the runs will train on; throws DeviceUnavailable first if it cannot (call it before the data
+/// are loaded or simulated). `cpu_detail` describes the CPU setup.
+inline void print_device(const std::string& device, const std::string& cpu_detail) {
+  if (device == "cpu") {
+    std::printf("device: cpu (ace::Cpu%s)\n", cpu_detail.c_str());
+    return;
+  }
+#if defined(ACE_EXAMPLES_WITH_CUDA)
+  ACE_THROW_IF(ace::cuda::device_count() == 0, DeviceUnavailable, "--device cuda: no CUDA device is available");
+  std::printf("device: cuda (ace::Cuda on %s)\n", ace::cuda::device_name().c_str());
+#else
+  throw DeviceUnavailable("--device cuda: this build has no CUDA backend (configure with ACE_WITH_CUDA=ON)");
+#endif
+}
+
+/// f(std::type_identity<B>{}) with B the backend --device names.
+template <class F>
+decltype(auto) on_device(const std::string& device, F&& f) {
+  if (device == "cpu") return f(std::type_identity<ace::Cpu>{});
+#if defined(ACE_EXAMPLES_WITH_CUDA)
+  return f(std::type_identity<ace::Cuda>{});
+#else
+  throw DeviceUnavailable("--device cuda: this build has no CUDA backend (configure with ACE_WITH_CUDA=ON)");
+#endif
+}
 
 /// The whole of `text` as a number (a finite one, for floating point), or invalid_argument naming the flag.
 template <class T>

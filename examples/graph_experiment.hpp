@@ -19,9 +19,6 @@
 #include <vector>
 
 #include "experiment_support.hpp"
-#if defined(ACE_EXAMPLES_WITH_CUDA)
-#include <ace/backend/cuda/cuda.hpp>
-#endif
 
 namespace experiment {
 
@@ -91,8 +88,7 @@ void parse_flags(const std::vector<std::string>& args, const std::string& usage,
     ACE_THROW_IF(m != "strict" && m != "free" && m != "schedule" && m != "equality" && m != "resilient",
                  ace::invalid_argument, "--methods: unknown method '", m,
                  "' (strict, free, schedule, equality, resilient)");
-  ACE_THROW_IF(s.device != "cpu" && s.device != "cuda", ace::invalid_argument, "--device: unknown device '", s.device,
-               "' (cpu or cuda)");
+  check_device_name(s.device);
 }
 
 /// What an experiment trains on: the graph, the network's inputs, the splits and how to report errors.
@@ -225,11 +221,6 @@ RunResult run(const Settings& c, const Task& t, const std::string& method, std::
   return r;
 }
 
-/// --device names a backend this build or machine cannot run: the examples exit with 77 (CTest's "skipped").
-struct DeviceUnavailable : ace::unsupported {
-  using ace::unsupported::unsupported;
-};
-
 template <class B>
 RunResult run_method_on(const Settings& c, const Task& t, const std::string& m, std::uint64_t seed) {
   if (m == "strict") return run<B>(c, t, m, seed, ace::StrictBaseline{});
@@ -240,27 +231,13 @@ RunResult run_method_on(const Settings& c, const Task& t, const std::string& m, 
 }
 
 inline RunResult run_method(const Settings& c, const Task& t, const std::string& m, std::uint64_t seed) {
-  if (c.device == "cpu") return run_method_on<ace::Cpu>(c, t, m, seed);
-#if defined(ACE_EXAMPLES_WITH_CUDA)
-  return run_method_on<ace::Cuda>(c, t, m, seed);
-#else
-  throw DeviceUnavailable("--device cuda: this build has no CUDA backend (configure with ACE_WITH_CUDA=ON)");
-#endif
+  return on_device(c.device, [&]<class B>(std::type_identity<B>) { return run_method_on<B>(c, t, m, seed); });
 }
 
 /// Says which device the runs will train on; throws DeviceUnavailable first if it cannot (call it before the data
 /// are loaded or simulated).
 inline void print_device(const Settings& c) {
-  if (c.device == "cpu") {
-    std::printf("device: cpu (ace::Cpu, %zu data-parallel worker(s) per batch)\n", c.workers);
-    return;
-  }
-#if defined(ACE_EXAMPLES_WITH_CUDA)
-  ACE_THROW_IF(ace::cuda::device_count() == 0, DeviceUnavailable, "--device cuda: no CUDA device is available");
-  std::printf("device: cuda (ace::Cuda on %s)\n", ace::cuda::device_name().c_str());
-#else
-  throw DeviceUnavailable("--device cuda: this build has no CUDA backend (configure with ACE_WITH_CUDA=ON)");
-#endif
+  print_device(c.device, ace::detail::concat(", ", c.workers, " data-parallel worker(s) per batch"));
 }
 
 /// Prints the results table (mean +- std over seeds) and, for the ACE methods, the final gamma, multiplier and

@@ -6,7 +6,8 @@
 //
 //   rotated_images [--data DIR] [--tasks rotated,upright] [--models p4,p4m,cnn] [--methods strict,equality,resilient]
 //                  [--seeds 1,2,3] [--epochs N] [--train N] [--valid N] [--test N] [--batch N] [--lr X]
-//                  [--dual-lr X] [--augmented C] [--rho X] [--rotation continuous|quarter] [--out DIR]
+//                  [--dual-lr X] [--augmented C] [--rho X] [--rotation continuous|quarter] [--device cpu|cuda]
+//                  [--out DIR]
 #include <ace/ace.hpp>
 #include <chrono>
 #include <cstdio>
@@ -28,51 +29,57 @@ using ace::Trivial;
 constexpr Layout CL = Layout::channels_last;
 constexpr ace::ConvSpec k5 = ace::same_padding(5), k3 = ace::same_padding(3);
 
-/// conv -> field batch norm -> ReLU (the types), the conv relaxed (a plain Conv2d branch producing the same fields).
-template <class In, class Fiber, ace::ConvSpec S>
+/// conv -> field batch norm -> ReLU (the types), the conv relaxed (a plain Conv2d branch producing the same fields),
+/// on backend Bk.
+template <class In, class Fiber, ace::ConvSpec S, class Bk>
 struct GroupBlock {
-  using conv = ace::Relaxed<ace::GroupConv2d<float, In, Fiber, S>, ace::Conv2d<float, In, Fiber, S>>;
+  using conv = ace::Relaxed<ace::GroupConv2d<float, In, Fiber, S, Bk>, ace::Conv2d<float, In, Fiber, S, Bk>>;
   using out = typename conv::output;
-  using norm = ace::FieldBatchNorm<float, out>;
-  using relu = ace::Pointwise<ace::ReLUOp, float, out>;
+  using norm = ace::FieldBatchNorm<float, out, Bk>;
+  using relu = ace::Pointwise<ace::ReLUOp, float, out, Bk>;
 };
 
 /// P4-CNN / P4M-CNN: lift (k5) -> pool -> group conv (k5) -> pool -> group conv (k3) -> pool over the group and the
 /// grid -> linear classifier on invariant features. F1, F2, F3 regular fields per layer.
-template <class G, std::size_t F1, std::size_t F2, std::size_t F3>
+template <class G, std::size_t F1, std::size_t F2, std::size_t F3, class Bk>
 struct GroupCnn {
   using X = Image<Multiple<Trivial<G>, 1>, 28, 28, CL>;
-  using B1 = GroupBlock<X, Multiple<Regular<G>, F1>, k5>;
-  using P1 = ace::MaxPool2d<float, typename B1::out, 2>;
-  using B2 = GroupBlock<typename P1::output, Multiple<Regular<G>, F2>, k5>;
-  using P2 = ace::MaxPool2d<float, typename B2::out, 2>;
-  using B3 = GroupBlock<typename P2::output, Multiple<Regular<G>, F3>, k3>;
-  using GP = ace::GroupMaxPool<float, typename B3::out>;
+  using B1 = GroupBlock<X, Multiple<Regular<G>, F1>, k5, Bk>;
+  using P1 = ace::MaxPool2d<float, typename B1::out, 2, Bk>;
+  using B2 = GroupBlock<typename P1::output, Multiple<Regular<G>, F2>, k5, Bk>;
+  using P2 = ace::MaxPool2d<float, typename B2::out, 2, Bk>;
+  using B3 = GroupBlock<typename P2::output, Multiple<Regular<G>, F3>, k3, Bk>;
+  using GP = ace::GroupMaxPool<float, typename B3::out, Bk>;
   using Net = ace::Sequential<typename B1::conv, typename B1::norm, typename B1::relu, P1, typename B2::conv,
                               typename B2::norm, typename B2::relu, P2, typename B3::conv, typename B3::norm,
-                              typename B3::relu, GP, ace::GlobalAvgPool<float, typename GP::output>,
-                              ace::Linear<float, Multiple<Trivial<G>, F3>, ace::Features<10>>>;
+                              typename B3::relu, GP, ace::GlobalAvgPool<float, typename GP::output, Bk>,
+                              ace::Linear<float, Multiple<Trivial<G>, F3>, ace::Features<10>, Bk>>;
 };
 
 /// The plain CNN with the same layout and about the same parameters as the P4-CNN (C = 2F channels).
-template <std::size_t C1, std::size_t C2, std::size_t C3>
+template <std::size_t C1, std::size_t C2, std::size_t C3, class Bk>
 struct PlainCnn {
   using X = Image<ace::Features<1>, 28, 28, CL>;
-  using L1 = ace::Conv2d<float, X, ace::Features<C1>, k5>;
-  using P1 = ace::MaxPool2d<float, typename L1::output, 2>;
-  using L2 = ace::Conv2d<float, typename P1::output, ace::Features<C2>, k5>;
-  using P2 = ace::MaxPool2d<float, typename L2::output, 2>;
-  using L3 = ace::Conv2d<float, typename P2::output, ace::Features<C3>, k3>;
+  using L1 = ace::Conv2d<float, X, ace::Features<C1>, k5, Bk>;
+  using P1 = ace::MaxPool2d<float, typename L1::output, 2, Bk>;
+  using L2 = ace::Conv2d<float, typename P1::output, ace::Features<C2>, k5, Bk>;
+  using P2 = ace::MaxPool2d<float, typename L2::output, 2, Bk>;
+  using L3 = ace::Conv2d<float, typename P2::output, ace::Features<C3>, k3, Bk>;
   using Net = ace::Sequential<
-      L1, ace::FieldBatchNorm<float, typename L1::output>, ace::Pointwise<ace::ReLUOp, float, typename L1::output>, P1,
-      L2, ace::FieldBatchNorm<float, typename L2::output>, ace::Pointwise<ace::ReLUOp, float, typename L2::output>, P2,
-      L3, ace::FieldBatchNorm<float, typename L3::output>, ace::Pointwise<ace::ReLUOp, float, typename L3::output>,
-      ace::GlobalAvgPool<float, typename L3::output>, ace::Linear<float, ace::Features<C3>, ace::Features<10>>>;
+      L1, ace::FieldBatchNorm<float, typename L1::output, Bk>, ace::Pointwise<ace::ReLUOp, float, typename L1::output, Bk>,
+      P1, L2, ace::FieldBatchNorm<float, typename L2::output, Bk>,
+      ace::Pointwise<ace::ReLUOp, float, typename L2::output, Bk>, P2, L3,
+      ace::FieldBatchNorm<float, typename L3::output, Bk>, ace::Pointwise<ace::ReLUOp, float, typename L3::output, Bk>,
+      ace::GlobalAvgPool<float, typename L3::output, Bk>, ace::Linear<float, ace::Features<C3>, ace::Features<10>, Bk>>;
 };
 
-using P4 = GroupCnn<ace::Cyclic<4>, 4, 8, 16>;
-using P4M = GroupCnn<ace::Dihedral<4>, 3, 6, 12>;
-using Cnn = PlainCnn<8, 16, 32>;
+/// The three networks on backend Bk.
+template <class Bk>
+struct Nets {
+  using P4 = typename GroupCnn<ace::Cyclic<4>, 4, 8, 16, Bk>::Net;
+  using P4M = typename GroupCnn<ace::Dihedral<4>, 3, 6, 12, Bk>::Net;
+  using Cnn = typename PlainCnn<8, 16, 32, Bk>::Net;
+};
 
 struct Settings {
   std::filesystem::path data = ace::fashion_mnist_default_dir;
@@ -82,6 +89,7 @@ struct Settings {
   std::size_t epochs = 3, train = 5000, valid = 1000, test = 2000, batch = 32;
   double lr = 2e-3, dual_lr = 2e-2, augmented = 1.0, rho = 1.0;
   ace::Rotation rotation = ace::Rotation::continuous;
+  std::string device = "cpu";
   std::string out = "rotated_images_out";
 };
 
@@ -98,6 +106,7 @@ const char* usage =
     "                   selection), the first N of the test file\n"
     "  --dual-lr X, --augmented C, --rho X   the ACE methods' dual step, augmented coefficient, slack cost\n"
     "  --rotation continuous|quarter   the rotated task's angles: uniform (bilinear) or multiples of 90 degrees\n"
+    "  --device D       cpu (default) or cuda (the CUDA backend; needs a build with ACE_WITH_CUDA and a GPU)\n"
     "  --out DIR        logs, plots and results.csv\n";
 
 Settings parse(int argc, char** argv) {
@@ -128,6 +137,7 @@ Settings parse(int argc, char** argv) {
     else if (flag == "--augmented") s.augmented = parse_number<double>(flag, v);
     else if (flag == "--rho") s.rho = parse_number<double>(flag, v);
     else if (flag == "--out") s.out = v;
+    else if (flag == "--device") s.device = v;
     else if (flag == "--rotation") {
       ACE_THROW_IF(v != "continuous" && v != "quarter", ace::invalid_argument,
                    "--rotation: expected continuous or quarter, got '", v, "'");
@@ -136,6 +146,7 @@ Settings parse(int argc, char** argv) {
       ACE_THROW_IF(true, ace::invalid_argument, "unknown flag ", flag, "\n", usage);
     }
   }
+  experiment::check_device_name(s.device);
   for (const auto& t : s.tasks)
     ACE_THROW_IF(t != "rotated" && t != "upright", ace::invalid_argument, "--tasks: unknown task '", t, "'");
   for (const auto& m : s.models)
@@ -175,16 +186,18 @@ struct RunResult {
   std::vector<double> valid_curve;
 };
 
-/// Accuracy over a split, evaluated in chunks of 500 images.
+/// Accuracy over a split, evaluated in chunks of 500 images (moved to the model's backend; the logits come back).
 template <class Model>
 double accuracy(Model& model, const Split& s, ace::Tensor<float, 2>& chunk) {
+  using Bk = typename Model::backend;
   std::size_t correct = 0;
   const std::size_t n = s.y.size();
   for (std::size_t first = 0; first < n; first += 500) {
     const std::size_t count = std::min<std::size_t>(500, n - first);
     ace::ensure_shape(chunk, count, 784);
     std::copy(s.x.data() + first * 784, s.x.data() + (first + count) * 784, chunk.data());
-    const ace::Tensor<float, 2>& z = model.network().forward(chunk);
+    const auto input = ace::to_backend<Bk>(chunk);
+    const ace::Tensor<float, 2> z = ace::to_host_tensor<Bk>(model.network().forward(input));
     for (std::size_t i = 0; i < count; ++i) {
       const float* row = z.data() + i * 10;
       correct += static_cast<std::size_t>(std::max_element(row, row + 10) - row) == s.y[first + i];
@@ -197,12 +210,17 @@ double accuracy(Model& model, const Split& s, ace::Tensor<float, 2>& chunk) {
 /// flip (mirror image), on the probe images: 0 up to rounding for an invariant model.
 template <class Model>
 std::pair<double, double> invariance_errors(Model& model, const ace::Tensor<float, 2>& probe) {
-  const ace::Tensor<float, 2> reference = model.network().forward(probe);  // a copy: the next forward reuses the buffer
+  using Bk = typename Model::backend;
+  const auto logits = [&](const ace::Tensor<float, 2>& images) {
+    const auto input = ace::to_backend<Bk>(images);
+    return ace::to_host_tensor<Bk>(model.network().forward(input));
+  };
+  const ace::Tensor<float, 2> reference = logits(probe);
   const double scale = std::max(1e-30, static_cast<double>(ace::as_matrix(reference).norm()));
   ace::Tensor<float, 2> moved(probe.shape());
   const auto error = [&] {
-    const auto moved_logits = ace::as_matrix(model.network().forward(moved));
-    return static_cast<double>((moved_logits - ace::as_matrix(reference)).norm()) / scale;
+    const ace::Tensor<float, 2> moved_logits = logits(moved);
+    return static_cast<double>((ace::as_matrix(moved_logits) - ace::as_matrix(reference)).norm()) / scale;
   };
   double rotation = 0.0;
   for (std::size_t q = 1; q < 4; ++q) {
@@ -216,29 +234,35 @@ std::pair<double, double> invariance_errors(Model& model, const ace::Tensor<floa
   return {rotation, error()};
 }
 
+/// One training run of network Net (its backend: --device). The training images move to the backend once; each
+/// epoch's order goes there as indices, and each batch is gathered there (the class labels come from the host).
 template <class Net, class Policy>
 RunResult run(const Settings& c, const Task& t, const std::string& model_name, const std::string& method,
               std::uint64_t seed, Policy policy) {
+  using Bk = typename Net::backend;
   ace::Rng rng(seed);  // the same initial network for every method of this model and seed
-  using Model = ace::SupervisedModel<Net, ace::CrossEntropyLoss<float>, std::vector<std::size_t>>;
+  using Model = ace::SupervisedModel<Net, ace::CrossEntropyLoss<float, Bk>, std::vector<std::size_t>>;
   Model model{Net(rng)};
   const std::size_t n = t.train.y.size(), steps = n / c.batch;
   ACE_THROW_IF(steps == 0, ace::invalid_argument, "--batch ", c.batch, " is larger than the ", n, " training images");
-  ace::ConstrainedTrainer trainer(model, ace::Adam<float>({.lr = c.lr}), policy, ace::DualSGD{.lr = c.dual_lr},
+  ace::ConstrainedTrainer trainer(model, ace::Adam<float, Bk>({.lr = c.lr}), policy, ace::DualSGD{.lr = c.dual_lr},
                                   {.augmented = c.augmented, .total_steps = steps * c.epochs});
-  ace::Tensor<float, 2> xb({c.batch, 784});
+  const auto images = ace::to_backend<Bk>(t.train.x);
+  auto xb = ace::zeros<Bk, float>(c.batch, 784);
+  auto order_on_backend = ace::zeros<Bk, std::uint32_t>(1, n);
   std::vector<std::size_t> yb(c.batch), order(n);
+  std::vector<std::uint32_t> order32(n);
   const auto batches = [&](std::size_t epoch, auto&& step) {
     ace::set_training(model.network(), true);
     std::iota(order.begin(), order.end(), 0);
     ace::Rng shuffle(seed * 1000003 + epoch);
     for (std::size_t i = n - 1; i > 0; --i) std::swap(order[i], order[shuffle.below(i + 1)]);
+    std::copy(order.begin(), order.end(), order32.begin());
+    Bk::from_host(std::span<const std::uint32_t>(order32), ace::view(order_on_backend));
     for (std::size_t s = 0; s < steps; ++s) {
-      for (std::size_t i = 0; i < c.batch; ++i) {
-        const std::size_t k = order[s * c.batch + i];
-        std::copy(t.train.x.data() + k * 784, t.train.x.data() + (k + 1) * 784, xb.data() + i * 784);
-        yb[i] = t.train.y[k];
-      }
+      Bk::gather_rows(ace::view(images), ace::view(std::as_const(order_on_backend)).columns(s * c.batch, c.batch),
+                      ace::view(xb));
+      for (std::size_t i = 0; i < c.batch; ++i) yb[i] = t.train.y[order[s * c.batch + i]];
       step(typename Model::batch{xb, yb});
     }
   };
@@ -292,6 +316,21 @@ RunResult run_method(const Settings& c, const Task& t, const std::string& model,
   return run<Net>(c, t, model, m, seed, ace::ResilientConstraint{.rho = c.rho});
 }
 
+/// The runs of one model and seed on the backend --device names.
+void run_model(const Settings& c, const Task& t, const std::string& model, std::uint64_t seed,
+               std::vector<RunResult>& results) {
+  experiment::on_device(c.device, [&]<class Bk>(std::type_identity<Bk>) {
+    using N = Nets<Bk>;
+    if (model == "cnn") {
+      results.push_back(run<typename N::Cnn>(c, t, model, "plain", seed, ace::StrictBaseline{}));
+      return;
+    }
+    for (const auto& m : c.methods)
+      results.push_back(model == "p4" ? run_method<typename N::P4>(c, t, model, m, seed)
+                                      : run_method<typename N::P4M>(c, t, model, m, seed));
+  });
+}
+
 void report(const Settings& c, const std::vector<RunResult>& results) {
   std::printf("\n| task | model | method | test accuracy %% | best epoch | rotation error | flip error | max |gamma| "
               "| parameters | time (s) |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -343,6 +382,7 @@ void report(const Settings& c, const std::vector<RunResult>& results) {
 int main(int argc, char** argv) {
   try {
     const Settings c = parse(argc, argv);
+    experiment::print_device(c.device, "");
     const ace::ImageSet train_file = ace::load_fashion_mnist(c.data, true);
     const ace::ImageSet test_file = ace::load_fashion_mnist(c.data, false);
     ACE_THROW_IF(c.test > test_file.size(), ace::invalid_argument, "--test ", c.test, ": the test file has ",
@@ -356,17 +396,12 @@ int main(int argc, char** argv) {
       const ace::ImageSet te = ace::rotated(test_file, rot ? c.rotation : ace::Rotation::none, 12);
       const Task t{name, take(tr, 0, c.train), take(tr, c.train, c.valid), take(te, 0, c.test)};
       for (std::uint64_t seed : c.seeds)
-        for (const auto& model : c.models) {
-          if (model == "cnn") {
-            results.push_back(run<Cnn::Net>(c, t, model, "plain", seed, ace::StrictBaseline{}));
-            continue;
-          }
-          for (const auto& m : c.methods)
-            results.push_back(model == "p4" ? run_method<P4::Net>(c, t, model, m, seed)
-                                            : run_method<P4M::Net>(c, t, model, m, seed));
-        }
+        for (const auto& model : c.models) run_model(c, t, model, seed, results);
     }
     report(c, results);
+  } catch (const experiment::DeviceUnavailable& e) {
+    std::fprintf(stderr, "rotated_images: %s\n", e.what());
+    return 77;
   } catch (const ace::error& e) {
     std::fprintf(stderr, "rotated_images: %s\n", e.what());
     return 1;

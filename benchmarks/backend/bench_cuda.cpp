@@ -3,6 +3,9 @@
 //  * the N-body EGNN (docs/method.md §8: 5 particles, complete graph, hidden 64, 4 layers, float): one training step
 //    (forward, MSE, backward, Adam; the loss is read back each step) and the forward alone, at batch 100, 1 000 and
 //    10 000, and the step on the Cpu backend for scale;
+//  * the same step through ConstrainedTrainer (strict: the plain EGNN; equality: the relaxed EGNN under ACE with the
+//    Lagrangian's terms and the dual step), run step by step (advance: no copy to the host) and recorded once as a
+//    CUDA graph and replayed (record / replay: one launch per step);
 //  * the DeepSets layer (batch 64, set size 100, 256 -> 256) forward+backward;
 //  * the C4 group convolution (16 regular fields in and out = 64 -> 64 channels, 32x32, kernel 5, batch 32, both
 //    layouts) forward+backward.
@@ -11,12 +14,14 @@
 #include <benchmark/benchmark.h>
 
 #include <ace/backend/cuda/cuda.hpp>
+#include <ace/constrained/trainer.hpp>
 #include <ace/data/nbody.hpp>
 #include <ace/group/cyclic.hpp>
 #include <ace/models/egnn.hpp>
 #include <ace/nn/image/conv.hpp>
 #include <ace/nn/set/set.hpp>
 #include <ace/optim/adam.hpp>
+#include <chrono>
 #include <numeric>
 #include <string>
 
@@ -27,16 +32,16 @@ template <class B>
 struct Setup {
   GraphBatch<float, B> batch;
   EGNNRegression<float, B> model;
-  explicit Setup(std::size_t batch_size) : model(make()) {
+  explicit Setup(std::size_t batch_size, bool relaxed = false) : model(make(relaxed)) {
     const data::NBodySamples s = data::make_nbody_samples({}, data::NBodySplit::train, batch_size, 1);
     std::vector<std::size_t> idx(batch_size);
     std::iota(idx.begin(), idx.end(), 0);
     batch = to_backend<B>(data::nbody_batch<float>(s, idx));
   }
-  static EGNN<float, B> make() {
+  static EGNN<float, B> make(bool relaxed) {
     Rng rng(1);
     return EGNN<float, B>(Graph::complete(5), {.node_features = 1, .edge_features = 2, .raw_features = 1,
-                                               .hidden = 64, .layers = 4},
+                                               .hidden = 64, .layers = 4, .relaxed = relaxed},
                           rng);
   }
 };
@@ -65,6 +70,35 @@ void BM_train_step(benchmark::State& state) {
     adam.step(s.model);
   }
   state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+
+/// The ACE trainer's step on the device: Policy = StrictBaseline (the plain EGNN) or EqualityConstraint (the relaxed
+/// EGNN); `recorded`: one CUDA graph replayed per step, else advance. Both copy nothing to the host per step.
+template <class Policy, bool recorded>
+void BM_trainer_step(benchmark::State& state) {
+  if (!have_device<Cuda>(state)) return;
+  const auto n = static_cast<std::size_t>(state.range(0));
+  Setup<Cuda> s(n, !std::is_same_v<Policy, StrictBaseline>);
+  ConstrainedTrainer trainer(s.model, Adam<float, Cuda>({.lr = 5e-4, .weight_decay = 1e-12}), Policy{},
+                             DualSGD{.lr = 1e-3});
+  trainer.advance(s.batch);  // warm-up: buffers and state allocated
+  // As benchmarks/peers/egnn_torch.py times PyTorch: steps queue freely, the device is waited for every 50 steps.
+  const auto time_steps = [&](auto&& run) {
+    constexpr int group = 50;
+    for (auto _ : state) {
+      const auto start = std::chrono::steady_clock::now();
+      for (int k = 0; k < group; ++k) run();
+      cuda::synchronize();
+      state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / group);
+    }
+  };
+  if constexpr (recorded) {
+    auto step = trainer.record(s.batch);
+    time_steps([&] { step.replay(); });
+  } else {
+    time_steps([&] { trainer.advance(s.batch); });
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));  // per step: the manual time is one step's
 }
 
 template <class B>
@@ -117,6 +151,14 @@ BENCHMARK(BM_layer_forward_backward<GroupConvCuda<Layout::channels_first>>)
     ->UseRealTime();
 BENCHMARK(BM_train_step<Cuda>)->Name("egnn/train_step/cuda")->ArgName("batch")->Arg(100)->Arg(1000)->Arg(10000)
     ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_trainer_step<StrictBaseline, false>)->Name("egnn/trainer_step/strict/advance/cuda")->ArgName("batch")
+    ->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->UseManualTime();
+BENCHMARK(BM_trainer_step<StrictBaseline, true>)->Name("egnn/trainer_step/strict/cuda_graph/cuda")->ArgName("batch")
+    ->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->UseManualTime();
+BENCHMARK(BM_trainer_step<EqualityConstraint, false>)->Name("egnn/trainer_step/ace_equality/advance/cuda")
+    ->ArgName("batch")->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->UseManualTime();
+BENCHMARK(BM_trainer_step<EqualityConstraint, true>)->Name("egnn/trainer_step/ace_equality/cuda_graph/cuda")
+    ->ArgName("batch")->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->UseManualTime();
 BENCHMARK(BM_forward<Cuda>)->Name("egnn/forward/cuda")->ArgName("batch")->Arg(100)->Arg(1000)->Arg(10000)
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_train_step<Cpu>)->Name("egnn/train_step/cpu")->ArgName("batch")->Arg(100)->Arg(1000)

@@ -13,6 +13,7 @@
   ACE_CUDA_KERNEL(Add<T>)                                                                                             \
   ACE_CUDA_KERNEL(ReducePartials<T>)                                                                                  \
   ACE_CUDA_KERNEL(ReduceFinal<T>)                                                                                     \
+  ACE_CUDA_KERNEL(ScaleToNorm<T>)                                                                                     \
   ACE_CUDA_KERNEL(AddRow<T>)                                                                                          \
   ACE_CUDA_KERNEL(SumRows<T>)                                                                                         \
   ACE_CUDA_KERNEL(RowDot<T>)                                                                                          \
@@ -55,6 +56,7 @@
   ACE_CUDA_KERNEL(Conv2dBackwardInput<T>)                                                                             \
   ACE_CUDA_KERNEL(Conv2dBackwardFilter<T>)                                                                            \
   ACE_CUDA_KERNEL(Conv2dBackwardBias<T>)                                                                              \
+  ACE_CUDA_KERNEL(ConvBias<T>)                                                                                        \
   ACE_CUDA_KERNEL(Pool2dForward<T>)                                                                                   \
   ACE_CUDA_KERNEL(Pool2dBackward<T>)                                                                                  \
   ACE_CUDA_KERNEL(VectorNorms<T>)                                                                                     \
@@ -73,5 +75,7 @@
   ACE_CUDA_KERNEL(ElementwiseLoss<SquaredError, T>)                                                                   \
   ACE_CUDA_KERNEL(ElementwiseLoss<AbsoluteError, T>)                                                                  \
   ACE_CUDA_KERNEL(SoftmaxCrossEntropy<T>)                                                                             \
+  ACE_CUDA_KERNEL(LossFinal<T>)                                                                                       \
+  ACE_CUDA_KERNEL(ConstraintTerms<T>)                                                                                 \
   ACE_CUDA_KERNEL(SgdUpdate<T>)                                                                                       \
   ACE_CUDA_KERNEL(AdamUpdate<T>)

@@ -6,3 +6,6 @@ using namespace ace;
 using namespace ace::kernels;
 
 ACE_CUDA_KERNELS_OF(double)
+
+// The dual step works on double multipliers whatever the model's scalar.
+ACE_CUDA_KERNEL(DualAscent)

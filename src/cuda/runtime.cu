@@ -30,6 +30,17 @@ void check(cublasStatus_t status, const char* what) {
 }
 
 std::atomic<std::uint64_t> to_host_count{0}, from_host_count{0}, byte_count{0};
+thread_local bool capturing = false;  // this thread's stream is being recorded (DeviceExec::capture)
+
+// Operations a recording cannot hold: they would run once, now, not at each replay.
+void refuse_in_capture(const char* what) {
+  if (!capturing) return;
+  throw unsupported(::ace::detail::concat(
+      "Cuda::", what, ": not possible while a step is being recorded (a CUDA graph replays device work only: no "
+      "copies between host and device, no allocation); run the step once before recording it, and keep host reads "
+      "out of it"));
+}
+constexpr std::size_t blas_workspace_bytes = std::size_t{32} << 20;  // cuBLAS's own, so a recording allocates none
 std::atomic<bool> tf32_allowed{false};
 
 /// What one host thread uses: its stream, cuBLAS handle, scratch buffer and index-error word.
@@ -39,6 +50,7 @@ struct Context {
   void* scratch = nullptr;
   std::size_t scratch_bytes = 0;
   std::uint32_t* error = nullptr;
+  void* blas_workspace = nullptr;
   bool tf32 = false;
 
   Context() {
@@ -51,6 +63,8 @@ struct Context {
     check(cublasCreate(&blas), "cuBLAS initialisation");
     check(cublasSetStream(blas, stream), "cuBLAS stream");
     check(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH), "cuBLAS math mode");
+    check(cudaMalloc(&blas_workspace, blas_workspace_bytes), "cuBLAS workspace", blas_workspace_bytes);
+    check(cublasSetWorkspace(blas, blas_workspace, blas_workspace_bytes), "cuBLAS workspace");
     check(cudaMalloc(&error, sizeof(std::uint32_t)), "allocation of the index-error word", sizeof(std::uint32_t));
     check(cudaMemsetAsync(error, 0, sizeof(std::uint32_t), stream), "index-error word");
   }
@@ -58,6 +72,7 @@ struct Context {
     if (stream) (void)cudaStreamSynchronize(stream);
     if (scratch) (void)cudaFree(scratch);
     if (error) (void)cudaFree(error);
+    if (blas_workspace) (void)cudaFree(blas_workspace);
     if (blas) (void)cublasDestroy(blas);
     if (stream) (void)cudaStreamDestroy(stream);
   }
@@ -114,6 +129,7 @@ void synchronize() {
 }
 
 void allow_tf32(bool allow) { tf32_allowed.store(allow); }
+bool detail::tf32_allowed() noexcept { return ::ace::cuda::tf32_allowed.load(); }
 
 Transfers transfers() noexcept { return {to_host_count.load(), from_host_count.load(), byte_count.load()}; }
 
@@ -121,6 +137,7 @@ namespace detail {
 void* allocate(std::size_t bytes) {
   if (bytes == 0) return nullptr;
   context();  // a device must exist
+  refuse_in_capture("allocate");
   void* p = nullptr;
   check(cudaMalloc(&p, bytes), "allocate", bytes);
   return p;
@@ -141,6 +158,7 @@ void zero_bytes(void* dst, std::size_t bytes) {
 void* DeviceExec::scratch(std::size_t bytes) {
   Context& c = context();
   if (c.scratch_bytes < bytes) {
+    refuse_in_capture("scratch allocation");
     if (c.scratch) check(cudaFree(c.scratch), "scratch release");  // cudaFree waits for the kernels that use it
     c.scratch = nullptr;
     c.scratch_bytes = 0;
@@ -152,7 +170,23 @@ void* DeviceExec::scratch(std::size_t bytes) {
 
 std::uint32_t* DeviceExec::index_error() { return context().error; }
 
+namespace {
+// Waits for the stream after a copy to the host was queued, with the index-error word copied in the same wait: a
+// kernel that met an index out of range before it is reported here (one synchronisation for both).
+void finish_read(Context& c, const char* what, std::size_t bytes, const char* who) {
+  std::uint32_t word = 0;
+  check(cudaMemcpyAsync(&word, c.error, sizeof(word), cudaMemcpyDeviceToHost, c.stream), what, bytes);
+  check(cudaStreamSynchronize(c.stream), what, bytes);
+  to_host_count.fetch_add(1);
+  byte_count.fetch_add(bytes);
+  if (word == 0) return;
+  check(cudaMemsetAsync(c.error, 0, sizeof(word), c.stream), "index check");
+  throw invalid_argument(kernels::index_error_message(who, word));
+}
+}  // namespace
+
 void DeviceExec::check_index_error(const char* who) {
+  refuse_in_capture("index check");
   Context& c = context();
   std::uint32_t word = 0;
   check(cudaMemcpyAsync(&word, c.error, sizeof(word), cudaMemcpyDeviceToHost, c.stream), "index check");
@@ -163,23 +197,61 @@ void DeviceExec::check_index_error(const char* who) {
 }
 
 void DeviceExec::read(void* host, const void* src, std::size_t bytes) {
+  refuse_in_capture("read");
   Context& c = context();
   check(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, c.stream), "read", bytes);
-  check(cudaStreamSynchronize(c.stream), "read", bytes);
-  to_host_count.fetch_add(1);
-  byte_count.fetch_add(bytes);
+  finish_read(c, "read", bytes, "Cuda");
 }
 
 void DeviceExec::copy_2d(void* dst, std::size_t dpitch, const void* src, std::size_t spitch, std::size_t width,
                          std::size_t rows, Direction d) {
   Context& c = context();
   const char* what = d == Direction::to_host ? "to_host" : (d == Direction::from_host ? "from_host" : "copy");
+  if (d != Direction::on_device) refuse_in_capture(what);
   check(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, kind_of(d), c.stream), what, width * rows);
   if (d == Direction::on_device) return;
-  // Host memory is pageable: wait, so the caller may read or reuse it at once.
+  if (d == Direction::to_host) return finish_read(c, what, width * rows, "Cuda");
+  // Host memory is pageable: wait, so the caller may reuse it at once.
   check(cudaStreamSynchronize(c.stream), what, width * rows);
-  (d == Direction::to_host ? to_host_count : from_host_count).fetch_add(1);
+  from_host_count.fetch_add(1);
   byte_count.fetch_add(width * rows);
+}
+
+void DeviceExec::begin_capture() {
+  Context& c = context();
+  if (capturing) throw unsupported("Cuda::capture: a step is already being recorded on this thread");
+  check(cudaStreamBeginCapture(c.stream, cudaStreamCaptureModeThreadLocal), "capture");
+  capturing = true;
+}
+
+Graph DeviceExec::end_capture() {
+  Context& c = context();
+  capturing = false;
+  cudaGraph_t graph = nullptr;
+  check(cudaStreamEndCapture(c.stream, &graph), "capture");
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+  (void)cudaGraphDestroy(graph);
+  check(status, "graph instantiation");
+  return Graph(exec);
+}
+
+void DeviceExec::abort_capture() noexcept {
+  if (!capturing) return;
+  capturing = false;
+  cudaGraph_t graph = nullptr;
+  if (cudaStreamEndCapture(context().stream, &graph) == cudaSuccess && graph) (void)cudaGraphDestroy(graph);
+  (void)cudaGetLastError();
+}
+
+void Graph::replay() const {
+  if (!exec_) throw invalid_argument("cuda::Graph::replay: an empty graph (made by capture only)");
+  check(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec_), context().stream), "graph replay");
+}
+
+void Graph::reset() noexcept {
+  if (exec_) (void)cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
+  exec_ = nullptr;
 }
 
 namespace {

@@ -97,6 +97,24 @@ TEMPLATE_LIST_TEST_CASE("conformance: storage, transfers and vector operations",
         const auto va = view(std::as_const(a)).columns(1, cols), vb = view(std::as_const(b)).columns(0, cols);
         return std::tuple{std::vector<double>{Bk::sum(va), Bk::dot(va, vb), Bk::sum_squares(va), Bk::max_abs(vb)}};
       });
+      agree<B, T>("reductions into backend memory, clipping by a norm there", [&]<class Bk>(std::type_identity<Bk>) {
+        auto a = test::upload<Bk>(x), b = test::upload<Bk>(y), c = test::upload<Bk>(y);
+        const auto va = view(std::as_const(a)).columns(1, cols), vb = view(std::as_const(b)).columns(0, cols);
+        auto acc = zeros<Bk, double>(1, 5);
+        Bk::fill(view(acc), 0.25);
+        Bk::fill(view(acc).columns(4, 1), -1e300);
+        Bk::reduce_into(Accumulate::max, va, view(acc).columns(4, 1));
+        Bk::reduce_into(Accumulate::sum, va, view(acc).columns(0, 1));
+        Bk::reduce_into(Accumulate::sum_squares, va, view(acc).columns(1, 1));
+        Bk::reduce_into(Accumulate::sum_squares, vb, view(acc).columns(1, 1));  // accumulates
+        Bk::reduce_into(Accumulate::max_abs, vb, view(acc).columns(2, 1));
+        Bk::reduce_into(Accumulate::max_abs, va.columns(0, 0), view(acc).columns(3, 1));  // empty: unchanged
+        const double sq = Bk::sum_squares(va);
+        auto small = test::upload<Bk>(Host<double>{{4.0 * sq}, 1, 1}), large = test::upload<Bk>(Host<double>{{sq}, 1, 1});
+        Bk::scale_to_norm(view(std::as_const(small)), std::sqrt(sq), view(c).columns(0, cols));  // halves
+        Bk::scale_to_norm(view(std::as_const(large)), 2.0 * std::sqrt(sq), view(c).columns(1, cols));  // unchanged
+        return std::tuple{test::download<Bk>(acc), test::download<Bk>(c)};
+      });
       agree<B, T>("transfers of strided views", [&]<class Bk>(std::type_identity<Bk>) {
         auto a = test::upload<Bk>(x);
         std::vector<T> host(rows * cols);
@@ -432,8 +450,16 @@ TEMPLATE_LIST_TEST_CASE("conformance: losses and optimiser updates", "[backend][
         const T mse = Bk::template elementwise_loss<SquaredError>(view(std::as_const(tp)), view(std::as_const(tt)), view(g1));
         const T l1 = Bk::template elementwise_loss<AbsoluteError>(view(std::as_const(tp)), view(std::as_const(tt)), view(g2));
         const T ce = Bk::softmax_cross_entropy(view(std::as_const(tp)), view(std::as_const(tl)), view(g3));
+        auto out = zeros<Bk, double>(1, 3);
+        Bk::template elementwise_loss<SquaredError>(view(std::as_const(tp)), view(std::as_const(tt)), view(g1),
+                                                    view(out).columns(0, 1));
+        Bk::template elementwise_loss<AbsoluteError>(view(std::as_const(tp)), view(std::as_const(tt)), view(g2),
+                                                     view(out).columns(1, 1));
+        Bk::softmax_cross_entropy(view(std::as_const(tp)), view(std::as_const(tl)), view(g3), view(out).columns(2, 1));
+        const std::vector<double> in_memory = test::download<Bk>(out);
+        CHECK(in_memory == std::vector<double>{mse, l1, ce});  // the same value, left in backend memory
         return std::tuple{std::vector<T>{mse, l1, ce}, test::download<Bk>(g1), test::download<Bk>(g2),
-                          test::download<Bk>(g3)};
+                          test::download<Bk>(g3), in_memory};
       });
       const Host<T> value = random_values<T>(rows, cols, rng), grad = random_values<T>(rows, cols, rng);
       for (const SgdStep step : {SgdStep{0.1, 0.0, 0.01, false, true}, SgdStep{0.1, 0.9, 0.0, true, false},
@@ -447,11 +473,51 @@ TEMPLATE_LIST_TEST_CASE("conformance: losses and optimiser updates", "[backend][
       for (bool decoupled : {false, true})
         agree<B, T>("adam_update", [&]<class Bk>(std::type_identity<Bk>) {
           auto tv = test::upload<Bk>(value), tg = test::upload<Bk>(grad), m = zeros<Bk, T>(rows, cols), v = zeros<Bk, T>(rows, cols);
-          for (int t = 1; t <= 3; ++t)
+          auto count = zeros<Bk, double>(1, 1);
+          for (int t = 1; t <= 3; ++t) {
+            Bk::fill(view(count), static_cast<double>(t));
             Bk::adam_update(view(tv), view(std::as_const(tg)), view(m), view(v),
-                            AdamStep{1e-2, 0.9, 0.99, 1e-8, 0.1, 1 - std::pow(0.9, t), 1 - std::pow(0.99, t), decoupled});
+                            AdamStep{1e-2, 0.9, 0.99, 1e-8, 0.1, decoupled}, view(std::as_const(count)));
+          }
           return std::tuple{test::download<Bk>(tv), test::download<Bk>(m), test::download<Bk>(v)};
         });
+    }
+  });
+}
+
+TEMPLATE_LIST_TEST_CASE("conformance: the Lagrangian's terms and the dual step", "[backend][conformance]",
+                        ConformingBackends) {
+  using B = TestType;
+  Rng rng(test::seed(8, "conformance constraints"));
+  const ConstraintForm forms[] = {
+      {.dual = true},                                                               // equality
+      {.dual = true, .absolute = true, .epsilon = 0.05, .augmented = 0.5},          // inequality, augmented
+      {.dual = true, .absolute = true, .slack = true, .rho = 2.0, .scale = 0.25},  // resilient, averaged
+      {.penalty = 0.3},                                                             // penalty baseline
+      {.learn_gamma = false},                                                       // strict / schedule
+  };
+  test::for_each_scalar([&]<class T>(std::type_identity<T>) {
+    for (const std::size_t n : {1u, 7u, 300u}) {
+      Host<T> gamma = random_values<T>(1, n, rng);
+      gamma.values[0] = T(0);  // sign(0) = 0 for the absolute forms
+      const Host<T> slack = random_values<T>(1, n, rng), grad = random_values<T>(1, n, rng);
+      const Host<double> lambda = random_values<double>(1, n, rng);  // negative entries: projected for |γ| forms
+      for (const ConstraintForm& f : forms)
+        for (const bool adam : {false, true})
+          agree<B, T>("constraint_terms, dual_ascent", [&]<class Bk>(std::type_identity<Bk>) {
+            auto g = test::upload<Bk>(gamma), u = test::upload<Bk>(slack), l = test::upload<Bk>(lambda);
+            auto dg = test::upload<Bk>(grad), du = zeros<Bk, T>(1, n), s = zeros<Bk, double>(1, n);
+            auto m = zeros<Bk, double>(1, n), v = zeros<Bk, double>(1, n), count = zeros<Bk, double>(1, 1);
+            Bk::constraint_terms(f, view(std::as_const(g)), view(std::as_const(u)), view(std::as_const(l)), view(dg),
+                                 view(du), view(s));
+            for (int t = 1; t <= 3; ++t) {
+              Bk::fill(view(count), static_cast<double>(t));
+              Bk::dual_ascent(f, DualStep{0.1, 0.9, 0.99, 1e-8, adam}, view(std::as_const(count)),
+                              view(std::as_const(s)), view(l), view(m), view(v));
+            }
+            return std::tuple{test::download<Bk>(dg), test::download<Bk>(du), test::download<Bk>(s),
+                              test::download<Bk>(l), test::download<Bk>(m), test::download<Bk>(v)};
+          });
     }
   });
 }
@@ -494,6 +560,56 @@ TEMPLATE_LIST_TEST_CASE("conformance: indices out of range reach the caller as i
   const auto good = index_tensor<B>({2, 0});
   CHECK_NOTHROW(B::gather_rows(view(std::as_const(src)), view(std::as_const(good)), view(dst)));
 }
+
+#if defined(ACE_TEST_BACKEND_CUDA) || defined(ACE_TEST_BACKEND_EMULATION)
+TEST_CASE("conformance: a recording replays its operations on the same memory and holds no host copy",
+          "[backend][conformance][device]") {
+  using B = test::Device;
+  static_assert(RecordingBackend<B>);
+  Rng rng(test::seed(9, "conformance recording"));
+  const Host<float> x = random_values<float>(4, 9, rng);
+  auto a = test::upload<B>(x), b = zeros<B, float>(4, 9);
+  auto acc = zeros<B, double>(1, 1), warm = zeros<B, double>(1, 1);
+  B::reduce_into(Accumulate::sum, view(std::as_const(a)), view(warm));  // scratch exists before recording
+  const auto graph = B::capture([&] {
+    B::axpy(2.0f, view(std::as_const(a)), view(b));                                  // a kernel
+    B::gemm(Transpose::no, Transpose::yes, 1.0f, view(std::as_const(a)), view(std::as_const(a)), 0.0f,
+            view(b).columns(0, 4));                                                  // GEMM
+    B::copy(view(std::as_const(b)).columns(0, 1), view(b).columns(8, 1));            // a copy on the device
+    B::reduce_into(Accumulate::sum, view(std::as_const(b)), view(acc));              // a reduction into memory
+  });
+  CHECK(test::download<B>(b) == std::vector<float>(36, 0.0f));  // recorded, not run
+  graph.replay();
+  const auto once = test::download<B>(b);
+  B::from_host(std::span<const float>(x.values), view(a));  // new input values, same memory
+  graph.replay();
+  // The same operations run directly, twice, on Reference.
+  auto ra = test::upload<Reference>(x), rb = zeros<Reference, float>(4, 9);
+  auto racc = zeros<Reference, double>(1, 1);
+  for (int k = 0; k < 2; ++k) {
+    Reference::axpy(2.0f, view(std::as_const(ra)), view(rb));
+    Reference::gemm(Transpose::no, Transpose::yes, 1.0f, view(std::as_const(ra)), view(std::as_const(ra)), 0.0f,
+                    view(rb).columns(0, 4));
+    Reference::copy(view(std::as_const(rb)).columns(0, 1), view(rb).columns(8, 1));
+    Reference::reduce_into(Accumulate::sum, view(std::as_const(rb)), view(racc));
+    if (k == 0) CHECK(relative_gap(test::download<Reference>(rb), once) <= 1e-5);
+  }
+  CHECK(relative_gap(test::download<Reference>(rb), test::download<B>(b)) <= 1e-5);
+  CHECK(relative_gap(test::download<Reference>(racc), test::download<B>(acc)) <= 1e-5);
+  // Host copies and growing scratch memory cannot be recorded.
+  std::vector<float> host(36);
+  CHECK_THROWS_AS(B::capture([&] { B::to_host(view(std::as_const(a)), std::span<float>(host)); }), unsupported);
+  CHECK_THROWS_AS(B::capture([&] { B::from_host(std::span<const float>(host), view(a)); }), unsupported);
+  CHECK_THROWS_AS(B::capture([&] { (void)B::sum(view(std::as_const(a))); }), unsupported);
+  const std::size_t rows = std::size_t{1} << 21;  // a loss with more rows than any scratch so far
+  auto logits = zeros<B, float>(rows, 1), grad = zeros<B, float>(rows, 1);
+  const auto labels = zeros<B, std::uint32_t>(1, rows);
+  CHECK_THROWS_AS(B::capture([&] {
+                    B::softmax_cross_entropy(view(std::as_const(logits)), view(labels), view(grad), view(acc));
+                  }),
+                  unsupported);
+}
+#endif
 
 TEMPLATE_LIST_TEST_CASE("conformance: parallel tasks each run once", "[backend][conformance]", test::Backends) {
   using B = TestType;

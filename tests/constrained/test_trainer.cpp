@@ -159,6 +159,38 @@ TEMPLATE_LIST_TEST_CASE("the gradient norm sums every entry, in double, for any 
   }
 }
 
+TEMPLATE_LIST_TEST_CASE("advance and a recorded step train as checked steps do", "[ace][record]", test::Backends) {
+  using B = TestType;
+  using Quadratic = test::Quadratic<B>;
+  Quadratic m1, m2, m3;
+  const auto make = [](Quadratic& m) {
+    return ConstrainedTrainer(m, SGD<double, B>({.lr = 0.05, .momentum = 0.5}), ResilientConstraint{.rho = 2.0},
+                              DualAdam{.lr = 0.05}, {.augmented = 1.0, .clip_norm = 2.0});
+  };
+  auto checked = make(m1), advanced = make(m2), recorded = make(m3);
+  const typename Quadratic::batch batch{};
+  for (int i = 0; i < 40; ++i) {
+    checked.step(batch);
+    advanced.advance(batch);
+  }
+  auto step = recorded.record(batch);  // runs the first step itself
+  CHECK(recorded.steps() == 1);
+  for (int i = 1; i < 40; ++i) step.replay();
+  for (auto* t : {&advanced, &recorded}) {
+    CHECK(t->gammas() == checked.gammas());
+    CHECK(t->multipliers() == checked.multipliers());
+    CHECK(t->slacks() == checked.slacks());
+    CHECK(t->steps() == 40);
+    CHECK(t->primal_optimizer().steps() == 40);
+  }
+  CHECK(m2.theta == m1.theta);
+  CHECK(m3.theta == m1.theta);
+  const double mean = checked.take_mean_loss();
+  CHECK(advanced.take_mean_loss() == mean);
+  CHECK(recorded.take_mean_loss() == mean);
+  CHECK(checked.take_mean_loss() == 0.0);  // a new mean: no step since
+}
+
 TEMPLATE_LIST_TEST_CASE("invalid options and non-finite losses throw with the value", "[ace][errors]", test::Backends) {
   using B = TestType;
   using Quadratic = test::Quadratic<B>;
@@ -172,6 +204,11 @@ TEMPLATE_LIST_TEST_CASE("invalid options and non-finite losses throw with the va
                   invalid_argument);
   CHECK_THROWS_AS(ConstrainedTrainer(m, SGD<double, B>({.lr = 0.1}), EqualityConstraint{}, DualAdam{.beta1 = 1.0}),
                   invalid_argument);
+  struct Mismatched : EqualityConstraint {  // claims a dual variable but its form has none
+    static ConstraintForm form() { return {}; }
+  };
+  CHECK_THROWS_WITH(ConstrainedTrainer(m, SGD<double, B>({.lr = 0.1}), Mismatched{}),
+                    Catch::Contains("ace-equality") && Catch::Contains("form()"));
   m.a = std::numeric_limits<double>::infinity();
   ConstrainedTrainer t(m, SGD<double, B>({.lr = 0.1}), EqualityConstraint{});
   CHECK_THROWS_AS(t.step(0), numerical_error);

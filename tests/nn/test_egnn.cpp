@@ -347,20 +347,29 @@ TEMPLATE_LIST_TEST_CASE("SiLU: values of z * sigmoid(z) and its derivative in fl
 }
 
 #if defined(ACE_TEST_BACKEND_CUDA) || defined(ACE_TEST_BACKEND_EMULATION)
+namespace {
+/// A double batch of host tensors as a float one.
+GraphBatch<float> in_float(const GraphBatch<double>& host) {
+  GraphBatch<float> batch;
+  for (auto [from, to] : {std::pair{&host.h, &batch.h}, {&host.x, &batch.x}, {&host.v, &batch.v},
+                          {&host.edge_attr, &batch.edge_attr}, {&host.raw, &batch.raw}, {&host.target, &batch.target}})
+    *to = xt::cast<float>(*from);
+  return batch;
+}
+/// The small relaxed EGNN of the device tests (5 particles, complete graph).
+const EGNNOptions small_relaxed{.node_features = 1, .edge_features = 2, .raw_features = 1, .hidden = 16, .layers = 2,
+                                .relaxed = true};
+}  // namespace
+
 TEST_CASE("EGNN on a device backend: a training step copies one value to the host, the loss, and nothing back",
           "[egnn][device]") {
   using B = test::Device;
   Rng rng(test::seed(19, "egnn device transfers"));
   const Graph g = Graph::complete(5);
-  const EGNNOptions o{.node_features = 1, .edge_features = 2, .raw_features = 1, .hidden = 16, .layers = 2,
-                      .relaxed = true};
+  const EGNNOptions& o = small_relaxed;
   EGNNRegression<float, B> model(EGNN<float, B>(g, o, rng));
   const auto host = random_graph_batch(g, 6, o, rng);
-  GraphBatch<float> batch;
-  for (auto [from, to] : {std::pair{&host.h, &batch.h}, {&host.x, &batch.x}, {&host.v, &batch.v},
-                          {&host.edge_attr, &batch.edge_attr}, {&host.raw, &batch.raw}, {&host.target, &batch.target}})
-    *to = xt::cast<float>(*from);
-  const auto b = to_backend<B>(batch);
+  const auto b = to_backend<B>(in_float(host));
   Adam<float, B> adam({.lr = 1e-3});
   const auto step = [&] {
     zero_grad(model);
@@ -377,6 +386,90 @@ TEST_CASE("EGNN on a device backend: a training step copies one value to the hos
   CHECK(after.from_host - before.from_host == 0);
   CHECK(std::isfinite(last));
   CHECK(last < first);
+}
+
+TEST_CASE("the ACE step on a device backend: advance copies nothing, and it trains as on Reference", "[egnn][device]") {
+  using B = test::Device;
+  Rng rng(test::seed(20, "egnn ace device batch"));
+  const Graph g = Graph::complete(5);
+  const EGNNOptions& o = small_relaxed;
+  const auto host = random_graph_batch(g, 6, o, rng);
+  // Resilient constraints with Adam on the multipliers and clipping: every term of the Lagrangian and of the step.
+  const auto train = [&]<class Bk>(std::type_identity<Bk>, bool checked) {
+    Rng same(test::seed(20, "egnn ace device"));
+    EGNNRegression<double, Bk> model(EGNN<double, Bk>(g, o, same));
+    const auto batch = to_backend<Bk>(host);
+    ConstrainedTrainer trainer(model, Adam<double, Bk>({.lr = 1e-2}), ResilientConstraint{.rho = 2.0},
+                               DualAdam{.lr = 1e-2}, {.augmented = 1.0, .clip_norm = 0.5});
+    trainer.advance(batch);  // warm-up: buffers, scratch and optimiser state allocated
+    const test::TransferCount before = test::device_transfers();
+    for (int k = 0; k < 6; ++k) {
+      if (checked) trainer.step(batch);
+      else trainer.advance(batch);
+    }
+    const test::TransferCount after = test::device_transfers();
+    std::vector<double> state = trainer.gammas();
+    for (double v : trainer.multipliers()) state.push_back(v);
+    for (double v : trainer.slacks()) state.push_back(v);
+    model.for_each_parameter([&](ParamView<double> p) {
+      for (double v : to_host_vector<Bk>(p.value)) state.push_back(v);
+    });
+    state.push_back(trainer.take_mean_loss());
+    return std::pair{state, std::pair{after.to_host - before.to_host, after.from_host - before.from_host}};
+  };
+  const auto [device, copies] = train(std::type_identity<B>{}, false);
+  CHECK(copies.first == 0);  // nothing read inside 6 steps
+  CHECK(copies.second == 0);
+  const auto [checked, checked_copies] = train(std::type_identity<B>{}, true);
+  CHECK(checked_copies.first == 12);  // step(): the report before the update, max λ after it
+  CHECK(checked_copies.second == 0);
+  CHECK(checked == device);  // the same arithmetic, checked or not
+  const auto [reference, unused] = train(std::type_identity<Reference>{}, false);
+  REQUIRE(reference.size() == device.size());
+  for (std::size_t i = 0; i < device.size(); ++i) CHECK(device[i] == Approx(reference[i]).margin(1e-10));
+}
+
+TEST_CASE("a recorded ACE step replays as the steps it stands for, with no transfer", "[egnn][device]") {
+  using B = test::Device;
+  Rng rng(test::seed(21, "egnn recorded step"));
+  const Graph g = Graph::complete(5);
+  const EGNN<float, B> initial(g, small_relaxed, rng);
+  const auto host = random_graph_batch(g, 6, small_relaxed, rng);
+  const auto batch = to_backend<B>(in_float(host));
+  using Trainer = ConstrainedTrainer<EGNNRegression<float, B>, Adam<float, B>, EqualityConstraint, DualAdam>;
+  const auto state = [](Trainer& t) {
+    std::vector<double> v = t.gammas();
+    for (double l : t.multipliers()) v.push_back(l);
+    t.model().for_each_parameter([&](ParamView<float> p) {
+      for (float x : to_host_vector<B>(p.value)) v.push_back(x);
+    });
+    v.push_back(t.take_mean_loss());
+    v.push_back(static_cast<double>(t.steps()));
+    v.push_back(static_cast<double>(t.primal_optimizer().steps()));
+    return v;
+  };
+  const TrainerOptions options{.augmented = 1.0, .dual_warmup = 2, .clip_norm = 1.0};
+  EGNNRegression<float, B> plain_model(initial), recorded_model(initial);
+  Trainer plain(plain_model, Adam<float, B>({.lr = 1e-2}), {}, DualAdam{.lr = 1e-2}, options);
+  Trainer recorded(recorded_model, Adam<float, B>({.lr = 1e-2}), {}, DualAdam{.lr = 1e-2}, options);
+  for (int k = 0; k < 9; ++k) plain.advance(batch);
+  recorded.advance(batch);
+  CHECK_THROWS_AS(recorded.record(batch), unsupported);  // inside the dual warm-up
+  recorded.advance(batch);
+  auto step = recorded.record(batch);
+  CHECK(recorded.steps() == 2);  // recording runs nothing
+  const test::TransferCount before = test::device_transfers();
+  for (int k = 0; k < 7; ++k) step.replay();
+  const test::TransferCount after = test::device_transfers();
+  CHECK(after.to_host == before.to_host);
+  CHECK(after.from_host == before.from_host);
+  CHECK(state(recorded) == state(plain));  // bit for bit, step counts included
+
+  // The schedule baseline sets gamma on the host from the step count: not recordable.
+  EGNNRegression<float, B> schedule_model(initial);
+  ConstrainedTrainer schedule(schedule_model, Adam<float, B>({.lr = 1e-2}), ScheduleBaseline{}, DualSGD{},
+                              {.total_steps = 10});
+  CHECK_THROWS_AS(schedule.record(batch), unsupported);
 }
 #endif
 

@@ -104,4 +104,31 @@ void edge_lists(const char* who, const GraphShape& gs, MatrixRef<I> row, MatrixR
   shape(who, "egnn", col, 1, gs.edges, "col");
 }
 
+/// constraint_terms: n = gamma.size() constraints; gamma_grad like gamma; lambda and s rows of n; slack and
+/// slack_grad rows of n when the form has slacks (otherwise ignored).
+template <class T>
+void constraint_terms(const char* who, const ConstraintForm& f, MatrixRef<const T> gamma, MatrixRef<const T> slack,
+                      MatrixRef<const double> lambda, MatrixRef<T> gamma_grad, MatrixRef<T> slack_grad,
+                      MatrixRef<double> s) {
+  const std::size_t n = gamma.size();
+  ACE_THROW_IF(!gamma.contiguous() || !gamma_grad.contiguous(), shape_error, who,
+               "::constraint_terms: gamma and gamma_grad must be contiguous views");
+  shape(who, "constraint_terms", gamma_grad, gamma.rows, gamma.cols, "gamma_grad");
+  shape(who, "constraint_terms", lambda, 1, n, "lambda");
+  shape(who, "constraint_terms", s, 1, n, "s");
+  if (f.slack) {
+    shape(who, "constraint_terms", slack, 1, n, "slack");
+    shape(who, "constraint_terms", slack_grad, 1, n, "slack_grad");
+  }
+}
+/// dual_ascent: a step count t (1×1); s, lambda, m and v rows of one length.
+inline void dual_ascent(const char* who, MatrixRef<const double> t, MatrixRef<const double> s,
+                        MatrixRef<double> lambda, MatrixRef<double> m, MatrixRef<double> v) {
+  scalar(who, "dual_ascent", t);
+  shape(who, "dual_ascent", s, 1, s.size(), "s");
+  shape(who, "dual_ascent", lambda, 1, s.size(), "lambda");
+  shape(who, "dual_ascent", m, 1, s.size(), "m");
+  shape(who, "dual_ascent", v, 1, s.size(), "v");
+}
+
 }  // namespace ace::detail::check

@@ -26,7 +26,8 @@ struct NoTask {
 /// What a backend offers for one scalar type T (float and double are both required):
 ///  * storage: `tensor<T, N>` (N = 1, 2, 4), a DenseStorage type whose memory only the backend's operations touch;
 ///  * transfers: `to_host(view, span)`, `from_host(span, view)`: the only way host code reads or writes entries;
-///  * `fill`, `copy`, `axpy`, `scale`, `add`; reductions `sum`, `dot`, `sum_squares`, `max_abs` (double results);
+///  * `fill`, `copy`, `axpy`, `scale`, `add`; reductions `sum`, `dot`, `sum_squares`, `max_abs` (double results),
+///    `reduce_into` (a double in backend memory accumulates them: no transfer), `scale_to_norm` (clipping by it);
 ///    `add_scaled`, `scaled_copy`, `accumulate_dot` with a scalar that stays in backend memory (a relaxation γ);
 ///  * dense layers: `gemm` on strided views, `add_row` (bias), `sum_rows` (bias gradient), `row_dot`;
 ///  * `map<Op>` / `map_backward<Op>` for elementwise Op structs (ops.hpp);
@@ -40,13 +41,17 @@ struct NoTask {
 ///  * vectors in R^3: `vector_norms`, `vector_rescale` (+ backward, input gradient), `vn_leaky_relu`, `vn_invariant`
 ///    and their backward passes;
 ///  * graphs: `egnn_edge_input`, `egnn_aggregate` and their backward passes;
-///  * losses: `elementwise_loss<Op>`, `softmax_cross_entropy`; optimisers: `sgd_update`, `adam_update`;
+///  * losses: `elementwise_loss<Op>`, `softmax_cross_entropy` (the value returned, or written to a double in backend
+///    memory); optimisers: `sgd_update`, `adam_update`;
+///  * constrained optimisation: `constraint_terms` (the Lagrangian's terms in the primal gradient, ConstraintForm) and
+///    `dual_ascent` (double multipliers, DualStep);
 ///  * `parallel_tasks(n, f)`: independent tasks, concurrently where the backend can.
 template <class B, class T>
 concept BackendFor = requires(MatrixRef<T> m, MatrixRef<const T> c, MatrixRef<const std::uint32_t> i,
                               MatrixRef<std::uint32_t> mi, MatrixRef<double> d, std::span<T> host,
                               std::span<const T> chost, T s, const FieldLayout& fl, const PoolGeometry& pg,
                               const ConvGeometry& cg, const GraphShape& gs, const SgdStep& sgd, const AdamStep& adam,
+                              MatrixRef<const double> cd, const ConstraintForm& form,
                               typename B::template convolution<T>& conv) {
   requires DenseStorage<typename B::template tensor<T, 1>>;
   requires DenseStorage<typename B::template tensor<T, 2>>;
@@ -63,6 +68,8 @@ concept BackendFor = requires(MatrixRef<T> m, MatrixRef<const T> c, MatrixRef<co
   { B::dot(c, c) } -> std::convertible_to<double>;
   { B::sum_squares(c) } -> std::convertible_to<double>;
   { B::max_abs(c) } -> std::convertible_to<double>;
+  B::reduce_into(Accumulate::sum, c, d);
+  B::scale_to_norm(cd, 1.0, m);
   B::add_scaled(c, c, m);
   B::scaled_copy(c, c, m);
   B::accumulate_dot(c, c, m);
@@ -106,8 +113,11 @@ concept BackendFor = requires(MatrixRef<T> m, MatrixRef<const T> c, MatrixRef<co
   B::egnn_edge_input_backward(gs, i, i, c, c, c, c, s, c, c, c, m, m, m, m);
   { B::template elementwise_loss<SquaredError>(c, c, m) } -> std::convertible_to<T>;
   { B::softmax_cross_entropy(c, i, m) } -> std::convertible_to<T>;
+  B::template elementwise_loss<SquaredError>(c, c, m, d);
+  B::softmax_cross_entropy(c, i, m, d);
+  B::constraint_terms(form, c, c, cd, m, m, d);
   B::sgd_update(m, c, m, sgd);
-  B::adam_update(m, c, m, m, adam);
+  B::adam_update(m, c, m, m, adam, cd);
 };
 
 /// A compute backend: a name, storage for float, double and std::uint32_t (indices), transfers of each, every
@@ -117,7 +127,7 @@ template <class B>
 concept Backend = requires(MatrixRef<const std::uint32_t> ci, MatrixRef<std::uint32_t> mi,
                            std::span<std::uint32_t> host, std::span<const std::uint32_t> chost,
                            MatrixRef<const double> cd, MatrixRef<double> md, std::span<double> hd,
-                           std::span<const double> chd) {
+                           std::span<const double> chd, const ConstraintForm& form, const DualStep& dual) {
   { B::name } -> std::convertible_to<const char*>;
   requires DenseStorage<typename B::template tensor<std::uint32_t, 2>>;
   requires DenseStorage<typename B::template tensor<double, 2>>;
@@ -126,8 +136,32 @@ concept Backend = requires(MatrixRef<const std::uint32_t> ci, MatrixRef<std::uin
   B::to_host(cd, hd);
   B::from_host(chd, md);
   B::fill(md, 0.0);
+  B::dual_ascent(form, dual, cd, cd, md, md, md);
   B::parallel_tasks(std::size_t{1}, detail::NoTask{});
 } && BackendFor<B, float> && BackendFor<B, double>;
+
+namespace detail {
+struct NoWork {
+  void operator()() const noexcept {}
+};
+}  // namespace detail
+
+/// A backend that can record a sequence of its operations and replay it on the same memory (ace::Cuda: CUDA graphs,
+/// which take the launch cost out of small steps): `B::capture(f)` returns a `B::graph` whose `replay()` runs what
+/// f() issued. Optional; the trainer's recordings fall back to running the step again elsewhere.
+template <class B>
+concept RecordingBackend = requires(detail::NoWork f, const typename B::graph& g) {
+  { B::capture(f) } -> std::same_as<typename B::graph>;
+  g.replay();
+};
+
+/// Whether backend B's memory is the host's (its `host_memory` flag; true when it states none): then reading a value
+/// costs no transfer, and the training loop checks every step.
+template <class B>
+inline constexpr bool backend_host_memory_v = [] {
+  if constexpr (requires { B::host_memory; }) return static_cast<bool>(B::host_memory);
+  else return true;
+}();
 
 /// The storage of backend B for entries T, rank N.
 template <class B, class T, std::size_t N = 2>

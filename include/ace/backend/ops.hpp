@@ -80,12 +80,96 @@ struct SgdStep {
   bool nesterov = false, first = false;
 };
 
-/// One Adam or AdamW update (Kingma & Ba 2015, Algorithm 1; Loshchilov & Hutter 2019): with c1 = 1 - beta1^t and
-/// c2 = 1 - beta2^t,  Adam: g <- g + wd p;  AdamW: p <- p (1 - lr wd);  m <- b1 m + (1 - b1) g;
-/// v <- b2 v + (1 - b2) g²;  p <- p - lr (m / c1) / (sqrt(v / c2) + eps).
+/// One Adam or AdamW update (Kingma & Ba 2015, Algorithm 1; Loshchilov & Hutter 2019): with t the step count (a
+/// double in backend memory that already counts this step, so a recorded step replays correctly), c1 = 1 - beta1^t
+/// and c2 = 1 - beta2^t,  Adam: g <- g + wd p;  AdamW: p <- p (1 - lr wd);  m <- b1 m + (1 - b1) g;
+/// v <- b2 v + (1 - b2) g²;  p <- p - lr (m / c1) / (sqrt(v / c2) + eps), in T.
 struct AdamStep {
-  double lr = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0, c1 = 1.0, c2 = 1.0;
+  double lr = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
   bool decoupled = false;
+
+  /// The update of one entry at step count t.
+  template <class T>
+  ACE_HOST_DEVICE void apply(double t, T& value, T grad, T& m, T& v) const {
+    const T lr_ = static_cast<T>(lr), b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2);
+    const T eps_ = static_cast<T>(eps), wd = static_cast<T>(weight_decay);
+    const T c1 = static_cast<T>(1.0 - std::pow(beta1, t)), c2 = static_cast<T>(1.0 - std::pow(beta2, t));
+    T g = grad;
+    if (decoupled) value *= T(1) - lr_ * wd;
+    else g += wd * value;
+    m = b1 * m + (T(1) - b1) * g;
+    v = b2 * v + (T(1) - b2) * g * g;
+    value -= lr_ * (m / c1) / (std::sqrt(v / c2) + eps_);
+  }
+};
+
+/// What `reduce_into` folds a view into: its 1×1 double target becomes out + Σ x, out + Σ x², max(out, max |x|) or
+/// max(out, max x) (an empty view leaves it unchanged).
+/// Reductions whose result stays in backend memory (a loss summed over an epoch, a gradient norm for clipping) cost
+/// no transfer; the host reads the target when it needs the value.
+enum class Accumulate { sum, sum_squares, max_abs, max };
+
+/// The constraint on one relaxation scalar γ as data, so a backend evaluates the Lagrangian's terms in its own memory
+/// (docs/method.md §3–§6). With u the learned slack (0 without one):
+///   s = (absolute ? |γ| : γ) - epsilon - (slack ? u : 0),     ds/dγ = absolute ? sign(γ) : 1;
+///   force = scale (λ + augmented s)   (inequality forms: the augmented term only while s > 0);
+///   dJ/dγ += force ds/dγ + 2 penalty γ   (or dJ/dγ = 0 when γ is not learned);  dJ/du = rho u - force;
+///   dual step: λ <- project(λ + Δ), project = max(·, 0) for inequality forms, Δ from DualStep.
+/// The policies of ace/constrained/policy.hpp are instances: equality (s = γ), inequality (|γ| - ε), resilient
+/// (|γ| - u), and the baselines (no dual; penalty: 2 w γ; strict and schedule: γ not learned).
+struct ConstraintForm {
+  bool dual = false;         // multipliers λ and a dual step
+  bool absolute = false;     // s is |γ| - ... (inequality forms) rather than γ (equality)
+  bool slack = false;        // s subtracts a learned slack u (resilient)
+  bool learn_gamma = true;   // false: γ's gradient is zeroed (γ is fixed by the trainer)
+  double epsilon = 0.0;      // the tolerance of |γ| <= ε
+  double rho = 0.0;          // the slack cost (ρ/2) u²
+  double penalty = 0.0;      // the weight w of w Σ γ² (penalty baseline)
+  double augmented = 0.0;    // the augmented-Lagrangian coefficient c
+  double scale = 1.0;        // the factor on the dual terms of the primal gradient (1 / n with averaging)
+
+  ACE_HOST_DEVICE double constraint(double gamma, double u) const {
+    return (absolute ? (gamma < 0 ? -gamma : gamma) : gamma) - epsilon - (slack ? u : 0.0);
+  }
+  ACE_HOST_DEVICE double dsdgamma(double gamma) const {
+    return absolute ? (gamma > 0 ? 1.0 : gamma < 0 ? -1.0 : 0.0) : 1.0;
+  }
+  ACE_HOST_DEVICE double project(double lambda) const { return absolute && lambda < 0.0 ? 0.0 : lambda; }
+  ACE_HOST_DEVICE double augmented_term(double s) const { return !absolute || s > 0.0 ? augmented * s : 0.0; }
+
+  /// Entry i of constraint_terms: s_i (when dual), γ's gradient, and the slack's gradient (when slack).
+  template <class T>
+  ACE_HOST_DEVICE void terms(T gamma, T u, double lambda, T& gamma_grad, T& slack_grad, double& s) const {
+    const double g = static_cast<double>(gamma);
+    double extra = 0.0;
+    if (dual) {
+      s = constraint(g, static_cast<double>(u));
+      const double force = scale * (lambda + augmented_term(s));
+      extra += force * dsdgamma(g);
+      if (slack) slack_grad = static_cast<T>(rho * static_cast<double>(u) - force);
+    }
+    if (penalty != 0.0) extra += 2.0 * penalty * g;
+    gamma_grad = learn_gamma ? gamma_grad + static_cast<T>(extra) : T(0);
+  }
+};
+
+/// One dual ascent step on a multiplier: plain (Δ = lr s) or with Adam moments (m <- b1 m + (1 - b1) s,
+/// v <- b2 v + (1 - b2) s², Δ = lr (m / c1) / (sqrt(v / c2) + eps) with c1 = 1 - b1^t, c2 = 1 - b2^t, t the dual
+/// step count in backend memory, already counting this step).
+struct DualStep {
+  double lr = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  bool adam = false;
+
+  ACE_HOST_DEVICE void apply(const ConstraintForm& f, double t, double s, double& lambda, double& m, double& v) const {
+    double delta = lr * s;
+    if (adam) {
+      m = beta1 * m + (1.0 - beta1) * s;
+      v = beta2 * v + (1.0 - beta2) * s * s;
+      const double c1 = 1.0 - std::pow(beta1, t), c2 = 1.0 - std::pow(beta2, t);
+      delta = lr * (m / c1) / (std::sqrt(v / c2) + eps);
+    }
+    lambda = f.project(lambda + delta);
+  }
 };
 
 }  // namespace ace

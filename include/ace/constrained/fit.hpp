@@ -75,27 +75,32 @@ void call_fit_end(C& c, Tr& t, const FitResult& r) {
 ///    equivariance error); it may switch the model's branches, fit restores the training configuration after it;
 ///  * callbacks may define any of on_fit_begin(trainer, epochs), on_step(trainer, StepReport),
 ///    on_epoch_end(trainer, EpochSummary) (returning true stops the run) and on_fit_end(trainer, FitResult).
-/// A non-finite loss or gradient stops the run before the parameters are touched: the result says so (status
-/// non_finite, the message names the step) and no callback sees that epoch, so a checkpointer keeps the last good
-/// checkpoint.
+/// On a backend whose memory is the host's (Cpu, Reference) every step is checked (trainer.step): a non-finite loss or
+/// gradient stops the run before the parameters are touched, and on_step sees each step's report. On a device
+/// backend the steps run unchecked (trainer.advance: no copy to the host inside an epoch), on_step is not called,
+/// and the epoch's mean loss, read once at its end, is the check. Either way a non-finite value stops the run: the
+/// result says so (status non_finite, the message names the step or the epoch) and no callback sees that epoch, so a
+/// checkpointer keeps the last good checkpoint.
 template <class Trainer, class Batches, class Evaluate, class... Callbacks>
 FitResult fit(Trainer& trainer, std::size_t epochs, Batches&& batches, Evaluate&& evaluate, std::size_t first_epoch,
               Callbacks&... callbacks) {
   FitResult result;
+  constexpr bool checked = backend_host_memory_v<typename Trainer::backend>;
   (detail::call_fit_begin(callbacks, trainer, first_epoch + epochs), ...);
+  trainer.take_mean_loss();  // a new mean
   for (std::size_t e = first_epoch + 1; e <= first_epoch + epochs; ++e) {
     const auto start = std::chrono::steady_clock::now();
     EpochSummary summary;
     summary.epoch = e;
     summary.epochs = first_epoch + epochs;
-    double loss_sum = 0.0;
-    std::size_t count = 0;
     try {
       batches(e, [&](const auto& batch) {
-        const StepReport r = trainer.step(batch);
-        loss_sum += r.loss;
-        ++count;
-        (detail::call_step(callbacks, trainer, r), ...);
+        if constexpr (checked) {
+          const StepReport r = trainer.step(batch);
+          (detail::call_step(callbacks, trainer, r), ...);
+        } else {
+          trainer.advance(batch);
+        }
       });
     } catch (const numerical_error& err) {
       result.status = FitStatus::non_finite;
@@ -103,9 +108,14 @@ FitResult fit(Trainer& trainer, std::size_t epochs, Batches&& batches, Evaluate&
       break;
     }
     summary.steps = trainer.steps();
-    summary.train_loss = count > 0 ? loss_sum / static_cast<double>(count) : 0.0;
-    for (std::size_t i = 0; i < trainer.gamma_count(); ++i) summary.gammas.push_back(trainer.gamma(i));
-    summary.multipliers.assign(trainer.multipliers().begin(), trainer.multipliers().end());
+    summary.train_loss = trainer.take_mean_loss();
+    if (!std::isfinite(summary.train_loss)) {
+      result.status = FitStatus::non_finite;
+      result.message = detail::concat("stopped in epoch ", e, ": the mean training loss is ", summary.train_loss);
+      break;
+    }
+    summary.gammas = trainer.gammas();
+    summary.multipliers = trainer.multipliers();
     for (auto u : trainer.slacks()) summary.slacks.push_back(static_cast<double>(u));
     evaluate(summary);
     trainer.train();

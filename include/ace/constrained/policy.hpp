@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <string_view>
 
+#include "ace/backend/ops.hpp"
 #include "ace/error.hpp"
 #include "ace/optim/optimizer.hpp"
 
@@ -18,20 +19,19 @@ namespace ace {
 ///  * `name`;
 ///  * `has_dual` (multipliers λ_i and a dual step), `has_slack` (slacks u_i trained with the primal variables),
 ///    `learn_gamma` (γ takes primal steps), `branch_training` / `branch_deployed` (relaxation branches on or off);
-///  * `constraint(γ, u)`: the constraint value s_i (equality: γ; inequality: |γ| - ε; resilient: |γ| - u), and
-///    `dsdgamma(γ)`;
-///  * `objective_gamma_gradient(γ, step, total)`: a penalty's gradient (penalty baseline), otherwise 0;
-///  * `project(λ)`: λ >= 0 for inequality constraints;
+///  * `form()`: the constraint as data (ConstraintForm, ace/backend/ops.hpp): the constraint value s_i (equality: γ;
+///    inequality: |γ| - ε; resilient: |γ| - u), ds/dγ, a penalty's gradient (penalty baseline), the projection
+///    λ >= 0 of inequality constraints. The trainer adds its options (augmented coefficient, averaging) and the
+///    backend evaluates it in its own memory, so a step needs no transfer;
 ///  * `scheduled_gamma(step, total)` for the schedule baseline.
+/// A new policy combines these: e.g. {.dual = true, .absolute = true, .slack = true, .epsilon = 0.1} is |γ| - 0.1 <= u.
 
 /// ACE, Algorithm 1: γ_i = 0 enforced by unsigned multipliers; deploys f_eq.
 struct EqualityConstraint {
   static constexpr std::string_view name = "ace-equality";
   static constexpr bool has_dual = true, has_slack = false, learn_gamma = true;
   static constexpr bool branch_training = true, branch_deployed = false;
-  static double constraint(double gamma, double) { return gamma; }
-  static double dsdgamma(double) { return 1.0; }
-  static double project(double lambda) { return lambda; }
+  static ConstraintForm form() { return {.dual = true}; }
   void validate() const {}
 };
 
@@ -41,9 +41,7 @@ struct InequalityConstraint {
   static constexpr bool has_dual = true, has_slack = false, learn_gamma = true;
   static constexpr bool branch_training = true, branch_deployed = true;
   double epsilon = 0.01;
-  double constraint(double gamma, double) const { return std::abs(gamma) - epsilon; }
-  static double dsdgamma(double gamma) { return gamma > 0 ? 1.0 : gamma < 0 ? -1.0 : 0.0; }
-  static double project(double lambda) { return std::max(lambda, 0.0); }
+  ConstraintForm form() const { return {.dual = true, .absolute = true, .epsilon = epsilon}; }
   void validate() const { detail::require_non_negative(epsilon, "InequalityConstraint::epsilon"); }
 };
 
@@ -54,9 +52,7 @@ struct ResilientConstraint {
   static constexpr bool has_dual = true, has_slack = true, learn_gamma = true;
   static constexpr bool branch_training = true, branch_deployed = true;
   double rho = 1.0;
-  static double constraint(double gamma, double u) { return std::abs(gamma) - u; }
-  static double dsdgamma(double gamma) { return gamma > 0 ? 1.0 : gamma < 0 ? -1.0 : 0.0; }
-  static double project(double lambda) { return std::max(lambda, 0.0); }
+  ConstraintForm form() const { return {.dual = true, .absolute = true, .slack = true, .rho = rho}; }
   void validate() const { detail::require_positive(rho, "ResilientConstraint::rho"); }
 };
 
@@ -65,6 +61,7 @@ struct StrictBaseline {
   static constexpr std::string_view name = "strict";
   static constexpr bool has_dual = false, has_slack = false, learn_gamma = false;
   static constexpr bool branch_training = false, branch_deployed = false;
+  static ConstraintForm form() { return {.learn_gamma = false}; }
   void validate() const {}
 };
 
@@ -73,6 +70,7 @@ struct FreeBaseline {
   static constexpr std::string_view name = "free";
   static constexpr bool has_dual = false, has_slack = false, learn_gamma = true;
   static constexpr bool branch_training = true, branch_deployed = true;
+  static ConstraintForm form() { return {}; }
   void validate() const {}
 };
 
@@ -82,7 +80,7 @@ struct PenaltyBaseline {
   static constexpr bool has_dual = false, has_slack = false, learn_gamma = true;
   static constexpr bool branch_training = true, branch_deployed = true;
   double weight = 1.0;
-  double objective_gamma_gradient(double gamma) const { return 2.0 * weight * gamma; }
+  ConstraintForm form() const { return {.penalty = weight}; }
   void validate() const { detail::require_non_negative(weight, "PenaltyBaseline::weight"); }
 };
 
@@ -95,6 +93,7 @@ struct ScheduleBaseline {
   static constexpr bool has_dual = false, has_slack = false, learn_gamma = false;
   static constexpr bool branch_training = true, branch_deployed = false;
   Shape shape = Shape::triangular;
+  static ConstraintForm form() { return {.learn_gamma = false}; }
   /// γ at `step` of `total` steps.
   double scheduled_gamma(std::size_t step, std::size_t total) const {
     const double t = total <= 1 ? 1.0 : static_cast<double>(step) / static_cast<double>(total - 1);
@@ -112,11 +111,8 @@ concept ConstraintPolicy = requires(const P& p) {
   { P::learn_gamma } -> std::convertible_to<bool>;
   { P::branch_training } -> std::convertible_to<bool>;
   { P::branch_deployed } -> std::convertible_to<bool>;
+  { p.form() } -> std::convertible_to<ConstraintForm>;
   p.validate();
-} && (!P::has_dual || requires(const P& p, double x) {
-  { p.constraint(x, x) } -> std::convertible_to<double>;
-  { p.dsdgamma(x) } -> std::convertible_to<double>;
-  { p.project(x) } -> std::convertible_to<double>;
-});
+};
 
 }  // namespace ace

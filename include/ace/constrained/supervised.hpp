@@ -33,6 +33,13 @@ class SupervisedModel {
     net_.backward(loss_.backward());
     return value;
   }
+  /// The same with J0 written to `loss` (1×1 double in backend memory): no transfer (ConstrainedTrainer uses it).
+  void loss_and_gradients(const batch& b, MatrixRef<double> loss)
+    requires requires(Loss& l, const layer_tensor_t<Net>& y) { l.forward(y, b.targets, loss); }
+  {
+    loss_.forward(net_.forward(b.inputs), b.targets, loss);
+    net_.backward(loss_.backward());
+  }
   /// The loss on a batch without gradients (evaluation), with the branches as currently set.
   double loss(const batch& b) { return static_cast<double>(loss_.forward(net_.forward(b.inputs), b.targets)); }
 

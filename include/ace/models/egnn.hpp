@@ -234,6 +234,18 @@ class EGNNRegression {
   EGNNRegression& operator=(EGNNRegression&&) = default;
 
   double loss_and_gradients(const batch& b) { return run(b, true); }
+  /// The same with the loss written to `loss` (1×1 double in backend memory): with one worker nothing is copied to
+  /// the host (ConstrainedTrainer uses it); with several (a Cpu feature) the workers' losses are summed on the host.
+  void loss_and_gradients(const batch& b, MatrixRef<double> loss) {
+    const std::size_t graphs = b.x.shape()[0] / net_.graph().nodes();
+    if (std::min(workers_, graphs) <= 1) {
+      loss_.forward(net_.forward(b.input()), b.target, loss);
+      net_.backward(loss_.backward());
+    } else {
+      const double value = run(b, true);
+      B::from_host(std::span<const double>(&value, 1), loss);
+    }
+  }
   /// The loss on a batch without gradients (evaluation), with the branches as currently set.
   double loss(const batch& b) { return run(b, false); }
   /// Predicted positions (the network's buffer).

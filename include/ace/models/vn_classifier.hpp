@@ -126,6 +126,11 @@ class VNClassifier {
     backward(loss_.backward());
     return value;
   }
+  /// The same with the loss written to `loss` (1×1 double in backend memory); the labels still come from the host.
+  void loss_and_gradients(const batch& b, MatrixRef<double> loss) {
+    loss_.forward(forward(b.points), b.labels, loss);
+    backward(loss_.backward());
+  }
   double loss(const batch& b) { return static_cast<double>(loss_.forward(forward(b.points), b.labels)); }
 
   /// Batch norm in training (batch statistics) or evaluation (running statistics) mode.

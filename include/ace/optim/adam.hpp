@@ -22,11 +22,14 @@ struct AdamOptions {
 /// Adam (Kingma & Ba 2015, Algorithm 1), or AdamW (Loshchilov & Hutter 2019) when Decoupled is true:
 ///   Adam:  g <- g + wd p;            AdamW: p <- p (1 - lr wd);
 ///   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g²;  p <- p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
-/// Each parameter's update is one backend operation (adam_update) on the model's backend; the moments live there too.
+/// Each parameter's update is one backend operation (adam_update) on the model's backend; the moments and the step
+/// count the bias corrections use live there too, so a recorded step (a CUDA graph) replays with the right count.
 template <class T, bool Decoupled = false, Backend B = Cpu>
 class BasicAdam {
  public:
-  explicit BasicAdam(AdamOptions options = {}) : options_(options), state_(2) {
+  explicit BasicAdam(AdamOptions options = {})
+      : options_(options), state_(2), t_(zeros<B, double>(1, 1)), one_(zeros<B, double>(1, 1)) {
+    B::fill(view(one_), 1.0);
     detail::require_positive(options.lr, "AdamOptions::lr");
     detail::require_in(options.beta1, 0.0, 1.0, "AdamOptions::beta1");
     detail::require_in(options.beta2, 0.0, 1.0, "AdamOptions::beta2");
@@ -41,16 +44,19 @@ class BasicAdam {
     static_assert(std::same_as<backend_of_t<M>, B>,
                   "ace: Adam<T, B> updates parameters in backend B's memory; build it with the model's backend.");
     ++steps_;
-    const double t = static_cast<double>(steps_);
-    const double c1 = 1.0 - std::pow(options_.beta1, t), c2 = 1.0 - std::pow(options_.beta2, t);
+    B::reduce_into(Accumulate::sum, MatrixRef<const double>(view(one_)), view(t_));  // t += 1 in backend memory
     std::size_t index = 0;
     model.for_each_parameter([&](ParamView<T> p) {
       const AdamStep s{options_.role_lr.rate(p.role, options_.lr), options_.beta1, options_.beta2, options_.eps,
-                       options_.weight_decay, c1, c2, Decoupled};
+                       options_.weight_decay, Decoupled};
       tensor_t<B, T, 2>* mv = state_.get(index++, p.name, p.value.size());
-      B::adam_update(p.value.row(), MatrixRef<const T>(p.grad.row()), view(mv[0]), view(mv[1]), s);
+      B::adam_update(p.value.row(), MatrixRef<const T>(p.grad.row()), view(mv[0]), view(mv[1]), s,
+                     MatrixRef<const double>(view(t_)));
     });
   }
+  /// Sets the host's step count, for steps recorded or replayed as a whole (ConstrainedTrainer::record); the count
+  /// in backend memory, which the updates read, advances with the replayed operations themselves.
+  void set_steps(std::size_t n) { steps_ = n; }
 
   std::size_t steps() const { return steps_; }
   const AdamOptions& options() const { return options_; }
@@ -60,6 +66,8 @@ class BasicAdam {
   template <Parameterised M, class V>
   void visit_state(M& model, V&& v) {
     v.counter("steps", steps_);
+    const double t = static_cast<double>(steps_);  // the count the updates read, as loaded (or unchanged)
+    B::from_host(std::span<const double>(&t, 1), view(t_));
     std::size_t index = 0;
     model.for_each_parameter([&](ParamView<T> p) {
       tensor_t<B, T, 2>* s = state_.get(index++, p.name, p.value.size());
@@ -71,7 +79,8 @@ class BasicAdam {
  private:
   AdamOptions options_;
   detail::ParameterState<T, B> state_;
-  std::size_t steps_ = 0;
+  std::size_t steps_ = 0;                    // on the host, for checkpoints and steps()
+  tensor_t<B, double, 2> t_, one_;           // the step count the updates read, and a constant 1
 };
 
 template <class T, Backend B = Cpu>

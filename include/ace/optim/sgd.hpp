@@ -50,6 +50,10 @@ class SGD {
     ++steps_;
   }
 
+  /// Sets the step count, for steps recorded or replayed as a whole (ConstrainedTrainer::record, which records after
+  /// the first step: the momentum set-up is not part of a recording).
+  void set_steps(std::size_t n) { steps_ = n; }
+
   std::size_t steps() const { return steps_; }
   const SGDOptions& options() const { return options_; }
 

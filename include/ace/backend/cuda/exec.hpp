@@ -31,6 +31,10 @@ void synchronize();
 /// Whether cuBLAS may use TF32 tensor cores for float GEMM (off by default: float GEMM is full fp32, as on the CPU).
 void allow_tf32(bool allow);
 
+/// cuDNN's version (e.g. 90100) when ace::cuda was built with it (ACE_WITH_CUDNN), else 0: then the convolutions run
+/// ace's own kernels.
+int cudnn_version() noexcept;
+
 /// Host <-> device traffic of this process: a test counts the copies a training step makes.
 struct Transfers {
   std::uint64_t to_host = 0, from_host = 0, bytes = 0;
@@ -42,11 +46,58 @@ void* allocate(std::size_t bytes);                                   // cudaMall
 void release(void* p) noexcept;                                      // cudaFree
 void copy_bytes(void* dst, const void* src, std::size_t bytes);      // device to device, on the stream
 void zero_bytes(void* dst, std::size_t bytes);                       // cudaMemsetAsync
+bool tf32_allowed() noexcept;                                        // allow_tf32's current setting
 }  // namespace detail
+
+/// A recorded sequence of device work (an instantiated CUDA graph), replayed on the calling thread's stream with the
+/// memory it was recorded on. Move-only; made by DeviceExec::capture.
+class Graph {
+ public:
+  Graph() = default;
+  explicit Graph(void* exec) noexcept : exec_(exec) {}
+  Graph(Graph&& o) noexcept : exec_(o.exec_) { o.exec_ = nullptr; }
+  Graph& operator=(Graph&& o) noexcept {
+    if (this != &o) {
+      reset();
+      exec_ = o.exec_;
+      o.exec_ = nullptr;
+    }
+    return *this;
+  }
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  ~Graph() { reset(); }
+  /// Launches the recorded work once (asynchronously, like the operations it records).
+  void replay() const;
+  explicit operator bool() const noexcept { return exec_ != nullptr; }
+
+ private:
+  void reset() noexcept;
+  void* exec_ = nullptr;  // cudaGraphExec_t
+};
 
 /// The execution policy of ace::Cuda (defined in src/cuda/): kernel launches over a grid-stride loop on the calling
 /// thread's stream, cuBLAS for GEMM, cudaMemcpy2DAsync for copies.
 struct DeviceExec {
+  using graph = Graph;
+  /// Records the device work f() queues on this thread's stream into a graph instead of running it (stream
+  /// capture). Inside f, copies between host and device and growing device memory throw ace::unsupported: run the
+  /// work once before recording it, so its buffers exist.
+  template <class F>
+  static Graph capture(F&& f) {
+    begin_capture();
+    try {
+      f();
+    } catch (...) {
+      abort_capture();
+      throw;
+    }
+    return end_capture();
+  }
+  static void begin_capture();
+  static Graph end_capture();
+  static void abort_capture() noexcept;
+
   template <class F>
   static void run(const char* op, std::size_t n, const F& f);
   static void* scratch(std::size_t bytes);
@@ -55,6 +106,14 @@ struct DeviceExec {
   static void read(void* host, const void* src, std::size_t bytes);
   static void copy_2d(void* dst, std::size_t dpitch, const void* src, std::size_t spitch, std::size_t width,
                       std::size_t rows, Direction d);
+  /// cuDNN's convolutions (deterministic algorithms only; TF32 only with allow_tf32) where the build has cuDNN and it
+  /// supports the geometry; false otherwise (KernelOps then runs its own kernels). dw accumulates; y, dx are written.
+  static bool conv2d_forward(const ConvGeometry& g, std::size_t batch, const float* x, const float* w, float* y);
+  static bool conv2d_forward(const ConvGeometry& g, std::size_t batch, const double* x, const double* w, double* y);
+  static bool conv2d_backward(const ConvGeometry& g, std::size_t batch, const float* x, const float* w,
+                              const float* dy, float* dw, float* dx);
+  static bool conv2d_backward(const ConvGeometry& g, std::size_t batch, const double* x, const double* w,
+                              const double* dy, double* dw, double* dx);
   static void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
                    std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc);
   static void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,

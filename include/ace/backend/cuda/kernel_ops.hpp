@@ -13,9 +13,13 @@
 //   static void read(void* host, const void* src, std::size_t bytes);   // backend -> host, synchronous
 //   static void copy_2d(void* dst, std::size_t dpitch, const void* src, std::size_t spitch, std::size_t width,
 //                       std::size_t rows, Direction);                   // byte pitches and widths
+//   (read and copies to the host throw invalid_argument when an earlier kernel met an index out of range)
 //   static void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
 //                    std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc);   // T = float, double
-//   static void check_index_error(const char* who);       // throws if a kernel saw an index out of range
+//   (the policy checks its index-error word itself: after each kernel on the host, at each read on the device)
+//   static bool conv2d_forward(const ConvGeometry&, std::size_t batch, const T* x, const T* w, T* y);
+//   static bool conv2d_backward(const ConvGeometry&, std::size_t batch, const T* x, const T* w, const T* dy, T* dw,
+//                               T* dx);   // a library's convolution (dw accumulates); false: not taken, the kernels run
 #pragma once
 
 #include <algorithm>
@@ -23,6 +27,7 @@
 #include <cstdint>
 #include <span>
 #include <type_traits>
+#include <utility>
 
 #include "ace/backend/checks.hpp"
 #include "ace/backend/cuda/kernels.hpp"
@@ -35,6 +40,9 @@ namespace ace {
 
 template <class Self, class Exec>
 struct KernelOps {
+  /// Tensors live in device memory: reading a value is a transfer (backend_host_memory_v).
+  static constexpr bool host_memory = false;
+
   template <class T>
   using In = std::type_identity_t<MatrixRef<const T>>;
   using Index = MatrixRef<const std::uint32_t>;
@@ -64,17 +72,30 @@ struct KernelOps {
     if (rows == 0 || cols == 0) return;
     Exec::copy_2d(dst, dstride * sizeof(T), src, sstride * sizeof(T), cols * sizeof(T), rows, d);
   }
+  // Scratch for `parts` partial sums and one result after them.
+  static double* partials(std::size_t parts) {
+    return static_cast<double*>(Exec::scratch((parts + 1) * sizeof(double)));
+  }
+  // The reduction of x (x y for dot) left in backend memory: returns its address (nullptr for an empty view), and
+  // with `into` / `fold` also accumulated there (ReduceFinal).
   template <class U, class V>
-  static double reduce(const char* op, MatrixRef<U> x, MatrixRef<V> y, kernels::Reduction kind) {
+  static const double* reduce_on_device(const char* op, MatrixRef<U> x, MatrixRef<V> y, kernels::Reduction kind,
+                                        std::remove_const_t<U>* into = nullptr, double* fold = nullptr) {
     using T = std::remove_const_t<U>;
     const std::size_t n = x.size();
-    if (n == 0) return 0.0;
+    if (n == 0) return nullptr;
     const std::size_t parts = parts_for(n);
-    auto* part = static_cast<double*>(Exec::scratch((parts + 1) * sizeof(double)));
+    double* part = partials(parts);
     run(op, parts, kernels::ReducePartials<T>{x, MatrixRef<const T>(y), part, parts, kind});
-    run(op, 1, kernels::ReduceFinal<T>{part, parts, kind == kernels::Reduction::max_abs, part + parts, nullptr});
+    const bool max = kind == kernels::Reduction::max_abs || kind == kernels::Reduction::max;
+    run(op, 1, kernels::ReduceFinal<T>{part, parts, max, part + parts, into, fold});
+    return part + parts;
+  }
+  template <class U, class V>
+  static double reduce(const char* op, MatrixRef<U> x, MatrixRef<V> y, kernels::Reduction kind) {
+    const double* result = reduce_on_device(op, x, y, kind);
     double out = 0.0;
-    Exec::read(&out, part + parts, sizeof(double));
+    if (result) Exec::read(&out, result, sizeof(double));
     return out;
   }
 
@@ -84,7 +105,6 @@ struct KernelOps {
   template <class T>
   static void to_host(In<T> src, std::span<T> dst) {
     detail::check::host_size(who(), "to_host", src, dst);
-    Exec::check_index_error(who());
     copy_rows(dst.data(), src.cols, src.data, src.stride, src.rows, src.cols, Direction::to_host);
   }
   template <class T>
@@ -150,12 +170,21 @@ struct KernelOps {
   static void accumulate_dot(In<T> x, In<T> y, MatrixRef<T> out) {
     detail::check::scalar(who(), "accumulate_dot", out);
     detail::check::same_shape(who(), "accumulate_dot", x, y);
-    const std::size_t n = x.size();
-    if (n == 0) return;
-    const std::size_t parts = parts_for(n);
-    auto* part = static_cast<double*>(Exec::scratch((parts + 1) * sizeof(double)));
-    run("accumulate_dot", parts, kernels::ReducePartials<T>{x, y, part, parts, kernels::Reduction::dot});
-    run("accumulate_dot", 1, kernels::ReduceFinal<T>{part, parts, false, part + parts, out.data});
+    reduce_on_device("accumulate_dot", x, y, kernels::Reduction::dot, out.data);
+  }
+  template <class U>
+  static void reduce_into(Accumulate kind, MatrixRef<U> x, MatrixRef<double> out) {
+    detail::check::scalar(who(), "reduce_into", out);
+    const auto k = kind == Accumulate::sum       ? kernels::Reduction::sum
+                   : kind == Accumulate::max_abs ? kernels::Reduction::max_abs
+                   : kind == Accumulate::max     ? kernels::Reduction::max
+                                                 : kernels::Reduction::dot;
+    reduce_on_device("reduce_into", x, x, k, static_cast<std::remove_const_t<U>*>(nullptr), out.data);
+  }
+  template <class T>
+  static void scale_to_norm(In<double> sum_squares, double max_norm, MatrixRef<T> x) {
+    detail::check::scalar(who(), "scale_to_norm", sum_squares);
+    run("scale_to_norm", x.size(), kernels::ScaleToNorm<T>{sum_squares.data, max_norm, x});
   }
 
   // ---- dense layers -----------------------------------------------------------------------------------------------
@@ -367,6 +396,11 @@ struct KernelOps {
   static void conv2d_forward(convolution<T>& conv, In<T> x, In<T> w, In<T> bias, MatrixRef<T> y) {
     detail::check::conv(who(), conv.g, x, w, y);
     if (!bias.empty()) detail::check::row_vector(who(), "conv2d_forward", bias, conv.g.out_channels);
+    if (x.contiguous() && w.contiguous() && y.contiguous() && x.rows > 0 &&
+        Exec::conv2d_forward(conv.g, x.rows, x.data, w.data, y.data)) {  // a library convolution (cuDNN)
+      if (!bias.empty()) run("conv2d_forward", y.size(), kernels::ConvBias<T>{kernels::ConvSizes::of(conv.g), bias, y});
+      return;
+    }
     run("conv2d_forward", y.size(), kernels::Conv2dForward<T>{kernels::ConvSizes::of(conv.g), x, w, bias, y});
   }
   template <class T>
@@ -378,8 +412,12 @@ struct KernelOps {
     detail::check::same_shape(who(), "conv2d_backward", w, dw);
     if (!dbias.empty()) detail::check::row_vector(who(), "conv2d_backward", dbias, g.out_channels);
     const auto sizes = kernels::ConvSizes::of(g);
-    run("conv2d_backward", dx.size(), kernels::Conv2dBackwardInput<T>{sizes, w, dy, dx});
-    run("conv2d_backward", dw.size(), kernels::Conv2dBackwardFilter<T>{sizes, x, dy, dw});
+    const bool library = x.contiguous() && w.contiguous() && dy.contiguous() && dw.contiguous() && dx.contiguous() &&
+                         x.rows > 0 && Exec::conv2d_backward(g, x.rows, x.data, w.data, dy.data, dw.data, dx.data);
+    if (!library) {
+      run("conv2d_backward", dx.size(), kernels::Conv2dBackwardInput<T>{sizes, w, dy, dx});
+      run("conv2d_backward", dw.size(), kernels::Conv2dBackwardFilter<T>{sizes, x, dy, dw});
+    }
     if (!dbias.empty()) run("conv2d_backward", g.out_channels, kernels::Conv2dBackwardBias<T>{sizes, dy, dbias});
   }
   template <class T>
@@ -537,35 +575,40 @@ struct KernelOps {
 
   // ---- losses -----------------------------------------------------------------------------------------------------
 
-  /// The loss value is read back to the host (a synchronisation).
+  /// The returning forms read the loss back to the host (a synchronisation); the forms with `out` leave it in
+  /// backend memory.
   template <class Op, class T>
   static T elementwise_loss(In<T> pred, In<T> target, MatrixRef<T> grad) {
-    detail::check::same_shape(who(), "elementwise_loss", pred, target);
-    detail::check::same_shape(who(), "elementwise_loss", pred, grad);
-    const std::size_t n = pred.size();
-    if (n == 0) return T(0);
-    const std::size_t parts = parts_for(n);
-    auto* part = static_cast<double*>(Exec::scratch((parts + 1) * sizeof(double)));
-    run("elementwise_loss", parts, kernels::ElementwiseLoss<Op, T>{pred, target, grad, part, parts});
-    run("elementwise_loss", 1, kernels::ReduceFinal<T>{part, parts, false, part + parts, nullptr});
-    double sum = 0.0;
-    Exec::read(&sum, part + parts, sizeof(double));
-    return static_cast<T>(sum / static_cast<double>(n));
+    return static_cast<T>(read_scalar(loss_on_device<Op, T>(pred, target, grad)));
+  }
+  template <class Op, class T>
+  static void elementwise_loss(In<T> pred, In<T> target, MatrixRef<T> grad, MatrixRef<double> out) {
+    detail::check::scalar(who(), "elementwise_loss", out);
+    copy_scalar(loss_on_device<Op, T>(pred, target, grad), out);
   }
   template <class T>
   static T softmax_cross_entropy(In<T> logits, Index labels, MatrixRef<T> grad) {
-    detail::check::same_shape(who(), "softmax_cross_entropy", logits, grad);
-    detail::check::shape(who(), "softmax_cross_entropy", labels, 1, logits.rows, "labels");
-    const std::size_t batch = logits.rows;
-    if (batch == 0) return T(0);
-    auto* loss = static_cast<double*>(Exec::scratch((batch + 1) * sizeof(double)));
-    run("softmax_cross_entropy", batch,
-        kernels::SoftmaxCrossEntropy<T>{logits, labels, grad, loss, Exec::index_error()});
-    run("softmax_cross_entropy", 1, kernels::ReduceFinal<T>{loss, batch, false, loss + batch, nullptr});
-    Exec::check_index_error(who());
-    double sum = 0.0;
-    Exec::read(&sum, loss + batch, sizeof(double));
-    return static_cast<T>(sum / static_cast<double>(batch));
+    return static_cast<T>(read_scalar(cross_entropy_on_device(logits, labels, grad)));
+  }
+  template <class T>
+  static void softmax_cross_entropy(In<T> logits, Index labels, MatrixRef<T> grad, MatrixRef<double> out) {
+    detail::check::scalar(who(), "softmax_cross_entropy", out);
+    copy_scalar(cross_entropy_on_device(logits, labels, grad), out);
+  }
+
+  // ---- constrained optimisation -----------------------------------------------------------------------------------
+
+  template <class T>
+  static void constraint_terms(const ConstraintForm& f, In<T> gamma, In<T> slack, In<double> lambda,
+                               MatrixRef<T> gamma_grad, MatrixRef<T> slack_grad, MatrixRef<double> s) {
+    detail::check::constraint_terms(who(), f, gamma, slack, lambda, gamma_grad, slack_grad, s);
+    run("constraint_terms", gamma.size(),
+        kernels::ConstraintTerms<T>{f, gamma, slack, lambda, gamma_grad, slack_grad, s});
+  }
+  static void dual_ascent(const ConstraintForm& f, const DualStep& d, In<double> t, In<double> s,
+                          MatrixRef<double> lambda, MatrixRef<double> m, MatrixRef<double> v) {
+    detail::check::dual_ascent(who(), t, s, lambda, m, v);
+    run("dual_ascent", s.size(), kernels::DualAscent{f, d, t.data, s, lambda, m, v});
   }
 
   // ---- optimisers -------------------------------------------------------------------------------------------------
@@ -580,18 +623,26 @@ struct KernelOps {
                               static_cast<T>(s.weight_decay), s.momentum != 0.0, s.first, s.nesterov});
   }
   template <class T>
-  static void adam_update(MatrixRef<T> value, In<T> grad, MatrixRef<T> m, MatrixRef<T> v, const AdamStep& s) {
+  static void adam_update(MatrixRef<T> value, In<T> grad, MatrixRef<T> m, MatrixRef<T> v, const AdamStep& s,
+                          In<double> t) {
     detail::check::same_shape(who(), "adam_update", value, grad);
     detail::check::same_shape(who(), "adam_update", value, m);
     detail::check::same_shape(who(), "adam_update", value, v);
+    detail::check::scalar(who(), "adam_update", t);
     check_contiguous("adam_update", value, grad);
-    run("adam_update", value.size(),
-        kernels::AdamUpdate<T>{value.data, grad.data, m.data, v.data, static_cast<T>(s.lr), static_cast<T>(s.beta1),
-                               static_cast<T>(s.beta2), static_cast<T>(s.eps), static_cast<T>(s.weight_decay),
-                               static_cast<T>(s.c1), static_cast<T>(s.c2), s.decoupled});
+    run("adam_update", value.size(), kernels::AdamUpdate<T>{value.data, grad.data, m.data, v.data, s, t.data});
   }
 
   // ---- execution --------------------------------------------------------------------------------------------------
+
+  /// A recorded sequence of this backend's operations (a CUDA graph on the device, a tape in the host emulation):
+  /// `capture(f)` records the operations f() issues without running them; `g.replay()` runs them again on the same
+  /// memory. See Exec::capture for what a recording cannot contain.
+  using graph = typename Exec::graph;
+  template <class F>
+  static graph capture(F&& f) {
+    return Exec::capture(std::forward<F>(f));
+  }
 
   /// Runs f(0), ..., f(n - 1) one after the other on the calling thread: their operations queue on one stream.
   template <class F>
@@ -600,6 +651,42 @@ struct KernelOps {
   }
 
  private:
+  // The mean loss left in backend memory (nullptr for an empty prediction: the loss is 0).
+  template <class Op, class T>
+  static const double* loss_on_device(In<T> pred, In<T> target, MatrixRef<T> grad) {
+    detail::check::same_shape(who(), "elementwise_loss", pred, target);
+    detail::check::same_shape(who(), "elementwise_loss", pred, grad);
+    const std::size_t n = pred.size();
+    if (n == 0) return nullptr;
+    const std::size_t parts = parts_for(n);
+    double* part = partials(parts);
+    run("elementwise_loss", parts, kernels::ElementwiseLoss<Op, T>{pred, target, grad, part, parts});
+    run("elementwise_loss", 1, kernels::LossFinal<T>{part, parts, static_cast<double>(n), part + parts});
+    return part + parts;
+  }
+  template <class T>
+  static const double* cross_entropy_on_device(In<T> logits, Index labels, MatrixRef<T> grad) {
+    detail::check::same_shape(who(), "softmax_cross_entropy", logits, grad);
+    detail::check::shape(who(), "softmax_cross_entropy", labels, 1, logits.rows, "labels");
+    const std::size_t batch = logits.rows;
+    if (batch == 0) return nullptr;
+    double* loss = partials(batch);
+    run("softmax_cross_entropy", batch,
+        kernels::SoftmaxCrossEntropy<T>{logits, labels, grad, loss, Exec::index_error()});
+    run("softmax_cross_entropy", 1, kernels::LossFinal<T>{loss, batch, static_cast<double>(batch), loss + batch});
+    return loss + batch;
+  }
+  // A scalar of backend memory on the host (0 for nullptr).
+  static double read_scalar(const double* p) {
+    double v = 0.0;
+    if (p) Exec::read(&v, p, sizeof(double));
+    return v;
+  }
+  // *p (0 for nullptr) into the 1×1 view out, in backend memory.
+  static void copy_scalar(const double* p, MatrixRef<double> out) {
+    if (p) Exec::copy_2d(out.data, sizeof(double), p, sizeof(double), sizeof(double), 1, Direction::on_device);
+    else fill(out, 0.0);
+  }
   template <class T>
   static std::size_t ld(MatrixRef<T> m) {
     return std::max<std::size_t>({m.stride, m.cols, 1});

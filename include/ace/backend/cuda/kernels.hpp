@@ -104,9 +104,10 @@ struct MapBackward {
 
 // ---- reductions: partial sums over a fixed stride, then one final pass ------------------------------------------
 
-enum class Reduction { sum, dot, max_abs };
+enum class Reduction { sum, dot, max_abs, max };
 
-/// part[p] = the sum (or max) over entries i = p, p + parts, ... of x (x y for dot; |x| for max_abs), in double.
+/// part[p] = the sum (or max) over entries i = p, p + parts, ... of x (x y for dot; |x| for max_abs), in double
+/// (every partial covers at least one entry: parts <= n).
 template <class T>
 struct ReducePartials {
   In<T> x, y;
@@ -115,17 +116,19 @@ struct ReducePartials {
   Reduction kind;
   ACE_HOST_DEVICE void operator()(size_t p) const {
     const size_t n = x.rows * x.cols;
-    double s = 0.0;
+    double s = kind == Reduction::max ? -HUGE_VAL : 0.0;
     for (size_t i = p; i < n; i += parts) {
       const double v = static_cast<double>(at(x, i / x.cols, i % x.cols));
       if (kind == Reduction::sum) s += v;
       else if (kind == Reduction::dot) s += v * static_cast<double>(at(y, i / x.cols, i % x.cols));
+      else if (kind == Reduction::max) s = v > s ? v : s;
       else s = (v < 0.0 ? -v : v) > s ? (v < 0.0 ? -v : v) : s;
     }
     part[p] = s;
   }
 };
-/// out[0] = the sum (or max) of part[0..parts); with `into`, into[0] += T(out) as well.
+/// out[0] = the sum (or max) of part[0..parts); with `into`, into[0] += T(out) as well; with `fold`, fold[0] becomes
+/// max(fold[0], out) or fold[0] + out (reduce_into).
 template <class T>
 struct ReduceFinal {
   const double* part;
@@ -133,11 +136,24 @@ struct ReduceFinal {
   bool max;
   double* out;
   T* into;
+  double* fold = nullptr;
   ACE_HOST_DEVICE void operator()(size_t) const {
-    double s = 0.0;
+    double s = max ? -HUGE_VAL : 0.0;
     for (size_t p = 0; p < parts; ++p) s = max ? (part[p] > s ? part[p] : s) : s + part[p];
     out[0] = s;
     if (into) into[0] += static_cast<T>(s);
+    if (fold) fold[0] = max ? (s > fold[0] ? s : fold[0]) : fold[0] + s;
+  }
+};
+/// x *= T(max_norm / norm) with norm = sqrt(sum_squares[0]), when norm > max_norm (one entry per index).
+template <class T>
+struct ScaleToNorm {
+  const double* sum_squares;
+  double max_norm;
+  MatrixRef<T> x;
+  ACE_HOST_DEVICE void operator()(size_t i) const {
+    const double norm = std::sqrt(sum_squares[0]);
+    if (norm > max_norm) at(x, i / x.cols, i % x.cols) *= static_cast<T>(max_norm / norm);
   }
 };
 
@@ -594,6 +610,18 @@ struct Conv2dBackwardFilter {
     at(dw, o, k) += s;
   }
 };
+/// y[b, offset(o, p)] += bias[o] (after a library convolution; one entry per index).
+template <class T>
+struct ConvBias {
+  ConvSizes g;
+  In<T> bias;
+  MatrixRef<T> y;
+  ACE_HOST_DEVICE void operator()(size_t i) const {
+    const size_t dim = g.out_channels * g.out_pixels(), b = i / dim, k = i % dim;
+    const size_t o = g.layout == Layout::channels_first ? k / g.out_pixels() : k % g.out_channels;
+    at(y, b, k) += bias.data[o];
+  }
+};
 template <class T>
 struct Conv2dBackwardBias {
   ConvSizes g;
@@ -935,6 +963,19 @@ struct ElementwiseLoss {
     part[p] = s;
   }
 };
+/// out[0] = double(T(Σ part / count)): a mean loss as the returning form of the operation rounds it.
+template <class T>
+struct LossFinal {
+  const double* part;
+  size_t parts;
+  double count;
+  double* out;
+  ACE_HOST_DEVICE void operator()(size_t) const {
+    double s = 0.0;
+    for (size_t p = 0; p < parts; ++p) s += part[p];
+    out[0] = static_cast<double>(static_cast<T>(s / count));
+  }
+};
 /// Row r: its loss into loss[r] (double), its gradient row.
 template <class T>
 struct SoftmaxCrossEntropy {
@@ -982,15 +1023,36 @@ struct AdamUpdate {
   T *value;
   const T* grad;
   T *m, *v;
-  T lr, b1, b2, eps, wd, c1, c2;
-  bool decoupled;
+  AdamStep step;
+  const double* t;
+  ACE_HOST_DEVICE void operator()(size_t i) const { step.apply<T>(t[0], value[i], grad[i], m[i], v[i]); }
+};
+
+// ---- constrained optimisation ------------------------------------------------------------------------------------
+
+/// Entry i of constraint_terms (ConstraintForm::terms).
+template <class T>
+struct ConstraintTerms {
+  ConstraintForm form;
+  In<T> gamma, slack;
+  In<double> lambda;
+  MatrixRef<T> gamma_grad, slack_grad;
+  MatrixRef<double> s;
   ACE_HOST_DEVICE void operator()(size_t i) const {
-    T g = grad[i];
-    if (decoupled) value[i] *= T(1) - lr * wd;
-    else g += wd * value[i];
-    m[i] = b1 * m[i] + (T(1) - b1) * g;
-    v[i] = b2 * v[i] + (T(1) - b2) * g * g;
-    value[i] -= lr * (m[i] / c1) / (std::sqrt(v[i] / c2) + eps);
+    T unused = T(0);
+    form.terms<T>(gamma.data[i], form.slack ? slack.data[i] : T(0), lambda.data[i], gamma_grad.data[i],
+                  form.slack ? slack_grad.data[i] : unused, s.data[i]);
+  }
+};
+/// Multiplier i of dual_ascent (DualStep::apply).
+struct DualAscent {
+  ConstraintForm form;
+  DualStep step;
+  const double* t;
+  In<double> s;
+  MatrixRef<double> lambda, m, v;
+  ACE_HOST_DEVICE void operator()(size_t i) const {
+    step.apply(form, t[0], s.data[i], lambda.data[i], m.data[i], v.data[i]);
   }
 };
 

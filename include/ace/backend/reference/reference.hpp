@@ -27,6 +27,9 @@ namespace ace {
 /// Cpu backend inherits the ones whose best CPU form is the plain loop).
 template <class Self>
 struct ReferenceOps {
+  /// Tensors live in host memory (backend_host_memory_v).
+  static constexpr bool host_memory = true;
+
   template <class T>
   using In = std::type_identity_t<MatrixRef<const T>>;
   using Index = MatrixRef<const std::uint32_t>;
@@ -121,6 +124,29 @@ struct ReferenceOps {
     for (std::size_t r = 0; r < x.rows; ++r)
       for (std::size_t c = 0; c < x.cols; ++c) m = std::max(m, std::abs(static_cast<double>(at(x, r, c))));
     return m;
+  }
+  /// out(0, 0) <- out + Σ x, out + Σ x², max(out, max |x|) or max(out, max x) (Accumulate), in double; out stays in
+  /// backend memory.
+  template <class U>
+  static void reduce_into(Accumulate kind, MatrixRef<U> x, MatrixRef<double> out) {
+    detail::check::scalar(who(), "reduce_into", out);
+    double& o = out.data[0];
+    if (kind == Accumulate::max) {
+      for (std::size_t r = 0; r < x.rows; ++r)
+        for (std::size_t c = 0; c < x.cols; ++c) o = std::max(o, static_cast<double>(at(x, r, c)));
+    } else if (kind == Accumulate::max_abs) {
+      o = std::max(o, max_abs(x));
+    } else {
+      o += kind == Accumulate::sum ? sum(x) : sum_squares(x);
+    }
+  }
+  /// x *= max_norm / sqrt(sum_squares) when sqrt(sum_squares) > max_norm (gradient clipping; sum_squares is one entry
+  /// of backend memory).
+  template <class T>
+  static void scale_to_norm(In<double> sum_squares, double max_norm, MatrixRef<T> x) {
+    detail::check::scalar(who(), "scale_to_norm", sum_squares);
+    const double norm = std::sqrt(sum_squares.data[0]);
+    if (norm > max_norm) scale<T>(static_cast<T>(max_norm / norm), x);
   }
   /// y += s x, with the scale s one entry of backend memory (a relaxation γ).
   template <class T>
@@ -894,6 +920,38 @@ struct ReferenceOps {
     return sum / static_cast<T>(batch);
   }
 
+  /// The same losses with the value written to out(0, 0) (double, 1×1 in backend memory) instead of returned.
+  template <class Op, class T>
+  static void elementwise_loss(In<T> pred, In<T> target, MatrixRef<T> grad, MatrixRef<double> out) {
+    detail::check::scalar(who(), "elementwise_loss", out);
+    out.data[0] = static_cast<double>(Self::template elementwise_loss<Op, T>(pred, target, grad));
+  }
+  template <class T>
+  static void softmax_cross_entropy(In<T> logits, Index labels, MatrixRef<T> grad, MatrixRef<double> out) {
+    detail::check::scalar(who(), "softmax_cross_entropy", out);
+    out.data[0] = static_cast<double>(Self::template softmax_cross_entropy<T>(logits, labels, grad));
+  }
+
+  // ---- constrained optimisation -----------------------------------------------------------------------------------
+
+  /// The Lagrangian's terms for the constraints on the relaxation scalars gamma (ConstraintForm::terms, entry by
+  /// entry): s_i, gamma_grad_i += ..., slack_grad_i = ... .
+  template <class T>
+  static void constraint_terms(const ConstraintForm& f, In<T> gamma, In<T> slack, In<double> lambda,
+                               MatrixRef<T> gamma_grad, MatrixRef<T> slack_grad, MatrixRef<double> s) {
+    detail::check::constraint_terms(who(), f, gamma, slack, lambda, gamma_grad, slack_grad, s);
+    T unused = T(0);
+    for (std::size_t i = 0; i < gamma.size(); ++i)
+      f.terms<T>(gamma.data[i], f.slack ? slack.data[i] : T(0), lambda.data[i], gamma_grad.data[i],
+                 f.slack ? slack_grad.data[i] : unused, s.data[i]);
+  }
+  /// One dual step on every multiplier (DualStep::apply); t is the dual step count (1×1, backend memory).
+  static void dual_ascent(const ConstraintForm& f, const DualStep& d, In<double> t, In<double> s,
+                          MatrixRef<double> lambda, MatrixRef<double> m, MatrixRef<double> v) {
+    detail::check::dual_ascent(who(), t, s, lambda, m, v);
+    for (std::size_t i = 0; i < s.size(); ++i) d.apply(f, t.data[0], s.data[i], lambda.data[i], m.data[i], v.data[i]);
+  }
+
   // ---- optimisers -------------------------------------------------------------------------------------------------
 
   /// One SGD update (SgdStep); `momentum` is the momentum buffer (empty without momentum).
@@ -912,23 +970,15 @@ struct ReferenceOps {
       value.data[i] -= lr * g;
     }
   }
-  /// One Adam or AdamW update (AdamStep) with moment buffers m and v.
+  /// One Adam or AdamW update (AdamStep) with moment buffers m and v; t is the step count (1×1, backend memory).
   template <class T>
-  static void adam_update(MatrixRef<T> value, In<T> grad, MatrixRef<T> m, MatrixRef<T> v, const AdamStep& s) {
+  static void adam_update(MatrixRef<T> value, In<T> grad, MatrixRef<T> m, MatrixRef<T> v, const AdamStep& s,
+                          In<double> t) {
     detail::check::same_shape(who(), "adam_update", value, grad);
     detail::check::same_shape(who(), "adam_update", value, m);
     detail::check::same_shape(who(), "adam_update", value, v);
-    const T lr = static_cast<T>(s.lr), b1 = static_cast<T>(s.beta1), b2 = static_cast<T>(s.beta2);
-    const T eps = static_cast<T>(s.eps), wd = static_cast<T>(s.weight_decay);
-    const T c1 = static_cast<T>(s.c1), c2 = static_cast<T>(s.c2);
-    for (std::size_t i = 0; i < value.size(); ++i) {
-      T g = grad.data[i];
-      if (s.decoupled) value.data[i] *= T(1) - lr * wd;
-      else g += wd * value.data[i];
-      m.data[i] = b1 * m.data[i] + (T(1) - b1) * g;
-      v.data[i] = b2 * v.data[i] + (T(1) - b2) * g * g;
-      value.data[i] -= lr * (m.data[i] / c1) / (std::sqrt(v.data[i] / c2) + eps);
-    }
+    detail::check::scalar(who(), "adam_update", t);
+    for (std::size_t i = 0; i < value.size(); ++i) s.apply<T>(t.data[0], value.data[i], grad.data[i], m.data[i], v.data[i]);
   }
 
   // ---- execution --------------------------------------------------------------------------------------------------

@@ -42,6 +42,15 @@ class ElementwiseLoss {
     detail::require_finite_loss(loss, Op::name);
     return loss;
   }
+  /// The loss written to `out` (a 1×1 double in backend memory) instead of returned, and not checked: on a device
+  /// backend nothing is copied to the host (the caller checks the value when it reads it).
+  void forward(MatrixRef<const T> pred, MatrixRef<const T> target, MatrixRef<double> out) {
+    ACE_THROW_IF(pred.rows != target.rows || pred.cols != target.cols, shape_error, Op::name, ": prediction [",
+                 pred.rows, ", ", pred.cols, "] and target [", target.rows, ", ", target.cols, "] differ");
+    ensure_shape(grad_, pred.rows, pred.cols);
+    B::template elementwise_loss<Op>(pred, target, view(grad_), out);
+  }
+  void forward(const tensor& pred, const tensor& target, MatrixRef<double> out) { forward(view(pred), view(target), out); }
   const tensor& backward() const { return grad_; }
 
  private:
@@ -66,6 +75,21 @@ class CrossEntropyLoss {
   using tensor = tensor_t<B, T, 2>;
 
   T forward(const tensor& logits, std::span<const std::size_t> targets) {
+    upload_labels(logits, targets);
+    const T loss = B::softmax_cross_entropy(view(logits), view(std::as_const(labels_)), view(grad_));
+    detail::require_finite_loss(loss, "CrossEntropyLoss");
+    return loss;
+  }
+  /// The loss written to `out` (a 1×1 double in backend memory), not checked; the class indices are still copied
+  /// from the host (checked there first).
+  void forward(const tensor& logits, std::span<const std::size_t> targets, MatrixRef<double> out) {
+    upload_labels(logits, targets);
+    B::softmax_cross_entropy(view(logits), view(std::as_const(labels_)), view(grad_), out);
+  }
+  const tensor& backward() const { return grad_; }
+
+ private:
+  void upload_labels(const tensor& logits, std::span<const std::size_t> targets) {
     const std::size_t batch = logits.shape()[0], classes = logits.shape()[1];
     ACE_THROW_IF(targets.size() != batch, shape_error, "CrossEntropyLoss: ", batch, " rows of logits but ",
                  targets.size(), " targets");
@@ -78,13 +102,8 @@ class CrossEntropyLoss {
     ensure_shape(labels_, 1, batch);
     B::from_host(std::span<const std::uint32_t>(labels_host_), view(labels_));
     ensure_shape(grad_, batch, classes);
-    const T loss = B::softmax_cross_entropy(view(logits), view(std::as_const(labels_)), view(grad_));
-    detail::require_finite_loss(loss, "CrossEntropyLoss");
-    return loss;
   }
-  const tensor& backward() const { return grad_; }
 
- private:
   std::vector<std::uint32_t> labels_host_;
   tensor_t<B, std::uint32_t, 2> labels_;
   tensor grad_;
