@@ -10,6 +10,7 @@ run reports that there is no device or no CUDA build.
 import argparse
 import csv
 import os
+import shutil
 import subprocess
 import sys
 
@@ -47,6 +48,7 @@ def main():
         absolute[column] = float(value)
 
     cuda_out, cpu_out = os.path.join(args.out, "cuda"), os.path.join(args.out, "cpu")
+    shutil.rmtree(args.out, ignore_errors=True)  # new runs: the examples refuse to start over another run's state
     code = run(command, "cuda", cuda_out)  # first: it says whether a device exists
     if code == 77:
         print("skipped: no CUDA device or no CUDA build")

@@ -35,8 +35,11 @@ struct Settings {
   std::vector<std::uint64_t> seeds{1};
   std::size_t epochs = 100, batch = 100, hidden = 64, layers = 4, eval_every = 1, workers = 2;
   double lr = 5e-4, weight_decay = 1e-12, dual_lr = 1e-3, augmented = 1.0, rho = 1.0;
+  std::string gamma_opt = "adam";  // the primal optimiser of the gammas and slacks: adam (as theta) or sgd
+  double gamma_lr = 0.5;           // its rate with --gamma-opt sgd
   std::string out;
   std::string device = "cpu";  // the backend the runs train on: cpu (ace::Cpu) or cuda (ace::Cuda)
+  bool resume = false;         // continue the runs whose state is in --out
 };
 
 inline const char* settings_usage =
@@ -47,12 +50,18 @@ inline const char* settings_usage =
     "  --augmented C    augmented-Lagrangian coefficient of the ACE methods (default 1: without it the equality\n"
     "                   gammas overshoot 0 and oscillate under Adam; 0 = the plain Lagrangian)\n"
     "  --rho X          the resilient method's slack cost (rho/2 |u|^2)\n"
+    "  --gamma-opt O    the primal steps on the gammas and slacks: adam (default, with theta's rate) or sgd (plain\n"
+    "                   gradient steps, the paper's Algorithm 1 and 2, at --gamma-lr)\n"
+    "  --gamma-lr X     the plain steps' rate with --gamma-opt sgd (default 0.5)\n"
     "  --eval-every N   evaluate (validation, test at the best validation epoch, equivariance) every N epochs\n"
     "  --workers N      data-parallel chunks per batch (default 2; results depend on N at the rounding level only)\n"
     "  --device D       cpu (default) or cuda (the CUDA backend; needs a build with ACE_WITH_CUDA and a GPU; there the\n"
     "                   workers' chunks run one after the other on one stream: --workers 1)\n"
-    "  --out DIR        where the logs, plots and results go: DIR/<method>/seed<s>/{log.csv,*.svg}, DIR/*.svg,\n"
-    "                   DIR/results.csv\n";
+    "  --out DIR        where the logs, plots and results go: DIR/<method>/seed<s>/{log.csv,*.svg,state/}, DIR/*.svg,\n"
+    "                   DIR/results.csv; every run checkpoints its state after each epoch\n"
+    "  --resume         continue the runs in --out from their last checkpoints (bit for bit: the same results and\n"
+    "                   logs as an uninterrupted run, timings aside); without it, an --out holding a run's state is\n"
+    "                   an error\n";
 
 /// Parses `args` (flag value pairs): --help prints `usage` and exits; the shared flags go to `s`; every other flag
 /// goes to `own(flag, value)`, which returns false for a flag it does not know (an error naming it).
@@ -63,6 +72,10 @@ void parse_flags(const std::vector<std::string>& args, const std::string& usage,
     if (flag == "--help" || flag == "-h") {
       std::fputs(usage.c_str(), stdout);
       std::exit(0);
+    }
+    if (flag == "--resume") {  // the one flag without a value
+      s.resume = true;
+      continue;
     }
     ACE_THROW_IF(i + 1 >= args.size(), ace::invalid_argument, flag, " needs a value\n", usage);
     const std::string value = args[++i];
@@ -80,6 +93,8 @@ void parse_flags(const std::vector<std::string>& args, const std::string& usage,
     else if (flag == "--dual-lr") s.dual_lr = real();
     else if (flag == "--augmented") s.augmented = real();
     else if (flag == "--rho") s.rho = real();
+    else if (flag == "--gamma-opt") s.gamma_opt = value;
+    else if (flag == "--gamma-lr") s.gamma_lr = real();
     else if (flag == "--out") s.out = value;
     else if (flag == "--device") s.device = value;
     else ACE_THROW_IF(!own(flag, value), ace::invalid_argument, "unknown flag ", flag, "\n", usage);
@@ -89,6 +104,8 @@ void parse_flags(const std::vector<std::string>& args, const std::string& usage,
                  ace::invalid_argument, "--methods: unknown method '", m,
                  "' (strict, free, schedule, equality, resilient)");
   check_device_name(s.device);
+  ACE_THROW_IF(s.gamma_opt != "adam" && s.gamma_opt != "sgd", ace::invalid_argument, "--gamma-opt: unknown optimiser '",
+               s.gamma_opt, "' (adam or sgd)");
 }
 
 /// What an experiment trains on: the graph, the network's inputs, the splits and how to report errors.
@@ -145,9 +162,11 @@ double mse(ModelOn<B>& model, const Task& t, const BatchOn<B>& all, BatchOn<B>& 
   return sum / static_cast<double>(graphs);
 }
 
-/// One run on backend B: the splits move to B once, mini-batches are gathered there.
-template <class B, class Policy>
-RunResult run(const Settings& c, const Task& t, const std::string& method, std::uint64_t seed, Policy policy) {
+/// One run on backend B with the primal optimiser `primal`: the splits move to B once, mini-batches are gathered
+/// there.
+template <class B, class Policy, class Primal>
+RunResult run_with(const Settings& c, const Task& t, const std::string& method, std::uint64_t seed, Policy policy,
+                   Primal primal) {
   ace::Rng rng(seed);  // the same initial network for every method with this seed
   ace::EGNNOptions options = t.network;
   options.hidden = c.hidden;
@@ -159,8 +178,7 @@ RunResult run(const Settings& c, const Task& t, const std::string& method, std::
   const std::size_t train = t.graphs(t.train), steps_per_epoch = train / c.batch;
   ACE_THROW_IF(steps_per_epoch == 0, ace::invalid_argument, "--batch ", c.batch, " is larger than the ", train,
                " training samples");
-  ace::ConstrainedTrainer trainer(model, ace::Adam<float, B>({.lr = c.lr, .weight_decay = c.weight_decay}), policy,
-                                  ace::DualSGD{.lr = c.dual_lr},
+  ace::ConstrainedTrainer trainer(model, std::move(primal), policy, ace::DualSGD{.lr = c.dual_lr},
                                   {.augmented = c.augmented, .total_steps = steps_per_epoch * c.epochs});
   BatchOn<B> batch;
   ace::GraphSelector<float, B> selector;
@@ -182,9 +200,8 @@ RunResult run(const Settings& c, const Task& t, const std::string& method, std::
   r.best_valid = std::numeric_limits<double>::infinity();
   const auto grid = ace::so3_grid(8);
   const auto evaluate = [&](ace::EpochSummary& s) {
-    if (s.epoch % c.eval_every != 0 && s.epoch != c.epochs) {  // not evaluated: NaN in the logs, gaps in the plots
-      for (const char* m : {"valid_mse", "test_mse_at_best", "equivariance_error", "valid_relaxed_mse"})
-        s.metrics[m] = std::numeric_limits<double>::quiet_NaN();
+    if (s.epoch % c.eval_every != 0 && s.epoch != c.epochs) {  // not evaluated: blank in the logs, gaps in the plots
+      for (const char* m : {"valid_mse", "test_mse_at_best", "equivariance_error", "valid_relaxed_mse"}) s.skip(m);
       r.valid_curve.push_back(std::numeric_limits<double>::quiet_NaN());
       return;
     }
@@ -204,11 +221,31 @@ RunResult run(const Settings& c, const Task& t, const std::string& method, std::
   };
   const std::string dir = ace::detail::concat(c.out, "/", method, "/seed", seed);
   std::printf("%s, seed %llu\n", method.c_str(), static_cast<unsigned long long>(seed));
-  ace::ProgressBar bar;
-  ace::CsvLogger csv(dir + "/log.csv");
   ace::PlotWriter plots(dir, 10, t.gamma_names);
+  const std::filesystem::path state = std::filesystem::path(dir) / "state";
+  std::size_t first_epoch = 0;
+  if (std::filesystem::exists(state / "last")) {  // a run was here: continue it (--resume) or refuse
+    ACE_THROW_IF(!c.resume, ace::invalid_argument, dir,
+                 " holds the state of an earlier run: pass --resume to continue it, or choose another --out");
+    first_epoch = ace::load_training_state(state / "last", trainer);
+    for (const ace::EpochSummary& s : ace::resume_csv_log(dir + "/log.csv", first_epoch)) {
+      const auto valid = s.metrics.find("valid_mse");  // what evaluate() recorded, from the log's exact values
+      r.valid_curve.push_back(s.evaluated("valid_mse") ? valid->second : std::numeric_limits<double>::quiet_NaN());
+      if (s.evaluated("valid_mse") && valid->second < r.best_valid) {
+        r.best_valid = valid->second;
+        r.best_epoch = s.epoch;
+      }
+      if (s.evaluated("test_mse_at_best")) r.test_mse = s.metrics.at("test_mse_at_best");
+      plots.on_epoch_end(trainer, s);
+    }
+    std::printf("  resumed after epoch %zu\n", first_epoch);
+  }
+  ace::ProgressBar bar;
+  ace::CsvLogger csv(dir + "/log.csv", first_epoch > 0);
+  ace::Checkpointer checkpointer({.directory = state, .metric = {}, .maximize = false});  // "last" after every epoch
   const auto start = std::chrono::steady_clock::now();
-  const ace::FitResult fr = ace::fit(trainer, c.epochs, batches, evaluate, 0, bar, csv, plots);
+  const ace::FitResult fr = ace::fit(trainer, c.epochs > first_epoch ? c.epochs - first_epoch : 0, batches, evaluate,
+                                     first_epoch, bar, csv, plots, checkpointer);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (fr.status == ace::FitStatus::non_finite) std::printf("  %s\n", fr.message.c_str());
   const ace::EpochSummary& last = plots.history().back();
@@ -219,6 +256,17 @@ RunResult run(const Settings& c, const Task& t, const std::string& method, std::
   r.multipliers = last.multipliers;
   r.slacks = last.slacks;
   return r;
+}
+
+/// Adam on every parameter, or Adam on theta and plain gradient steps on the gammas and slacks (--gamma-opt).
+template <class B, class Policy>
+RunResult run(const Settings& c, const Task& t, const std::string& method, std::uint64_t seed, Policy policy) {
+  const ace::Adam<float, B> adam({.lr = c.lr, .weight_decay = c.weight_decay});
+  if constexpr (Policy::learn_gamma)
+    if (c.gamma_opt == "sgd")
+      return run_with<B>(c, t, method, seed, policy,
+                         ace::ByRole<ace::Adam<float, B>, ace::SGD<float, B>>(adam, ace::SGD<float, B>({.lr = c.gamma_lr})));
+  return run_with<B>(c, t, method, seed, policy, adam);
 }
 
 template <class B>

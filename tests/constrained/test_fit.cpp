@@ -3,6 +3,7 @@
 // the progress line, early stopping, and the non-finite guard that stops before touching the parameters.
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "ace/constrained/callbacks.hpp"
@@ -61,7 +62,11 @@ TEST_CASE("fit: epochs, evaluation, CSV, plots and the progress line", "[ace][fi
   CsvLogger csv(dir / "log.csv");
   PlotWriter plots(dir);
   CountingCallback counter;
-  const auto evaluate = [&](EpochSummary& s) { s.metrics["val_loss"] = 0.5 * (m.theta - m.a) * (m.theta - m.a); };
+  const auto evaluate = [&](EpochSummary& s) {
+    s.metrics["val_loss"] = 0.5 * (m.theta - m.a) * (m.theta - m.a);
+    if (s.epoch % 4 != 0) s.skip("val_every_4");  // evaluated every fourth epoch only
+    else s.metrics["val_every_4"] = s.epoch == 8 ? std::numeric_limits<double>::quiet_NaN() : 1.0;  // NaN: a value
+  };
   const FitResult r = fit(trainer, 12, ten_steps, evaluate, 0, bar, csv, plots, counter);
   CHECK(r.status == FitStatus::completed);
   CHECK(r.epochs == 12);
@@ -70,8 +75,27 @@ TEST_CASE("fit: epochs, evaluation, CSV, plots and the progress line", "[ace][fi
 
   const auto rows = lines_of(dir / "log.csv");
   REQUIRE(rows.size() == 13);
-  CHECK(rows[0] == "epoch,steps,seconds,train_loss,val_loss,gamma_0,lambda_0,u_0");
+  CHECK(rows[0] == "epoch,steps,seconds,train_loss,val_every_4,val_loss,gamma_0,lambda_0,u_0");
   CHECK(rows[12].rfind("12,120,", 0) == 0);
+  const auto cell = [&](std::size_t row, std::size_t column) {  // the CSV's column of a row
+    std::stringstream in(rows[row]);
+    std::string c;
+    for (std::size_t k = 0; k <= column; ++k) std::getline(in, c, ',');
+    return c;
+  };
+  CHECK(cell(3, 4).empty());  // epoch 3: not evaluated, blank
+  CHECK(cell(4, 4) == "1");
+  CHECK(cell(8, 4) == "nan");  // evaluated, and not a number
+  std::string epoch3, epoch4;
+  {
+    std::istringstream lines(progress.str());
+    for (std::string l; std::getline(lines, l);) {
+      if (l.rfind("epoch 3/", 0) == 0) epoch3 = l;
+      if (l.rfind("epoch 4/", 0) == 0) epoch4 = l;
+    }
+  }
+  CHECK(epoch3.find("val_every_4") == std::string::npos);  // the progress line leaves it out
+  CHECK(epoch4.find("val_every_4 1") != std::string::npos);
   for (const char* f : {"loss.svg", "gamma.svg", "multipliers.svg", "slacks.svg"}) {
     const auto svg = lines_of(dir / f);
     CAPTURE(f);

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "ace/optim/adam.hpp"
+#include "ace/optim/by_role.hpp"
 #include "ace/optim/sgd.hpp"
 #include "backend_support.hpp"
 #include "constrained/quadratic.hpp"
@@ -19,6 +21,14 @@ auto run(test::Quadratic<B>& model, Policy policy, std::size_t steps, Dual dual 
   for (std::size_t i = 0; i < steps; ++i) trainer.step(0);
   return trainer;
 }
+/// Records the names a state visitor is shown.
+template <class B>
+struct StateNames {
+  std::vector<std::string>& out;
+  void tensor(const std::string& n, std::span<double>) { out.push_back(n); }
+  void tensor(const std::string& n, VectorRef<double>, on_backend<B>) { out.push_back(n); }
+  void counter(const std::string& n, std::size_t&) { out.push_back(n); }
+};
 }  // namespace
 
 TEMPLATE_LIST_TEST_CASE("ace equality: gamma -> 0, lambda -> b, theta -> a (Algorithm 1)", "[ace][equality]", test::Backends) {
@@ -157,6 +167,33 @@ TEMPLATE_LIST_TEST_CASE("the gradient norm sums every entry, in double, for any 
     }
     CHECK(B::sum_squares(MatrixRef<const float>{g.data(), n == 0 ? 0u : 1u, n, n}) == Approx(expected).epsilon(1e-12));
   }
+}
+
+TEMPLATE_LIST_TEST_CASE("ByRole: Adam on theta, plain gradient steps on gamma (the paper's Algorithm 1)", "[ace][by_role]",
+                        test::Backends) {
+  using B = TestType;
+  using Quadratic = test::Quadratic<B>;
+  {  // one step by hand: Adam's first step moves theta by lr sign(g); SGD moves gamma by -eta g
+    Quadratic m;
+    ByRole<Adam<double, B>, SGD<double, B>> opt(Adam<double, B>({.lr = 0.01}), SGD<double, B>({.lr = 0.5}));
+    m.loss_and_gradients(0);
+    const double g_theta = m.dtheta, g_gamma = m.dgamma, theta = m.theta, gamma = m.gamma;
+    opt.step(m);
+    CHECK(m.theta == Approx(theta - 0.01 * (g_theta > 0 ? 1.0 : -1.0)).epsilon(1e-6));
+    CHECK(m.gamma == gamma - 0.5 * g_gamma);  // exactly one plain step
+    CHECK(opt.steps() == 1);
+    std::vector<std::string> names;
+    opt.visit_state(m, StateNames<B>{names});
+    CHECK(names == std::vector<std::string>{"main/steps", "main/m/theta", "main/v/theta", "special/steps"});
+  }
+  // Algorithm 1: gamma <- gamma - eta (dJ/dgamma + lambda), lambda <- lambda + eta_d gamma: the constrained optimum.
+  Quadratic m;
+  ConstrainedTrainer t(m, ByRole<Adam<double, B>, SGD<double, B>>(Adam<double, B>({.lr = 0.05}), SGD<double, B>({.lr = 0.2})),
+                       EqualityConstraint{}, DualSGD{.lr = 0.05});
+  for (int i = 0; i < 3000; ++i) t.step(0);
+  CHECK(std::abs(m.gamma) < 1e-8);
+  CHECK(t.multipliers()[0] == Approx(m.b).margin(1e-8));
+  CHECK(m.theta == Approx(m.a).margin(1e-6));
 }
 
 TEMPLATE_LIST_TEST_CASE("advance and a recorded step train as checked steps do", "[ace][record]", test::Backends) {

@@ -49,7 +49,8 @@ class ProgressBar {
   void on_epoch_end(Trainer& t, const EpochSummary& s) {
     epoch_ = s.epoch;
     std::string text = line(t.steps(), s.train_loss, s.max_abs_gamma(), s.max_multiplier(), s.epoch);
-    for (const auto& [name, value] : s.metrics) text += detail::concat("  ", name, " ", value);
+    for (const auto& [name, value] : s.metrics)
+      if (!s.skipped.count(name)) text += detail::concat("  ", name, " ", value);
     out_ << (interactive_ ? "\r\x1b[2K" : "") << text << "\n" << std::flush;
   }
   template <class Trainer>
@@ -85,8 +86,9 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
-/// Appends one CSV row per epoch: epoch, steps, seconds, train_loss, the evaluator's metrics (sorted by name), every
-/// gamma_i, lambda_i and u_i. The file is flushed after every row, so a crash loses at most the epoch in progress.
+/// Appends one CSV row per epoch: epoch, steps, seconds, train_loss, the evaluator's metrics (sorted by name; blank
+/// where EpochSummary::skip marked one not evaluated), every gamma_i, lambda_i and u_i, with 17 significant digits
+/// (read_csv_log gives the same doubles back). The file is flushed after every row, so a crash loses at most the epoch in progress.
 /// With `append`, an existing file is continued (a resumed run) instead of replaced.
 class CsvLogger {
  public:
@@ -111,8 +113,11 @@ class CsvLogger {
       out_ << "\n";
       header_written_ = true;
     }
-    out_ << std::setprecision(10) << s.epoch << "," << s.steps << "," << s.seconds << "," << s.train_loss;
-    for (const auto& [name, value] : s.metrics) out_ << "," << value;
+    out_ << std::setprecision(17) << s.epoch << "," << s.steps << "," << s.seconds << "," << s.train_loss;
+    for (const auto& [name, value] : s.metrics) {
+      out_ << ",";
+      if (!s.skipped.count(name)) out_ << value;  // blank: not evaluated this epoch
+    }
     for (double v : s.gammas) out_ << "," << v;
     for (double v : s.multipliers) out_ << "," << v;
     for (double v : s.slacks) out_ << "," << v;
@@ -126,6 +131,81 @@ class CsvLogger {
   std::ofstream out_;
   bool header_written_ = false;
 };
+
+/// The epoch summaries a CsvLogger wrote (the planned epoch count is not stored: 0), exactly as logged; a blank
+/// metric reads back as skipped. Throws io_error naming the file and line for a row that does not parse.
+inline std::vector<EpochSummary> read_csv_log(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  ACE_THROW_IF(!in, io_error, "read_csv_log: cannot open ", path.string());
+  const auto split = [](const std::string& line) {
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, ',');) cells.push_back(c);
+    if (!line.empty() && line.back() == ',') cells.emplace_back();
+    return cells;
+  };
+  std::string line;
+  std::vector<EpochSummary> rows;
+  if (!std::getline(in, line)) return rows;
+  const std::vector<std::string> header = split(line);
+  ACE_THROW_IF(header.size() < 4 || header[0] != "epoch" || header[3] != "train_loss", io_error, "read_csv_log: ",
+               path.string(), " does not start with a CsvLogger header");
+  for (std::size_t n = 2; std::getline(in, line); ++n) {
+    const std::vector<std::string> cells = split(line);
+    ACE_THROW_IF(cells.size() != header.size(), io_error, "read_csv_log: ", path.string(), ":", n, " has ",
+                 cells.size(), " cells, the header ", header.size());
+    const auto number = [&](const std::string& cell) {
+      std::size_t used = 0;
+      double v = 0.0;
+      try {
+        v = std::stod(cell, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      ACE_THROW_IF(used != cell.size() || cell.empty(), io_error, "read_csv_log: ", path.string(), ":", n,
+                   ": not a number: '", cell, "'");
+      return v;
+    };
+    EpochSummary s;
+    s.epoch = static_cast<std::size_t>(number(cells[0]));
+    s.steps = static_cast<std::size_t>(number(cells[1]));
+    s.seconds = number(cells[2]);
+    s.train_loss = number(cells[3]);
+    for (std::size_t k = 4; k < header.size(); ++k) {
+      const std::string& name = header[k];
+      const auto starts = [&](const char* prefix) { return name.rfind(prefix, 0) == 0; };
+      if (starts("gamma_")) s.gammas.push_back(number(cells[k]));
+      else if (starts("lambda_")) s.multipliers.push_back(number(cells[k]));
+      else if (starts("u_")) s.slacks.push_back(number(cells[k]));
+      else if (cells[k].empty()) s.skip(name);
+      else s.metrics[name] = number(cells[k]);
+    }
+    rows.push_back(std::move(s));
+  }
+  return rows;
+}
+
+/// For a resumed run: the summaries of the first `epochs` epochs of a CsvLogger file, which is rewritten (atomically)
+/// without the rows after them — rows a run logged before it was stopped and that its last checkpoint does not cover.
+inline std::vector<EpochSummary> resume_csv_log(const std::filesystem::path& path, std::size_t epochs) {
+  std::vector<EpochSummary> rows = read_csv_log(path);
+  std::ifstream in(path);
+  std::string text, line;
+  for (std::size_t k = 0; std::getline(in, line) && k <= epochs; ++k) text += line + "\n";
+  in.close();
+  ACE_THROW_IF(rows.size() < epochs, io_error, "resume_csv_log: ", path.string(), " logs ", rows.size(),
+               " epochs, the checkpoint ", epochs);
+  rows.resize(epochs);
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.flush();
+    ACE_THROW_IF(!out, io_error, "resume_csv_log: writing ", tmp.string(), " failed");
+  }
+  std::filesystem::rename(tmp, path);
+  return rows;
+}
 
 struct EarlyStoppingOptions {
   std::string metric = "train_loss";  // an evaluator metric, or "train_loss"

@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,7 +26,16 @@ struct EpochSummary {
   double train_loss = 0.0;      // mean J0 over the epoch's steps
   double seconds = 0.0;         // wall time of the epoch (training and evaluation)
   std::map<std::string, double> metrics;  // from the evaluator: e.g. "val_deployed", "equivariance_error"
+  std::set<std::string> skipped;          // metrics not evaluated this epoch (NaN in `metrics`, blank in the logs)
   std::vector<double> gammas, multipliers, slacks;
+
+  /// Marks `name` as not evaluated this epoch: the logs leave it blank and the progress line leaves it out (a metric
+  /// that was evaluated and is NaN stays "nan"); plots show a gap.
+  void skip(const std::string& name) {
+    metrics[name] = std::numeric_limits<double>::quiet_NaN();
+    skipped.insert(name);
+  }
+  bool evaluated(const std::string& name) const { return metrics.count(name) != 0 && skipped.count(name) == 0; }
 
   double max_abs_gamma() const {
     double m = 0.0;

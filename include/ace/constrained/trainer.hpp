@@ -21,24 +21,6 @@
 
 namespace ace {
 
-namespace detail {
-/// Forwards a state visitor's calls with a name prefix (the primal optimiser's state inside the trainer's).
-template <class V>
-struct PrefixedVisitor {
-  V& inner;
-  std::string prefix;
-  template <class S>
-  void tensor(const std::string& name, std::span<S> data) {
-    inner.tensor(prefix + name, data);
-  }
-  template <class S, class B>
-  void tensor(const std::string& name, VectorRef<S> data, on_backend<B> where) {
-    inner.tensor(prefix + name, data, where);
-  }
-  void counter(const std::string& name, std::size_t& value) { inner.counter(prefix + name, value); }
-};
-}  // namespace detail
-
 /// A network the ACE trainer can train. It need not be built from ace modules: a hand-written model, or a wrapper
 /// around another framework, qualifies by providing
 ///  * `scalar` and `for_each_parameter(f)` with roles: Role::gamma for every relaxation scalar γ_i, other roles for θ;

@@ -7,6 +7,7 @@
 #include <concepts>
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,22 @@ struct RoleRates {
 };
 
 namespace detail {
+/// Forwards a state visitor's calls with a name prefix (an inner optimiser's state inside another's or the trainer's).
+template <class V>
+struct PrefixedVisitor {
+  V& inner;
+  std::string prefix;
+  template <class S>
+  void tensor(const std::string& name, std::span<S> data) {
+    inner.tensor(prefix + name, data);
+  }
+  template <class S, class B>
+  void tensor(const std::string& name, VectorRef<S> data, on_backend<B> where) {
+    inner.tensor(prefix + name, data, where);
+  }
+  void counter(const std::string& name, std::size_t& value) { inner.counter(prefix + name, value); }
+};
+
 inline void require_positive(double value, const char* option) {
   ACE_THROW_IF(!(value > 0.0) || !std::isfinite(value), invalid_argument, option, " must be a positive finite number, got ",
                value);
