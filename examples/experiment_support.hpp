@@ -96,6 +96,22 @@ std::vector<T> split_list(const std::string& flag, const std::string& text) {
   return out;
 }
 
+/// Where a run that checkpoints into `dir`/state starts: 0 for a new run. If `dir` holds a run's state, --resume
+/// (`resume`) loads its last checkpoint into `trainer`, cuts `dir`/log.csv to the epochs it covers, calls
+/// `replay(summary)` for each of them (so the caller restores its bookkeeping: best epoch, curves, plots) and returns
+/// the checkpoint's epoch; without --resume that is an error.
+template <class Trainer, class Replay>
+std::size_t resume_point(const std::string& dir, bool resume, Trainer& trainer, Replay&& replay) {
+  const std::filesystem::path state = std::filesystem::path(dir) / "state" / "last";
+  if (!std::filesystem::exists(state)) return 0;
+  ACE_THROW_IF(!resume, ace::invalid_argument, dir,
+               " holds the state of an earlier run: pass --resume to continue it, or choose another --out");
+  const std::size_t epoch = ace::load_training_state(state, trainer);
+  for (const ace::EpochSummary& s : ace::resume_csv_log(dir + "/log.csv", epoch)) replay(s);
+  std::printf("  resumed after epoch %zu\n", epoch);
+  return epoch;
+}
+
 /// The largest number of swings of one gamma through 0 across the epoch summaries: sign changes between epochs
 /// where |gamma| > 0.01, so that a gamma resting at 0 (rounding-level jitter) does not count.
 inline std::size_t gamma_crossings(const std::vector<ace::EpochSummary>& history) {

@@ -222,27 +222,19 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& method, 
   const std::string dir = ace::detail::concat(c.out, "/", method, "/seed", seed);
   std::printf("%s, seed %llu\n", method.c_str(), static_cast<unsigned long long>(seed));
   ace::PlotWriter plots(dir, 10, t.gamma_names);
-  const std::filesystem::path state = std::filesystem::path(dir) / "state";
-  std::size_t first_epoch = 0;
-  if (std::filesystem::exists(state / "last")) {  // a run was here: continue it (--resume) or refuse
-    ACE_THROW_IF(!c.resume, ace::invalid_argument, dir,
-                 " holds the state of an earlier run: pass --resume to continue it, or choose another --out");
-    first_epoch = ace::load_training_state(state / "last", trainer);
-    for (const ace::EpochSummary& s : ace::resume_csv_log(dir + "/log.csv", first_epoch)) {
-      const auto valid = s.metrics.find("valid_mse");  // what evaluate() recorded, from the log's exact values
-      r.valid_curve.push_back(s.evaluated("valid_mse") ? valid->second : std::numeric_limits<double>::quiet_NaN());
-      if (s.evaluated("valid_mse") && valid->second < r.best_valid) {
-        r.best_valid = valid->second;
-        r.best_epoch = s.epoch;
-      }
-      if (s.evaluated("test_mse_at_best")) r.test_mse = s.metrics.at("test_mse_at_best");
-      plots.on_epoch_end(trainer, s);
+  const std::size_t first_epoch = resume_point(dir, c.resume, trainer, [&](const ace::EpochSummary& s) {
+    const auto valid = s.metrics.find("valid_mse");  // what evaluate() recorded, from the log's exact values
+    r.valid_curve.push_back(s.evaluated("valid_mse") ? valid->second : std::numeric_limits<double>::quiet_NaN());
+    if (s.evaluated("valid_mse") && valid->second < r.best_valid) {
+      r.best_valid = valid->second;
+      r.best_epoch = s.epoch;
     }
-    std::printf("  resumed after epoch %zu\n", first_epoch);
-  }
+    if (s.evaluated("test_mse_at_best")) r.test_mse = s.metrics.at("test_mse_at_best");
+    plots.on_epoch_end(trainer, s);
+  });
   ace::ProgressBar bar;
   ace::CsvLogger csv(dir + "/log.csv", first_epoch > 0);
-  ace::Checkpointer checkpointer({.directory = state, .metric = {}, .maximize = false});  // "last" after every epoch
+  ace::Checkpointer checkpointer({.directory = dir + "/state", .metric = {}, .maximize = false});  // "last", each epoch
   const auto start = std::chrono::steady_clock::now();
   const ace::FitResult fr = ace::fit(trainer, c.epochs > first_epoch ? c.epochs - first_epoch : 0, batches, evaluate,
                                      first_epoch, bar, csv, plots, checkpointer);

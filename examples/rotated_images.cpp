@@ -7,7 +7,7 @@
 //   rotated_images [--data DIR] [--tasks rotated,upright] [--models p4,p4m,cnn] [--methods strict,equality,resilient]
 //                  [--seeds 1,2,3] [--epochs N] [--train N] [--valid N] [--test N] [--batch N] [--lr X]
 //                  [--dual-lr X] [--augmented C] [--rho X] [--rotation continuous|quarter] [--device cpu|cuda]
-//                  [--out DIR]
+//                  [--out DIR] [--resume]
 #include <ace/ace.hpp>
 #include <chrono>
 #include <cstdio>
@@ -91,6 +91,7 @@ struct Settings {
   ace::Rotation rotation = ace::Rotation::continuous;
   std::string device = "cpu";
   std::string out = "rotated_images_out";
+  bool resume = false;
 };
 
 const char* usage =
@@ -107,7 +108,9 @@ const char* usage =
     "  --dual-lr X, --augmented C, --rho X   the ACE methods' dual step, augmented coefficient, slack cost\n"
     "  --rotation continuous|quarter   the rotated task's angles: uniform (bilinear) or multiples of 90 degrees\n"
     "  --device D       cpu (default) or cuda (the CUDA backend; needs a build with ACE_WITH_CUDA and a GPU)\n"
-    "  --out DIR        logs, plots and results.csv\n";
+    "  --out DIR        logs, plots, checkpoints (each run's state/, after every epoch) and results.csv\n"
+    "  --resume         continue the runs in --out from their last checkpoints (the same results and logs as an\n"
+    "                   uninterrupted run, timings aside); without it, an --out holding a run's state is an error\n";
 
 Settings parse(int argc, char** argv) {
   Settings s;
@@ -119,6 +122,10 @@ Settings parse(int argc, char** argv) {
     if (flag == "--help" || flag == "-h") {
       std::fputs(usage, stdout);
       std::exit(0);
+    }
+    if (flag == "--resume") {  // the one flag without a value
+      s.resume = true;
+      continue;
     }
     ACE_THROW_IF(i + 1 >= argc, ace::invalid_argument, flag, " needs a value\n", usage);
     const std::string v = argv[++i];
@@ -297,11 +304,25 @@ RunResult run(const Settings& c, const Task& t, const std::string& model_name, c
   const std::string dir = ace::detail::concat(c.out, "/", t.name, "/", model_name, "-", method, "/seed", seed);
   std::printf("%s: %s %s, seed %llu (%zu parameters)\n", t.name.c_str(), model_name.c_str(), method.c_str(),
               static_cast<unsigned long long>(seed), r.parameters);
-  ace::ProgressBar bar;
-  ace::CsvLogger csv(dir + "/log.csv");
   ace::PlotWriter plots(dir, 1);
+  const std::size_t first_epoch = experiment::resume_point(dir, c.resume, trainer, [&](const ace::EpochSummary& s) {
+    const double valid = s.metrics.at("valid_accuracy");  // what evaluate() recorded, from the log's exact values
+    if (valid > r.best_valid) {
+      r.best_valid = valid;
+      r.best_epoch = s.epoch;
+    }
+    r.test_accuracy = s.metrics.at("test_accuracy_at_best");
+    r.rotation_error = s.metrics.at("rotation_error");
+    r.flip_error = s.metrics.at("flip_error");
+    r.valid_curve.push_back(valid);
+    plots.on_epoch_end(trainer, s);
+  });
+  ace::ProgressBar bar;
+  ace::CsvLogger csv(dir + "/log.csv", first_epoch > 0);
+  ace::Checkpointer checkpointer({.directory = dir + "/state", .metric = {}, .maximize = false});  // "last", each epoch
   const auto start = std::chrono::steady_clock::now();
-  const ace::FitResult fr = ace::fit(trainer, c.epochs, batches, evaluate, 0, bar, csv, plots);
+  const ace::FitResult fr = ace::fit(trainer, c.epochs > first_epoch ? c.epochs - first_epoch : 0, batches, evaluate,
+                                     first_epoch, bar, csv, plots, checkpointer);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (fr.status == ace::FitStatus::non_finite) std::printf("  %s\n", fr.message.c_str());
   r.max_gamma = plots.history().back().max_abs_gamma();
