@@ -505,8 +505,10 @@ TEMPLATE_LIST_TEST_CASE("conformance: the Lagrangian's terms and the dual step",
       for (const ConstraintForm& f : forms)
         for (const bool adam : {false, true})
           agree<B, T>("constraint_terms, dual_ascent", [&]<class Bk>(std::type_identity<Bk>) {
-            auto g = test::upload<Bk>(gamma), u = test::upload<Bk>(slack), l = test::upload<Bk>(lambda);
-            auto dg = test::upload<Bk>(grad), du = zeros<Bk, T>(1, n), s = zeros<Bk, double>(1, n);
+            auto g = test::upload<Bk>(gamma), u = test::upload<Bk>(slack);
+            auto l = test::upload<Bk>(lambda);
+            auto dg = test::upload<Bk>(grad), du = zeros<Bk, T>(1, n);
+            auto s = zeros<Bk, double>(1, n);
             auto m = zeros<Bk, double>(1, n), v = zeros<Bk, double>(1, n), count = zeros<Bk, double>(1, 1);
             Bk::constraint_terms(f, view(std::as_const(g)), view(std::as_const(u)), view(std::as_const(l)), view(dg),
                                  view(du), view(s));
