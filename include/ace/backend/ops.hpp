@@ -88,12 +88,18 @@ struct AdamStep {
   double lr = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
   bool decoupled = false;
 
-  /// The update of one entry at step count t.
+  /// The bias corrections at step count t: once per parameter tensor, not per entry (pow is the costly part).
+  struct Corrections {
+    double c1 = 1.0, c2 = 1.0;
+  };
+  ACE_HOST_DEVICE Corrections corrections(double t) const { return {1.0 - std::pow(beta1, t), 1.0 - std::pow(beta2, t)}; }
+
+  /// The update of one entry with the step's bias corrections.
   template <class T>
-  ACE_HOST_DEVICE void apply(double t, T& value, T grad, T& m, T& v) const {
+  ACE_HOST_DEVICE void apply(const Corrections& k, T& value, T grad, T& m, T& v) const {
     const T lr_ = static_cast<T>(lr), b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2);
     const T eps_ = static_cast<T>(eps), wd = static_cast<T>(weight_decay);
-    const T c1 = static_cast<T>(1.0 - std::pow(beta1, t)), c2 = static_cast<T>(1.0 - std::pow(beta2, t));
+    const T c1 = static_cast<T>(k.c1), c2 = static_cast<T>(k.c2);
     T g = grad;
     if (decoupled) value *= T(1) - lr_ * wd;
     else g += wd * value;

@@ -1025,7 +1025,9 @@ struct AdamUpdate {
   T *m, *v;
   AdamStep step;
   const double* t;
-  ACE_HOST_DEVICE void operator()(size_t i) const { step.apply<T>(t[0], value[i], grad[i], m[i], v[i]); }
+  ACE_HOST_DEVICE void operator()(size_t i) const {
+    step.apply<T>(step.corrections(t[0]), value[i], grad[i], m[i], v[i]);  // t is in device memory: read per index
+  }
 };
 
 // ---- constrained optimisation ------------------------------------------------------------------------------------

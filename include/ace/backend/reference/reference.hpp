@@ -978,7 +978,8 @@ struct ReferenceOps {
     detail::check::same_shape(who(), "adam_update", value, m);
     detail::check::same_shape(who(), "adam_update", value, v);
     detail::check::scalar(who(), "adam_update", t);
-    for (std::size_t i = 0; i < value.size(); ++i) s.apply<T>(t.data[0], value.data[i], grad.data[i], m.data[i], v.data[i]);
+    const AdamStep::Corrections k = s.corrections(t.data[0]);
+    for (std::size_t i = 0; i < value.size(); ++i) s.apply<T>(k, value.data[i], grad.data[i], m.data[i], v.data[i]);
   }
 
   // ---- execution --------------------------------------------------------------------------------------------------
