@@ -24,15 +24,19 @@ struct Config {
   std::size_t train = 3000, valid = 1000, test = 2000, data_seed = 1;
   double field = 0.0;
   std::string data = "nbody_data";
+  std::string reference_data;  // a data set of the EGNN reference generator (read instead of simulating)
 };
 
 const std::string usage = std::string(
     "usage: nbody [--preset default|paper] [--train N] [--valid N] [--test N] [--field E] [--data-seed N]\n"
-    "             [--data DIR] [shared flags]\n"
+    "             [--data DIR] [--reference-data DIR] [shared flags]\n"
     "  --preset P     default (every method, one seed, 100 epochs) or paper (3000 training systems, 2000\n"
     "                 validation, 2000 test, 10000 epochs, seeds 1,2,3); later flags override it\n"
     "  --field E      a constant external field of strength E along z acting on the charges (0 = symmetric data)\n"
     "  --data DIR     where the simulated data sets are cached (.npy)\n"
+    "  --reference-data DIR\n"
+    "                 train on a data set of the EGNN reference code's generator instead (its loc_, vel_ and\n"
+    "                 charges_<split>_charged5_initvel1small.npy in DIR; the first --train/--valid/--test systems)\n"
     "shared flags:\n") + experiment::settings_usage;
 
 Config parse(int argc, char** argv) {
@@ -58,6 +62,7 @@ Config parse(int argc, char** argv) {
     else if (flag == "--data-seed") c.data_seed = experiment::parse_count(flag, value);
     else if (flag == "--field") c.field = experiment::parse_number<double>(flag, value);
     else if (flag == "--data") c.data = value;
+    else if (flag == "--reference-data") c.reference_data = value;
     else return false;
     return true;
   });
@@ -74,11 +79,14 @@ Batch whole(const data::NBodySamples& s, std::size_t count) {
 experiment::Task load(const Config& c) {
   data::NBodyOptions o;
   o.field = c.field;
+  ACE_THROW_IF(!c.reference_data.empty() && c.field != 0.0, invalid_argument,
+               "--field applies to simulated data, not to --reference-data");
   const auto get = [&](data::NBodySplit split, std::size_t n) {
+    if (!c.reference_data.empty()) return whole(data::read_reference_nbody(c.reference_data, split, n, o), n);
     return whole(data::load_or_make_nbody(c.data, o, split, n, c.data_seed), n);
   };
   experiment::Task t;
-  t.title = detail::concat("N-body, ", c.train, " training systems, field ", c.field, ", ", c.run.epochs, " epochs, ",
+  t.title = detail::concat("N-body", c.reference_data.empty() ? "" : " (the reference generator's data)", ", ", c.train, " training systems, field ", c.field, ", ", c.run.epochs, " epochs, ",
                            c.run.seeds.size(),
                            " seed(s); deployed models, test MSE at the best validation epoch (x 1e-3), mean +- std "
                            "over seeds");
@@ -100,7 +108,8 @@ int main(int argc, char** argv) {
   try {
     const Config c = parse(argc, argv);
     experiment::print_device(c.run);
-    std::printf("simulating or loading the data (cache: %s) ...\n", c.data.c_str());
+    if (c.reference_data.empty()) std::printf("simulating or loading the data (cache: %s) ...\n", c.data.c_str());
+    else std::printf("reading the reference generator's data set from %s ...\n", c.reference_data.c_str());
     const experiment::Task t = load(c);
     experiment::print_reference_points(t, 1.0);  // 1000 steps of dt 0.001
     experiment::run_all(c.run, t);

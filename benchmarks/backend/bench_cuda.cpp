@@ -5,7 +5,8 @@
 //    10 000, and the step on the Cpu backend for scale;
 //  * the same step through ConstrainedTrainer (strict: the plain EGNN; equality: the relaxed EGNN under ACE with the
 //    Lagrangian's terms and the dual step), run step by step (advance: no copy to the host) and recorded once as a
-//    CUDA graph and replayed (record / replay: one launch per step);
+//    CUDA graph and replayed (record / replay: one launch per step); each EGNN layer as the two fused operations
+//    (the default on Cuda) and, for comparison, operation by operation ("layerwise": EGNNOptions::fused off);
 //  * the DeepSets layer (batch 64, set size 100, 256 -> 256) forward+backward;
 //  * the C4 group convolution (16 regular fields in and out = 64 -> 64 channels, 32x32, kernel 5, batch 32, both
 //    layouts) forward+backward.
@@ -32,16 +33,16 @@ template <class B>
 struct Setup {
   GraphBatch<float, B> batch;
   EGNNRegression<float, B> model;
-  explicit Setup(std::size_t batch_size, bool relaxed = false) : model(make(relaxed)) {
+  explicit Setup(std::size_t batch_size, bool relaxed = false, bool fused = true) : model(make(relaxed, fused)) {
     const data::NBodySamples s = data::make_nbody_samples({}, data::NBodySplit::train, batch_size, 1);
     std::vector<std::size_t> idx(batch_size);
     std::iota(idx.begin(), idx.end(), 0);
     batch = to_backend<B>(data::nbody_batch<float>(s, idx));
   }
-  static EGNN<float, B> make(bool relaxed) {
+  static EGNN<float, B> make(bool relaxed, bool fused) {
     Rng rng(1);
     return EGNN<float, B>(Graph::complete(5), {.node_features = 1, .edge_features = 2, .raw_features = 1,
-                                               .hidden = 64, .layers = 4, .relaxed = relaxed},
+                                               .hidden = 64, .layers = 4, .relaxed = relaxed, .fused = fused},
                           rng);
   }
 };
@@ -74,11 +75,12 @@ void BM_train_step(benchmark::State& state) {
 
 /// The ACE trainer's step on the device: Policy = StrictBaseline (the plain EGNN) or EqualityConstraint (the relaxed
 /// EGNN); `recorded`: one CUDA graph replayed per step, else advance. Both copy nothing to the host per step.
-template <class Policy, bool recorded>
+/// `fused`: the EGNN layers as fused operations, else operation by operation.
+template <class Policy, bool recorded, bool fused = true>
 void BM_trainer_step(benchmark::State& state) {
   if (!have_device<Cuda>(state)) return;
   const auto n = static_cast<std::size_t>(state.range(0));
-  Setup<Cuda> s(n, !std::is_same_v<Policy, StrictBaseline>);
+  Setup<Cuda> s(n, !std::is_same_v<Policy, StrictBaseline>, fused);
   ConstrainedTrainer trainer(s.model, Adam<float, Cuda>({.lr = 5e-4, .weight_decay = 1e-12}), Policy{},
                              DualSGD{.lr = 1e-3});
   trainer.advance(s.batch);  // warm-up: buffers and state allocated
@@ -155,10 +157,15 @@ BENCHMARK(BM_trainer_step<StrictBaseline, false>)->Name("egnn/trainer_step/stric
     ->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->UseManualTime();
 BENCHMARK(BM_trainer_step<StrictBaseline, true>)->Name("egnn/trainer_step/strict/cuda_graph/cuda")->ArgName("batch")
     ->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->UseManualTime();
+BENCHMARK(BM_trainer_step<StrictBaseline, true, false>)->Name("egnn/trainer_step/strict/cuda_graph/layerwise/cuda")
+    ->ArgName("batch")->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->UseManualTime();
 BENCHMARK(BM_trainer_step<EqualityConstraint, false>)->Name("egnn/trainer_step/ace_equality/advance/cuda")
     ->ArgName("batch")->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->UseManualTime();
 BENCHMARK(BM_trainer_step<EqualityConstraint, true>)->Name("egnn/trainer_step/ace_equality/cuda_graph/cuda")
     ->ArgName("batch")->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->UseManualTime();
+BENCHMARK(BM_trainer_step<EqualityConstraint, true, false>)
+    ->Name("egnn/trainer_step/ace_equality/cuda_graph/layerwise/cuda")->ArgName("batch")->Arg(100)->Arg(1000)
+    ->Arg(10000)->Unit(benchmark::kMillisecond)->UseManualTime();
 BENCHMARK(BM_forward<Cuda>)->Name("egnn/forward/cuda")->ArgName("batch")->Arg(100)->Arg(1000)->Arg(10000)
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_train_step<Cpu>)->Name("egnn/train_step/cpu")->ArgName("batch")->Arg(100)->Arg(1000)

@@ -4,6 +4,7 @@
 // error naming the functor). kernels_float.cu and kernels_double.cu expand it, so the two compile in parallel.
 #pragma once
 
+#include "ace/backend/cuda/egnn_kernels.hpp"
 #include "launch.cuh"
 
 #define ACE_CUDA_KERNELS_OF(T)                                                                                        \
@@ -72,6 +73,8 @@
   ACE_CUDA_KERNEL(EgnnAggregateBackward<T>)                                                                           \
   ACE_CUDA_KERNEL(EgnnEdgeInputBackwardNodes<T>)                                                                      \
   ACE_CUDA_KERNEL(EgnnRadialGrad<T>)                                                                                  \
+  ACE_CUDA_BLOCK_KERNEL(EgnnLayerForward<T>)                                                                          \
+  ACE_CUDA_BLOCK_KERNEL(EgnnLayerBackward<T>)                                                                         \
   ACE_CUDA_KERNEL(ElementwiseLoss<SquaredError, T>)                                                                   \
   ACE_CUDA_KERNEL(ElementwiseLoss<AbsoluteError, T>)                                                                  \
   ACE_CUDA_KERNEL(SoftmaxCrossEntropy<T>)                                                                             \

@@ -31,8 +31,30 @@ void DeviceExec::run(const char* op, std::size_t n, const F& f) {
                                            cudaGetErrorString(status)));
 }
 
+template <class F>
+__global__ void for_each_block(std::size_t blocks, F f) {
+  for (std::size_t b = blockIdx.x; b < blocks; b += gridDim.x) {
+    for (unsigned phase = 0; phase < F::phases; ++phase) {
+      f(phase, b, threadIdx.x, blockDim.x);
+      __syncthreads();
+    }
+  }
+}
+template <class F>
+void DeviceExec::run_blocks(const char* op, std::size_t blocks, unsigned threads, const F& f) {
+  const auto grid = static_cast<unsigned>(std::min<std::size_t>(blocks, 65535u * 8u));
+  for_each_block<<<grid, threads, 0, current_stream()>>>(blocks, f);
+  const cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess)
+    throw cuda_error(::ace::detail::concat("Cuda::", op, ": kernel launch over ", blocks, " blocks of ", threads,
+                                           " threads failed: ", cudaGetErrorString(status)));
+}
 }  // namespace ace::cuda
 
+/// Instantiates DeviceExec::run_blocks for the block functor type F.
+#define ACE_CUDA_BLOCK_KERNEL(...) \
+  template void ::ace::cuda::DeviceExec::run_blocks<__VA_ARGS__>(const char*, std::size_t, unsigned, \
+                                                                 const __VA_ARGS__&);
 /// Instantiates DeviceExec::run for the functor type F.
 #define ACE_CUDA_KERNEL(...) \
   template void ::ace::cuda::DeviceExec::run<__VA_ARGS__>(const char*, std::size_t, const __VA_ARGS__&);

@@ -49,6 +49,18 @@ struct HostKernelExec {
     if (tape()) return tape()->ops.push_back([op, n, f] { execute(op, n, f); });
     execute(op, n, f);
   }
+  /// A block functor: per block (in reverse order), its phases one after another (the barrier), the threads of a
+  /// phase in reverse order.
+  template <class F>
+  static void run_blocks(const char* op, std::size_t blocks, unsigned threads, const F& f) {
+    const auto body = [=] {
+      for (std::size_t b = blocks; b-- > 0;)
+        for (unsigned phase = 0; phase < F::phases; ++phase)
+          for (unsigned t = threads; t-- > 0;) f(phase, b, t, threads);
+      check_index_error(op);
+    };
+    record_or_run(body);
+  }
   static void* scratch(std::size_t bytes) {
     // One growing buffer: an operation uses it for its own temporaries only, as on the device.
     static thread_local std::vector<std::byte> buffer;

@@ -89,6 +89,51 @@ TEST_CASE("nbody: splits are prefixes of one seeded sequence; the cache round-tr
   CHECK_THROWS_AS(load_or_make_nbody(dir.path, o, NBodySplit::train, 12, 5), io_error);
 }
 
+TEST_CASE("nbody: the reference generator's arrays are read at frames 30 and 40, transposed to [system, particle, 3]",
+          "[nbody]") {
+  // loc_valid / vel_valid [systems, frames, 3, particles], charges [systems, particles, 1], as the generator saves them;
+  // every entry tells where it came from.
+  const std::size_t systems = 3, frames = 49, n = 5;
+  std::vector<double> loc(systems * frames * 3 * n), vel(loc.size()), charges(systems * n);
+  const auto code = [](std::size_t c, std::size_t f, std::size_t k, std::size_t i) {
+    return static_cast<double>(1000 * c + 10 * f + k) + 0.125 * static_cast<double>(i);
+  };
+  for (std::size_t c = 0; c < systems; ++c)
+    for (std::size_t f = 0; f < frames; ++f)
+      for (std::size_t k = 0; k < 3; ++k)
+        for (std::size_t i = 0; i < n; ++i) {
+          const std::size_t at = ((c * frames + f) * 3 + k) * n + i;
+          loc[at] = code(c, f, k, i);
+          vel[at] = -loc[at];
+        }
+  for (std::size_t j = 0; j < charges.size(); ++j) charges[j] = j % 3 == 0 ? 1.0 : -1.0;
+  test::TempDir dir("nbody-reference");
+  const std::vector<std::size_t> shape{systems, frames, 3, n}, q_shape{systems, n, 1};
+  io::write_npy<double>(dir.path / "loc_valid_charged5_initvel1small.npy", loc, shape);
+  io::write_npy<double>(dir.path / "vel_valid_charged5_initvel1small.npy", vel, shape);
+  io::write_npy<double>(dir.path / "charges_valid_charged5_initvel1small.npy", charges, q_shape);
+  const NBodySamples s = read_reference_nbody(dir.path, NBodySplit::validation, 2);
+  REQUIRE(s.count == 2);
+  REQUIRE(s.particles == n);
+  for (std::size_t c = 0; c < 2; ++c)
+    for (std::size_t i = 0; i < n; ++i) {
+      CHECK(s.charges[c * n + i] == charges[c * n + i]);
+      for (std::size_t k = 0; k < 3; ++k) {
+        const double input = code(c, 30, k, i);
+        CHECK(s.positions[(c * n + i) * 3 + k] == input);
+        CHECK(s.velocities[(c * n + i) * 3 + k] == -input);
+        CHECK(s.targets[(c * n + i) * 3 + k] == input + 100.0);  // frame 40
+      }
+    }
+  CHECK_THROWS_WITH(read_reference_nbody(dir.path, NBodySplit::validation, 4),
+                    Catch::Contains("loc_valid_charged5_initvel1small.npy") && Catch::Contains("at least 4 systems"));
+  CHECK_THROWS_WITH(read_reference_nbody(dir.path, NBodySplit::test, 1),
+                    Catch::Contains("loc_test_charged5_initvel1small.npy does not exist"));
+  const std::vector<std::size_t> rank2{systems, n};
+  io::write_npy<double>(dir.path / "charges_valid_charged5_initvel1small.npy", charges, rank2);
+  CHECK_THROWS_AS(read_reference_nbody(dir.path, NBodySplit::validation, 1), io_error);
+}
+
 TEST_CASE("nbody: batches hold |v|, [q_i q_j, |x_i - x_j|^2] per edge, and the charges as raw data", "[nbody]") {
   const NBodyOptions o;
   const NBodySamples s = make_nbody_samples(o, NBodySplit::train, 4, 9);

@@ -361,6 +361,61 @@ const EGNNOptions small_relaxed{.node_features = 1, .edge_features = 2, .raw_fea
                                 .relaxed = true};
 }  // namespace
 
+TEST_CASE("the fused EGNN layer computes what the layer's operations compute, forward and backward", "[egnn][device]") {
+  using B = test::Device;
+  static_assert(FusedEgnnBackend<B, float> && FusedEgnnBackend<B, double>);
+  const bool relaxed = GENERATE(false, true);
+  const bool uneven = GENERATE(false, true);
+  const double clamp = GENERATE(100.0, 0.05);  // 0.05: some relative moves are clamped
+  const std::size_t edge_features = GENERATE(0u, 2u);
+  CAPTURE(relaxed, uneven, clamp, edge_features);
+  Rng rng(test::seed(22, "egnn fused layer"));
+  const Graph g = uneven ? uneven_graph() : Graph::complete(5);
+  // Three layers: the last skips its feature update, so both forms of the fused operations run.
+  EGNNOptions o{.node_features = 2, .edge_features = edge_features, .raw_features = 1, .hidden = 8, .layers = 3,
+                .relaxed = relaxed, .coord_clamp = clamp};
+  const EGNN<double, B> initial(g, o, rng);
+  const auto host = random_graph_batch(g, 4, o, rng);
+  const auto run = [&](bool fused) {
+    EGNNOptions with = o;
+    with.fused = fused;
+    Rng same(test::seed(22, "egnn fused layer"));
+    EGNN<double, B> net(g, with, same);
+    if (relaxed) set_gammas(net, 0.6);
+    auto b = to_backend<B>(host);
+    std::vector<double> out = to_host_vector<B>(flat(net.forward(b.input())));
+    auto dy = to_backend<B>(host.target);  // any gradient
+    zero_grad(net);
+    net.backward(dy);
+    for (double v : to_host_vector<B>(flat(net.position_gradient()))) out.push_back(v);
+    net.for_each_parameter([&](ParamView<double> p) {
+      for (double v : to_host_vector<B>(p.grad)) out.push_back(v);
+    });
+    return out;
+  };
+  const std::vector<double> fused = run(true), plain = run(false);
+  REQUIRE(fused.size() == plain.size());
+  CHECK(std::all_of(fused.begin(), fused.end(), [](double v) { return std::isfinite(v); }));
+  double worst = 0.0;
+  for (std::size_t i = 0; i < fused.size(); ++i)
+    worst = std::max(worst, std::abs(fused[i] - plain[i]) / std::max(1.0, std::abs(plain[i])));
+  CHECK(worst < 1e-12);
+}
+
+TEST_CASE("the fused EGNN layer refuses views of the wrong shape with their names", "[egnn][device][errors]") {
+  using B = test::Device;
+  EgnnLayerViews<double> a;
+  a.gs = {.graphs = 1, .nodes = 2, .edges = 2};
+  const std::vector<std::uint32_t> idx{0, 1};
+  a.row = a.col = MatrixRef<const std::uint32_t>{idx.data(), 1, 2, 2};
+  try {
+    B::egnn_layer_forward(a);
+    FAIL("no error");
+  } catch (const shape_error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("egnn_layer_forward: h has 0 rows for 1 graphs of 2 nodes"));
+  }
+}
+
 TEST_CASE("EGNN on a device backend: a training step copies one value to the host, the loss, and nothing back",
           "[egnn][device]") {
   using B = test::Device;

@@ -225,6 +225,61 @@ inline NBodySamples load_or_make_nbody(const std::filesystem::path& cache_dir, c
   return s;
 }
 
+/// The first `count` systems of a split of a data set written by the EGNN reference code's generator
+/// (n_body_system/dataset/generate_dataset.py; docs/data.md): loc_<split><suffix>.npy and vel_<split><suffix>.npy
+/// [systems, frames, 3, particles] and charges_<split><suffix>.npy [systems, particles, 1], float64, in `dir`, with
+/// <split> train, valid or test and suffix "_charged5_initvel1small" for the reference's small set. Input = frame
+/// `o.input_frame`, target = frame `o.target_frame` (the reference's 30 and 40). A missing file, another dtype or
+/// shape, or fewer systems than `count` is an io_error naming the file.
+inline NBodySamples read_reference_nbody(const std::filesystem::path& dir, NBodySplit split, std::size_t count,
+                                         const NBodyOptions& o = {},
+                                         const std::string& suffix = "_charged5_initvel1small") {
+  const auto file = [&](const char* what) {
+    return dir / ace::detail::concat(what, "_", nbody_split_name(split), suffix, ".npy");
+  };
+  const auto read = [&](const char* what, std::size_t rank) {
+    const std::filesystem::path f = file(what);
+    ACE_THROW_IF(!std::filesystem::exists(f), io_error, "read_reference_nbody: ", f.string(), " does not exist");
+    io::NpyArray a = io::read_npy(f);
+    ACE_THROW_IF(a.dtype != "<f8" || a.shape.size() != rank || a.shape[0] < count, io_error, "read_reference_nbody: ",
+                 f.string(), " holds ", a.dtype, " of rank ", a.shape.size(), " with ",
+                 a.shape.empty() ? 0 : a.shape[0], " systems; expected float64 of rank ", rank, " with at least ",
+                 count, " systems");
+    return a;
+  };
+  const io::NpyArray loc = read("loc", 4), vel = read("vel", 4), charges = read("charges", 3);
+  const std::size_t frames = loc.shape[1], n = loc.shape[3];
+  ACE_THROW_IF(loc.shape != vel.shape || loc.shape[2] != 3 || charges.shape[1] != n || charges.shape[2] != 1 ||
+                   o.input_frame >= frames || o.target_frame >= frames,
+               io_error, "read_reference_nbody: ", file("loc").string(), " [", loc.shape[0], ", ", frames, ", ",
+               loc.shape[2], ", ", n, "], ", file("vel").string(), " and ", file("charges").string(), " [",
+               charges.shape[0], ", ", charges.shape[1], ", ", charges.shape[2],
+               "] are not [systems, frames, 3, particles] and [systems, particles, 1] with frames ", o.input_frame,
+               " and ", o.target_frame);
+  const std::vector<double> l = loc.values<double>(file("loc").string()), v = vel.values<double>(file("vel").string()),
+                            q = charges.values<double>(file("charges").string());
+  NBodySamples s;
+  s.count = count;
+  s.particles = n;
+  s.positions.resize(count * n * 3);
+  s.velocities.resize(count * n * 3);
+  s.targets.resize(count * n * 3);
+  s.charges.resize(count * n);
+  const auto at = [&](const std::vector<double>& a, std::size_t c, std::size_t frame, std::size_t k, std::size_t i) {
+    return a[((c * frames + frame) * 3 + k) * n + i];
+  };
+  for (std::size_t c = 0; c < count; ++c)
+    for (std::size_t i = 0; i < n; ++i) {
+      s.charges[c * n + i] = q[c * n + i];
+      for (std::size_t k = 0; k < 3; ++k) {
+        s.positions[(c * n + i) * 3 + k] = at(l, c, o.input_frame, k, i);
+        s.velocities[(c * n + i) * 3 + k] = at(v, c, o.input_frame, k, i);
+        s.targets[(c * n + i) * 3 + k] = at(l, c, o.target_frame, k, i);
+      }
+    }
+  return s;
+}
+
 /// The EGNN batch of the systems `indices` (docs/method.md §8): h = |v_i|, edge attributes [q_i q_j, |x_i - x_j|²] on
 /// the complete graph (Graph::complete's edge order), raw node data = the charge q_i (for the relaxed branches),
 /// targets = positions at the target frame.

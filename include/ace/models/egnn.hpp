@@ -30,6 +30,7 @@ struct EGNNOptions {
   std::size_t dim = 3;            // the space the points live in
   bool relaxed = false;           // add ACE's non-equivariant branches, two gammas per layer
   double coord_clamp = 100.0;
+  bool fused = true;              // fused layer operations where the backend has them (EGNNLayerOptions::fused)
 };
 
 /// An EGNN that predicts positions: h^0 = Linear(node_features -> hidden)(h), then `layers` EGNN layers on
@@ -58,7 +59,7 @@ class EGNN {
     const std::size_t u = 2 * options.dim + options.raw_features;
     for (std::size_t l = 0; l < options.layers; ++l) {
       Block block;
-      block.layer = EGNNLayer<T, B>({options.hidden, options.edge_features, options.coord_clamp}, rng);
+      block.layer = EGNNLayer<T, B>({options.hidden, options.edge_features, options.coord_clamp, options.fused}, rng);
       if (options.relaxed) {
         block.relax_h = SiluMlp<T, B>(options.hidden + u, options.hidden, options.hidden, rng);
         block.relax_x = SiluMlp<T, B>(u, options.hidden, options.dim, rng);

@@ -100,6 +100,9 @@ struct DeviceExec {
 
   template <class F>
   static void run(const char* op, std::size_t n, const F& f);
+  /// A block functor (cuda/egnn_kernels.hpp): `blocks` blocks of `threads` threads, __syncthreads() between phases.
+  template <class F>
+  static void run_blocks(const char* op, std::size_t blocks, unsigned threads, const F& f);
   static void* scratch(std::size_t bytes);
   static std::uint32_t* index_error();
   static void check_index_error(const char* who);

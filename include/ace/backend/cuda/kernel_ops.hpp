@@ -8,6 +8,8 @@
 //
 // Exec provides:
 //   template <class F> static void run(const char* op, std::size_t n, const F& f);   // f(0) ... f(n - 1)
+//   template <class F> static void run_blocks(const char* op, std::size_t blocks, unsigned threads, const F& f);
+//                                                  // a block functor (cuda/egnn_kernels.hpp) over blocks x threads
 //   static void* scratch(std::size_t bytes);              // backend memory for one operation's temporaries
 //   static std::uint32_t* index_error();                  // the index-error word (kernels::IndexError bits)
 //   static void read(void* host, const void* src, std::size_t bytes);   // backend -> host, synchronous
@@ -30,7 +32,9 @@
 #include <utility>
 
 #include "ace/backend/checks.hpp"
+#include "ace/backend/cuda/egnn_kernels.hpp"
 #include "ace/backend/cuda/kernels.hpp"
+#include "ace/backend/egnn_fused.hpp"
 #include "ace/backend/geometry.hpp"
 #include "ace/backend/ops.hpp"
 #include "ace/error.hpp"
@@ -573,6 +577,40 @@ struct KernelOps {
     run("egnn_edge_input_backward", dz.cols, kernels::EgnnRadialGrad<T>{dz, radial, dw_radial});
   }
 
+  // A whole EGNN layer per direction (backend/egnn_fused.hpp): one block of fused_threads threads per graph.
+  static constexpr unsigned fused_threads = 256;
+  template <class T>
+  static void egnn_layer_forward(const EgnnLayerViews<T>& a) {
+    check_egnn_layer(a, "egnn_layer_forward");
+    detail::check::shape(who(), "egnn_layer_forward", a.x_out, a.gs.node_rows(), a.x.cols, "x_out");
+    if (a.features) detail::check::shape(who(), "egnn_layer_forward", a.h_out, a.gs.node_rows(), a.h.cols, "h_out");
+    if (a.gs.graphs != 0)
+      Exec::run_blocks("egnn_layer_forward", a.gs.graphs, fused_threads, kernels::EgnnLayerForward<T>{a});
+  }
+  template <class T>
+  static void egnn_layer_backward(const EgnnLayerViews<T>& a, const EgnnLayerGradients<T>& g) {
+    const char* op = "egnn_layer_backward";
+    check_egnn_layer(a, op);
+    const GraphShape& gs = a.gs;
+    const std::size_t hd = a.h.cols, dim = a.x.cols;
+    using detail::check::shape;
+    if (a.features) {
+      shape(who(), op, g.dh_out, gs.node_rows(), hd, "dh_out");
+      shape(who(), op, g.dz5, gs.node_rows(), hd, "dz5");
+      shape(who(), op, g.dagg, gs.node_rows(), hd, "dagg");
+    }
+    shape(who(), op, g.dx_out, gs.node_rows(), dim, "dx_out");
+    shape(who(), op, g.dh, gs.node_rows(), hd, "dh");
+    shape(who(), op, g.dx, gs.node_rows(), dim, "dx");
+    shape(who(), op, g.dcv, gs.node_rows(), 1, "dcv");
+    for (auto [v, name] : {std::pair{g.dzv, "dzv"}, {g.dp, "dp"}, {g.dq, "dq"}})
+      shape(who(), op, v, gs.node_rows(), hd, name);
+    shape(who(), op, g.dcw, gs.edge_rows(), 1, "dcw");
+    for (auto [v, name] : {std::pair{g.dzc, "dzc"}, {g.dz2, "dz2"}, {g.dz1, "dz1"}})
+      shape(who(), op, v, gs.edge_rows(), hd, name);
+    if (gs.graphs != 0) Exec::run_blocks(op, gs.graphs, fused_threads, kernels::EgnnLayerBackward<T>{a, g});
+  }
+
   // ---- losses -----------------------------------------------------------------------------------------------------
 
   /// The returning forms read the loss back to the host (a synchronisation); the forms with `out` leave it in
@@ -651,6 +689,40 @@ struct KernelOps {
   }
 
  private:
+  // Every view of a fused EGNN layer against the sizes h, x and edge_attr imply.
+  template <class T>
+  static void check_egnn_layer(const EgnnLayerViews<T>& a, const char* op) {
+    using detail::check::shape;
+    const GraphShape& gs = a.gs;
+    detail::check::edge_lists(who(), gs, a.row, a.col);
+    detail::check::graph_nodes(who(), op, a.h, gs, "h");
+    detail::check::graph_edges(who(), op, a.edge_attr, gs, "edge_attr");
+    const std::size_t hd = a.h.cols, dim = a.x.cols, nr = gs.node_rows(), er = gs.edge_rows();
+    shape(who(), op, a.x, nr, dim, "x");
+    shape(who(), op, a.v, nr, dim, "v");
+    detail::check::row_vector(who(), op, a.inv_degree, gs.nodes);
+    shape(who(), op, a.edge1_w, hd, 2 * hd + 1 + a.edge_attr.cols, "edge1_w");
+    shape(who(), op, a.edge2_w, hd, hd, "edge2_w");
+    shape(who(), op, a.coord1_w, hd, hd, "coord1_w");
+    shape(who(), op, a.coord2_w, 1, hd, "coord2_w");
+    shape(who(), op, a.vel1_w, hd, hd, "vel1_w");
+    shape(who(), op, a.vel2_w, 1, hd, "vel2_w");
+    shape(who(), op, a.vel2_b, 1, 1, "vel2_b");
+    shape(who(), op, a.node1_w, hd, 2 * hd, "node1_w");
+    shape(who(), op, a.node2_w, hd, hd, "node2_w");
+    for (auto b : {a.edge1_b, a.edge2_b, a.coord1_b, a.vel1_b, a.node1_b, a.node2_b})
+      detail::check::row_vector(who(), op, b, hd);
+    for (auto [v, name] : {std::pair{a.p, "p"}, {a.q, "q"}, {a.zv, "zv"}, {a.sv, "sv"}})
+      shape(who(), op, v, nr, hd, name);
+    if (a.features)
+      for (auto [v, name] : {std::pair{a.agg, "agg"}, {a.z5, "z5"}, {a.s5, "s5"}}) shape(who(), op, v, nr, hd, name);
+    shape(who(), op, a.cv, nr, 1, "cv");
+    shape(who(), op, a.diff, er, dim, "diff");
+    shape(who(), op, a.radial, er, 1, "radial");
+    shape(who(), op, a.cw, er, 1, "cw");
+    for (auto [v, name] : {std::pair{a.z1, "z1"}, {a.s1, "s1"}, {a.z2, "z2"}, {a.m, "m"}, {a.zc, "zc"}, {a.sc, "sc"}})
+      shape(who(), op, v, er, hd, name);
+  }
   // The mean loss left in backend memory (nullptr for an empty prediction: the loss is 0).
   template <class Op, class T>
   static const double* loss_on_device(In<T> pred, In<T> target, MatrixRef<T> grad) {

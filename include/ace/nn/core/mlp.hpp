@@ -46,6 +46,11 @@ class SiluMlp {
     first_.backward_into(view(std::as_const(ds_)), dx, dx_beta);
   }
   const tensor& output() const { return second_.output(); }
+  /// The two dense layers (a fused kernel reads their weights and forms their gradients itself).
+  Dense<T, B>& first() { return first_; }
+  const Dense<T, B>& first() const { return first_; }
+  Dense<T, B>& second() { return second_; }
+  const Dense<T, B>& second() const { return second_; }
 
   template <class F>
   void for_each_parameter(F&& f) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "ace/backend/egnn_fused.hpp"
 #include "ace/backend/ops.hpp"
 #include "ace/error.hpp"
 #include "ace/nn/core/linear.hpp"
@@ -21,6 +22,7 @@ struct EGNNLayerOptions {
   std::size_t hidden = 64;
   std::size_t edge_features = 0;
   double coord_clamp = 100.0;  // |(x_i - x_j) phi_x(m_ij)| is clamped per component, as the reference code does
+  bool fused = true;           // one fused operation per direction where the backend has them (FusedEgnnBackend)
 };
 
 /// One EGNN layer (velocity variant), for the current positions x and features h:
@@ -31,7 +33,9 @@ struct EGNNLayerOptions {
 /// phi_h = Linear-SiLU-Linear. The first edge Linear is applied per node (h W_i^T and h W_j^T once per node, then
 /// gathered per edge by the backend's egnn_edge_input), which saves most of its cost on dense graphs. A graph layer:
 /// the layer protocol with several inputs and outputs (forward keeps views of them for backward, which accumulates
-/// the parameter gradients). Parameter names follow the reference code (edge_mlp.0, edge_mlp.2, coord_mlp.0,
+/// the parameter gradients). On a backend that models FusedEgnnBackend (the CUDA backend and its emulation) the layer
+/// runs as one fused forward operation and one fused backward operation followed by the weight gradients' GEMMs,
+/// unless `fused` is off; the results are the same up to rounding. Parameter names follow the reference code (edge_mlp.0, edge_mlp.2, coord_mlp.0,
 /// coord_mlp.2, coord_mlp_vel.0, coord_mlp_vel.2, node_mlp.0, node_mlp.2).
 template <class T, Backend B = Cpu>
 class EGNNLayer {
@@ -77,6 +81,10 @@ class EGNNLayer {
     x_.set(view(x));
     v_.set(view(v));
     a_.set(view(edge_attr));
+    fused_forward_ = false;
+    if constexpr (FusedEgnnBackend<B, T>) {
+      if (options_.fused) return forward_fused(h_out, x_out);
+    }
 
     // Per-node halves of the first edge Linear: p = h W_i^T, q = h W_j^T; then per edge z1 = p_i + q_j + b + w_d r.
     const auto w1 = view(std::as_const(edge1_.weight()));
@@ -134,6 +142,9 @@ class EGNNLayer {
                  shape_error, "EGNNLayer::backward: gradients of shape [", dh_out.shape()[0], ", ", dh_out.shape()[1],
                  "] and [", dx_out.shape()[0], ", ", dx_out.shape()[1], "] for h [", rows, ", ", hd, "] and x [",
                  rows, ", ", dim, "]");
+    if constexpr (FusedEgnnBackend<B, T>) {
+      if (fused_forward_) return backward_fused(dh_out, dx_out, dh, dx);
+    }
     ensure_shape(dh, rows, hd);
     const tensor& cw = coord_.output();
 
@@ -210,17 +221,96 @@ class EGNNLayer {
  private:
   static MatrixRef<const std::uint32_t> indices(const tensor_t<B, std::uint32_t, 2>& t) { return view(t); }
 
+  // The layer's tensors as the fused operations see them (x_out and h_out only for the forward pass).
+  EgnnLayerViews<T> fused_views(tensor* x_out, tensor* h_out) {
+    const GraphTensors<T, B>& graph = *graph_;
+    const auto w = [](const Dense<T, B>& d) { return view(d.weight()); };
+    const auto b = [](const Dense<T, B>& d) { return view(d.bias()); };
+    const auto f = [this](tensor& t) { return features_ ? view(t) : MatrixRef<T>{}; };
+    return {.gs = gs_, .row = indices(graph.row), .col = indices(graph.col),
+            .inv_degree = view(std::as_const(graph.inv_degree)), .clamp = static_cast<T>(options_.coord_clamp),
+            .features = features_, .h = h_.get(), .x = x_.get(), .v = v_.get(), .edge_attr = a_.get(),
+            .edge1_w = w(edge1_), .edge1_b = b(edge1_), .edge2_w = w(edge2_), .edge2_b = b(edge2_),
+            .coord1_w = w(coord_.first()), .coord1_b = b(coord_.first()), .coord2_w = w(coord_.second()),
+            .vel1_w = w(vel_.first()), .vel1_b = b(vel_.first()), .vel2_w = w(vel_.second()),
+            .vel2_b = b(vel_.second()), .node1_w = w(node1_), .node1_b = b(node1_), .node2_w = w(node2_),
+            .node2_b = b(node2_), .p = view(p_), .q = view(q_), .zv = view(zv_), .sv = view(sv_), .cv = view(cv_),
+            .agg = f(agg_), .z5 = f(z5_), .s5 = f(s5_), .diff = view(diff_), .radial = view(radial_),
+            .z1 = view(z1_), .s1 = view(s1_), .z2 = view(z2_), .m = view(m_), .zc = view(zc_), .sc = view(sc_),
+            .cw = view(cw_), .x_out = x_out ? view(*x_out) : MatrixRef<T>{},
+            .h_out = h_out && features_ ? view(*h_out) : MatrixRef<T>{}};
+  }
+
+  void forward_fused(tensor& h_out, tensor& x_out) {
+    const std::size_t hd = options_.hidden, rows = h_.rows(), dim = x_.get().cols, edge_rows = gs_.edge_rows();
+    for (tensor* t : {&p_, &q_, &zv_, &sv_}) ensure_shape(*t, rows, hd);
+    if (features_)
+      for (tensor* t : {&agg_, &z5_, &s5_, &h_out}) ensure_shape(*t, rows, hd);
+    ensure_shape(cv_, rows, 1);
+    ensure_shape(x_out, rows, dim);
+    ensure_shape(diff_, edge_rows, dim);
+    ensure_shape(radial_, edge_rows, 1);
+    ensure_shape(cw_, edge_rows, 1);
+    for (tensor* t : {&z1_, &s1_, &z2_, &m_, &zc_, &sc_}) ensure_shape(*t, edge_rows, hd);
+    B::egnn_layer_forward(fused_views(&x_out, &h_out));
+    fused_forward_ = true;
+  }
+
+  // The fused backward operation, then dW += dz^T input and db += Σ dz for every dense layer.
+  void backward_fused(const tensor& dh_out, const tensor& dx_out, tensor& dh, tensor& dx) {
+    const std::size_t hd = options_.hidden, rows = h_.rows(), dim = x_.get().cols, edge_rows = gs_.edge_rows();
+    ensure_shape(dh, rows, hd);
+    ensure_shape(dx, rows, dim);
+    for (tensor* t : {&dzv_, &dp_, &dq_}) ensure_shape(*t, rows, hd);
+    if (features_)
+      for (tensor* t : {&ds5_, &dagg_}) ensure_shape(*t, rows, hd);
+    ensure_shape(dcv_, rows, 1);
+    ensure_shape(dc_, edge_rows, 1);
+    for (tensor* t : {&dzc_, &dm_, &ds1_}) ensure_shape(*t, edge_rows, hd);
+    const auto f = [this](tensor& t) { return features_ ? view(t) : MatrixRef<T>{}; };
+    B::egnn_layer_backward(fused_views(nullptr, nullptr),
+                           EgnnLayerGradients<T>{.dh_out = features_ ? view(dh_out) : MatrixRef<const T>{},
+                                                 .dx_out = view(dx_out), .dh = view(dh), .dx = view(dx),
+                                                 .dz5 = f(ds5_), .dagg = f(dagg_), .dcv = view(dcv_),
+                                                 .dzv = view(dzv_), .dp = view(dp_), .dq = view(dq_),
+                                                 .dcw = view(dc_), .dzc = view(dzc_), .dz2 = view(dm_),
+                                                 .dz1 = view(ds1_)});
+    const auto grads = [](Dense<T, B>& d, MatrixRef<const T> dz, MatrixRef<const T> in, MatrixRef<T> dw) {
+      B::gemm(Transpose::yes, Transpose::no, T(1), dz, in, T(1), dw);
+      if (d.has_bias()) B::sum_rows(dz, T(1), view(d.bias_grad()));
+    };
+    const auto c = [](const tensor& t) { return view(t); };
+    if (features_) {
+      grads(node2_, view(dh_out), c(s5_), view(node2_.weight_grad()));
+      const auto gn = view(node1_.weight_grad());
+      grads(node1_, c(ds5_), h_.get(), gn.columns(0, hd));
+      B::gemm(Transpose::yes, Transpose::no, T(1), c(ds5_), c(agg_), T(1), gn.columns(hd, hd));
+    }
+    grads(vel_.second(), c(dcv_), c(sv_), view(vel_.second().weight_grad()));
+    grads(vel_.first(), c(dzv_), h_.get(), view(vel_.first().weight_grad()));
+    grads(coord_.second(), c(dc_), c(sc_), view(coord_.second().weight_grad()));
+    grads(coord_.first(), c(dzc_), c(m_), view(coord_.first().weight_grad()));
+    grads(edge2_, c(dm_), c(s1_), view(edge2_.weight_grad()));
+    const auto g1 = view(edge1_.weight_grad());
+    grads(edge1_, c(ds1_), c(radial_), g1.columns(2 * hd, 1));
+    B::gemm(Transpose::yes, Transpose::no, T(1), c(dp_), h_.get(), T(1), g1.columns(0, hd));
+    B::gemm(Transpose::yes, Transpose::no, T(1), c(dq_), h_.get(), T(1), g1.columns(hd, hd));
+    if (options_.edge_features > 0)
+      B::gemm(Transpose::yes, Transpose::no, T(1), c(ds1_), a_.get(), T(1),
+              g1.columns(2 * hd + 1, options_.edge_features));
+  }
+
   EGNNLayerOptions options_;
   Dense<T, B> edge1_, edge2_, node1_, node2_;
   SiluMlp<T, B> coord_, vel_;  // phi_x and phi_v
   const GraphTensors<T, B>* graph_ = nullptr;
   GraphShape gs_;
-  bool features_ = true;
+  bool features_ = true, fused_forward_ = false;
   detail::ForwardRef<T> h_, x_, v_, a_;
-  // forward caches
-  tensor p_, q_, diff_, radial_, z1_, s1_, m_, agg_, z5_, s5_;
-  // backward buffers
-  tensor ds5_, dagg_, dcv_, dm_, dc_, ds1_, dp_, dq_;
+  // forward caches (z2_ ... cv_: the fused forward's, which the generic one keeps inside the sub-layers)
+  tensor p_, q_, diff_, radial_, z1_, s1_, m_, agg_, z5_, s5_, z2_, zc_, sc_, cw_, zv_, sv_, cv_;
+  // backward buffers (dzv_, dzc_: the fused backward's)
+  tensor ds5_, dagg_, dcv_, dm_, dc_, ds1_, dp_, dq_, dzv_, dzc_;
 };
 
 }  // namespace ace
