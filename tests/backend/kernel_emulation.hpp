@@ -44,8 +44,14 @@ struct HostKernelExec {
     tape() = nullptr;
     return t;
   }
+  /// Kernels, GEMMs and device copies issued so far (what a device would launch): a test compares launch counts.
+  static std::uint64_t& launch_count() {
+    static std::uint64_t n = 0;
+    return n;
+  }
   template <class F>
   static void run(const char* op, std::size_t n, const F& f) {
+    ++launch_count();
     if (tape()) return tape()->ops.push_back([op, n, f] { execute(op, n, f); });
     execute(op, n, f);
   }
@@ -53,6 +59,7 @@ struct HostKernelExec {
   /// phase in reverse order.
   template <class F>
   static void run_blocks(const char* op, std::size_t blocks, unsigned threads, const F& f) {
+    ++launch_count();
     const auto body = [=] {
       for (std::size_t b = blocks; b-- > 0;)
         for (unsigned phase = 0; phase < F::phases; ++phase)
@@ -96,6 +103,7 @@ struct HostKernelExec {
   static void copy_2d(void* dst, std::size_t dpitch, const void* src, std::size_t spitch, std::size_t width,
                       std::size_t rows, Direction d) {
     if (d != Direction::on_device) refuse_in_capture(d == Direction::to_host ? "to_host" : "from_host");
+    else ++launch_count();
     if (tape())
       return tape()->ops.push_back([=] { copy_2d(dst, dpitch, src, spitch, width, rows, d); });
     if (d == Direction::to_host) ++to_host_count();
@@ -108,6 +116,7 @@ struct HostKernelExec {
   template <class T>
   static void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,
                    const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+    ++launch_count();
     if (tape())
       return tape()->ops.push_back([=] { gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); });
     ACE_THROW_IF(lda < (ta ? k : m) || ldb < (tb ? n : k) || ldc < m, invalid_argument,

@@ -13,6 +13,21 @@
 
 namespace ace {
 
+/// ACE's two non-equivariant branches of a relaxed EGNN layer (models/egnn.hpp), run inside the fused layer when `on`:
+/// on the branches' input [h, x, v, raw] (written to `input`, [node rows, H + 2D + R]),
+///   zh = input Wh1^T + bh1, sh = silu(zh), oh = sh Wh2^T + bh2, h_out += γ_h oh     (only with the feature update)
+///   zx = input[:, H:] Wx1^T + bx1, sx = silu(zx), ox = sx Wx2^T + bx2, x_out += γ_x ox
+/// with γ_h, γ_x one entry each of backend memory.
+template <class T>
+struct EgnnBranchViews {
+  bool on = false;
+  MatrixRef<const T> raw;                                   // [node rows, R]
+  MatrixRef<const T> gamma_h, gamma_x;                      // [1, 1]
+  MatrixRef<const T> h1_w, h1_b, h2_w, h2_b;                // [H, H+2D+R], [1, H], [H, H], [1, H]
+  MatrixRef<const T> x1_w, x1_b, x2_w, x2_b;                // [H, 2D+R], [1, H], [D, H], [1, D]
+  MatrixRef<T> input, zh, sh, oh, zx, sx, ox;               // node rows: [., H+2D+R], [., H] x 5, [., D]
+};
+
 /// What one EGNN layer reads and writes (docs/modules.md, "EGNN"; H = hidden, D = the points' dimension, A = edge
 /// features; node rows = graphs x nodes, edge rows = graphs x edges, GraphShape's order). Weights in PyTorch's
 /// [out, in] layout. The forward pass computes, per graph:
@@ -38,6 +53,7 @@ struct EgnnLayerViews {
   MatrixRef<T> p, q, zv, sv, cv, agg, z5, s5;                        // node rows: [., H] ([., 1] for cv)
   MatrixRef<T> diff, radial, z1, s1, z2, m, zc, sc, cw;              // edge rows: [., D], [., 1], [., H], [., 1]
   MatrixRef<T> x_out, h_out;                                         // [node rows, D], [node rows, H]
+  EgnnBranchViews<T> branches;                                       // a relaxed EGNN's branches (off by default)
 };
 
 /// The backward pass of a fused EGNN layer: from dL/dh_out (read only with `features`) and dL/dx_out it writes
@@ -45,12 +61,19 @@ struct EgnnLayerViews {
 /// other row-wise quantities, from which the weight gradients are GEMMs (dW = dz^T input):
 ///   dz5 (node2's input side, features only), dagg (features only), dcv, dzv per node row [., H] ([., 1] for dcv);
 ///   dcw, dzc, dz2, dz1 per edge row; dp, dq per node row (dz1 summed over the edges into / out of each node).
+/// With the branches on, also doh = γ_h dh_out, dzh, dox = γ_x dx_out and dzx (node rows; doh and dzh only with the
+/// feature update), and dh, dx include the branches' paths; the gradients of γ (Σ dy ⊙ o) are left to the caller.
+template <class T>
+struct EgnnBranchGradients {
+  MatrixRef<T> doh, dzh, dox, dzx;  // node rows: [., H] x 2 (with the feature update), [., D], [., H]
+};
 template <class T>
 struct EgnnLayerGradients {
   MatrixRef<const T> dh_out, dx_out;
   MatrixRef<T> dh, dx;
   MatrixRef<T> dz5, dagg, dcv, dzv, dp, dq;  // node rows
   MatrixRef<T> dcw, dzc, dz2, dz1;           // edge rows
+  EgnnBranchGradients<T> branches;           // with EgnnLayerViews::branches on
 };
 
 /// A backend that runs an EGNN layer as fused operations: B::egnn_layer_forward(views) and

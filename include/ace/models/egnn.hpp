@@ -92,8 +92,12 @@ class EGNN {
     for (std::size_t l = 0; l < blocks_.size(); ++l) {
       Block& k = blocks_[l];
       const bool last = l + 1 == blocks_.size();  // its feature update could not reach the output: skipped
-      k.layer.forward(tensors_, *h, *x, in.v, in.edge_attr, h_[l + 1], x_[l + 1], !last);
-      if (branches) {
+      if (branches && k.layer.fused()) {  // the branches inside the layer's fused operation
+        k.layer.forward(tensors_, *h, *x, in.v, in.edge_attr, h_[l + 1], x_[l + 1], !last, fused_branches(k, in, last));
+      } else {
+        k.layer.forward(tensors_, *h, *x, in.v, in.edge_attr, h_[l + 1], x_[l + 1], !last);
+      }
+      if (branches && !k.layer.fused()) {
         // input = [h, x, v, raw]; u = its last columns
         const std::size_t hd = options_.hidden, dim = options_.dim;
         ensure_shape(k.input, rows, hd + 2 * dim + options_.raw_features);
@@ -127,6 +131,12 @@ class EGNN {
     B::fill(view(dh_[0]), T(0));
     for (std::size_t l = blocks_.size(); l-- > 0;) {
       Block& k = blocks_[l];
+      if (forward_branches_ && k.layer.fused()) {
+        fused_branches_backward(k, l + 1 == blocks_.size());
+        std::swap(dh_[0], dh_[1]);
+        std::swap(dx_[0], dx_[1]);
+        continue;
+      }
       k.layer.backward(dh_[0], dx_[0], dh_[1], dx_[1]);
       if (forward_branches_) {
         ensure_shape(k.dinput, rows, k.input.shape()[1]);
@@ -191,7 +201,47 @@ class EGNN {
     Relaxation<T, B> relax;          // [gamma_h, gamma_x]
     tensor input;                    // [h, u]: the branches' input (u = its last columns)
     tensor dout_h, dout_x, dinput;   // backward buffers
+    tensor zh, sh, oh, zx, sx, ox;   // the branches' intermediates when the layer runs them (fused)
+    tensor zx_grad;                  // and dzx (doh, dzh, dox in dout_h, dinput, dout_x)
   };
+
+  // The branches of block k as the fused layer runs them (backend/egnn_fused.hpp); the last layer has no h branch.
+  EgnnBranchViews<T> fused_branches(Block& k, const GraphInput<T, B>& in, bool last) {
+    const std::size_t rows = in.x.shape()[0], hd = options_.hidden, dim = options_.dim;
+    ensure_shape(k.input, rows, hd + 2 * dim + options_.raw_features);
+    for (tensor* t : {&k.zh, &k.sh, &k.oh}) ensure_shape(*t, last ? 0 : rows, hd);
+    for (tensor* t : {&k.zx, &k.sx}) ensure_shape(*t, rows, hd);
+    ensure_shape(k.ox, rows, dim);
+    const auto w = [](const Dense<T, B>& d) { return view(d.weight()); };
+    const auto b = [](const Dense<T, B>& d) { return view(d.bias()); };
+    return {.on = true, .raw = view(in.raw), .gamma_h = k.relax.gamma(0), .gamma_x = k.relax.gamma(1),
+            .h1_w = w(k.relax_h.first()), .h1_b = b(k.relax_h.first()), .h2_w = w(k.relax_h.second()),
+            .h2_b = b(k.relax_h.second()), .x1_w = w(k.relax_x.first()), .x1_b = b(k.relax_x.first()),
+            .x2_w = w(k.relax_x.second()), .x2_b = b(k.relax_x.second()), .input = view(k.input),
+            .zh = view(k.zh), .sh = view(k.sh), .oh = view(k.oh), .zx = view(k.zx), .sx = view(k.sx),
+            .ox = view(k.ox)};
+  }
+
+  // Block k's backward when its layer ran the branches: dh_[0], dx_[0] -> dh_[1], dx_[1], then the branches'
+  // parameter gradients (dW = dz^T input) and dγ = Σ dy ⊙ branch output.
+  void fused_branches_backward(Block& k, bool last) {
+    const std::size_t rows = dx_[0].shape()[0], hd = options_.hidden, dim = options_.dim;
+    for (tensor* t : {&k.dout_h, &k.dinput}) ensure_shape(*t, last ? 0 : rows, hd);  // doh, dzh
+    ensure_shape(k.dout_x, rows, dim);                                                  // dox
+    ensure_shape(k.zx_grad, rows, hd);                                                  // dzx
+    k.layer.backward(dh_[0], dx_[0], dh_[1], dx_[1],
+                     {.doh = view(k.dout_h), .dzh = view(k.dinput), .dox = view(k.dout_x), .dzx = view(k.zx_grad)});
+    const auto c = [](const tensor& t) { return view(t); };
+    const auto u = c(k.input).columns(hd, k.input.shape()[1] - hd);
+    if (!last) {
+      k.relax.accumulate_grad(0, c(dh_[0]), c(k.oh));
+      k.relax_h.second().accumulate_gradients(c(k.dout_h), c(k.sh));
+      k.relax_h.first().accumulate_gradients(c(k.dinput), c(k.input));
+    }
+    k.relax.accumulate_grad(1, c(dx_[0]), c(k.ox));
+    k.relax_x.second().accumulate_gradients(c(k.dout_x), c(k.sx));
+    k.relax_x.first().accumulate_gradients(c(k.zx_grad), u);
+  }
   Graph graph_;
   EGNNOptions options_;
   GraphTensors<T, B> tensors_;

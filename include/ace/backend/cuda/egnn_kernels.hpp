@@ -17,12 +17,13 @@
 
 namespace ace::kernels {
 
-/// Σ_j a[r, j] w[k, off + j], j < n (a row of a times a row block of w: one entry of a Linear's output). `a` may
-/// be a mutable view (an intermediate of the same kernel): no conversion, which device code could not call.
+/// Σ_j a[r, a_off + j] w[k, off + j], j < n (a row of a times a row block of w: one entry of a Linear's output).
+/// `a` may be a mutable view (an intermediate of the same kernel): no conversion, which device code could not call.
 template <class U, class T>
-ACE_HOST_DEVICE inline T row_times_row(MatrixRef<U> a, size_t r, In<T> w, size_t k, size_t off, size_t n) {
+ACE_HOST_DEVICE inline T row_times_row(MatrixRef<U> a, size_t r, In<T> w, size_t k, size_t off, size_t n,
+                                       size_t a_off = 0) {
   T s = T(0);
-  for (size_t j = 0; j < n; ++j) s += at(a, r, j) * at(w, k, off + j);
+  for (size_t j = 0; j < n; ++j) s += at(a, r, a_off + j) * at(w, k, off + j);
   return s;
 }
 /// Σ_j a[r, j] w[j, off + k], j < n (a row of a times a column of w: one entry of a Linear's input gradient).
@@ -41,9 +42,20 @@ struct EgnnLayerForward {
   ACE_HOST_DEVICE void operator()(unsigned phase, size_t graph, unsigned t, unsigned threads) const {
     const size_t nodes = a.gs.nodes, edges = a.gs.edges, hd = a.h.cols, dim = a.x.cols, attrs = a.edge_attr.cols;
     const size_t n0 = graph * nodes, e0 = graph * edges;
+    const EgnnBranchViews<T>& br = a.branches;
+    // The branches' hidden entries: the h branch's (with the feature update) first, then the x branch's.
+    const size_t branch_nodes = br.on ? (a.features ? 2 : 1) * nodes * hd : 0;
     switch (phase) {
-      case 0:  // p, q (the first edge Linear per node) and the velocity MLP's hidden layer
-        for (size_t idx = t; idx < 3 * nodes * hd; idx += threads) {
+      case 0:  // p, q (the first edge Linear per node) and the velocity MLP's hidden layer; the branches' input
+        for (size_t idx = t; idx < 3 * nodes * hd + (br.on ? nodes * br.input.cols : 0); idx += threads) {
+          if (idx >= 3 * nodes * hd) {
+            const size_t c = idx - 3 * nodes * hd, i = n0 + c / br.input.cols, k = c % br.input.cols;
+            at(br.input, i, k) = k < hd                 ? at(a.h, i, k)
+                                 : k < hd + dim         ? at(a.x, i, k - hd)
+                                 : k < hd + 2 * dim     ? at(a.v, i, k - hd - dim)
+                                                        : at(br.raw, i, k - hd - 2 * dim);
+            continue;
+          }
           const size_t part = idx / (nodes * hd), i = n0 + idx / hd % nodes, k = idx % hd;
           if (part == 2) {
             const T z = row_times_row(a.h, i, a.vel1_w, k, 0, hd) + a.vel1_b.data[k];
@@ -54,8 +66,17 @@ struct EgnnLayerForward {
           }
         }
         break;
-      case 1:  // the first edge layer per edge; the velocity coefficient per node
-        for (size_t idx = t; idx < edges * hd + nodes; idx += threads) {
+      case 1:  // the first edge layer per edge; the velocity coefficient per node; the branches' hidden layers
+        for (size_t idx = t; idx < edges * hd + nodes + branch_nodes; idx += threads) {
+          if (idx >= edges * hd + nodes) {
+            const size_t c = idx - edges * hd - nodes, i = n0 + c / hd % nodes, k = c % hd;
+            const bool x_branch = !a.features || c >= nodes * hd;
+            const T z = x_branch ? row_times_row(br.input, i, br.x1_w, k, 0, br.x1_w.cols, hd) + br.x1_b.data[k]
+                                 : row_times_row(br.input, i, br.h1_w, k, 0, br.h1_w.cols) + br.h1_b.data[k];
+            at(x_branch ? br.zx : br.zh, i, k) = z;
+            at(x_branch ? br.sx : br.sh, i, k) = SiLUOp::f(z);
+            continue;
+          }
           if (idx >= edges * hd) {
             const size_t i = n0 + idx - edges * hd;
             at(a.cv, i, 0) = row_times_row(a.sv, i, a.vel2_w, 0, 0, hd) + a.vel2_b.data[0];
@@ -75,8 +96,20 @@ struct EgnnLayerForward {
           at(a.s1, er, k) = SiLUOp::f(z);
         }
         break;
-      case 2:  // the second edge layer: the messages m
-        for (size_t idx = t; idx < edges * hd; idx += threads) {
+      case 2:  // the second edge layer: the messages m; the branches' outputs
+        for (size_t idx = t; idx < edges * hd + (br.on ? (a.features ? nodes * hd : 0) + nodes * dim : 0);
+             idx += threads) {
+          if (idx >= edges * hd) {
+            const size_t c = idx - edges * hd, h_block = a.features ? nodes * hd : 0;
+            if (c < h_block) {
+              const size_t i = n0 + c / hd, k = c % hd;
+              at(br.oh, i, k) = row_times_row(br.sh, i, br.h2_w, k, 0, hd) + br.h2_b.data[k];
+            } else {
+              const size_t i = n0 + (c - h_block) / dim, d = (c - h_block) % dim;
+              at(br.ox, i, d) = row_times_row(br.sx, i, br.x2_w, d, 0, hd) + br.x2_b.data[d];
+            }
+            continue;
+          }
           const size_t er = e0 + idx / hd, k = idx % hd;
           const T z = row_times_row(a.s1, er, a.edge2_w, k, 0, hd) + a.edge2_b.data[k];
           at(a.z2, er, k) = z;
@@ -119,11 +152,13 @@ struct EgnnLayerForward {
             T s = T(0);
             for (size_t e = 0; e < edges; ++e)
               if (a.row.data[e] == n) s += clamp_to(at(a.diff, e0 + e, d) * at(a.cw, e0 + e, 0), a.clamp);
-            at(a.x_out, i, d) = at(a.x, i, d) + a.inv_degree.data[n] * s + at(a.cv, i, 0) * at(a.v, i, d);
+            const T moved = at(a.x, i, d) + a.inv_degree.data[n] * s + at(a.cv, i, 0) * at(a.v, i, d);
+            at(a.x_out, i, d) = br.on ? moved + br.gamma_x.data[0] * at(br.ox, i, d) : moved;
             continue;
           }
           const size_t i = n0 + (idx - nodes * dim) / hd, k = (idx - nodes * dim) % hd;
-          at(a.h_out, i, k) = row_times_row(a.s5, i, a.node2_w, k, 0, hd) + a.node2_b.data[k] + at(a.h, i, k);
+          const T updated = row_times_row(a.s5, i, a.node2_w, k, 0, hd) + a.node2_b.data[k] + at(a.h, i, k);
+          at(a.h_out, i, k) = br.on ? updated + br.gamma_h.data[0] * at(br.oh, i, k) : updated;
         }
         break;
       default:
@@ -142,10 +177,21 @@ struct EgnnLayerBackward {
     const size_t nodes = a.gs.nodes, edges = a.gs.edges, hd = a.h.cols, dim = a.x.cols;
     const size_t n0 = graph * nodes, e0 = graph * edges;
     const size_t node_block = a.features ? nodes * hd : 0;
+    const EgnnBranchViews<T>& br = a.branches;
+    const size_t branch_block = br.on ? node_block : 0;  // the h branch's node entries
     switch (phase) {
-      case 0:  // dz5 (through node2 and the SiLU), dcv, dcw (through the clamped mean)
-        for (size_t idx = t; idx < node_block + nodes + edges; idx += threads) {
-          if (idx < node_block) {
+      case 0:  // dz5 (through node2 and the SiLU), dcv, dcw (through the clamped mean); the branches' γ dy
+        for (size_t idx = t; idx < node_block + nodes + edges + (br.on ? branch_block + nodes * dim : 0);
+             idx += threads) {
+          if (idx >= node_block + nodes + edges) {
+            const size_t c = idx - node_block - nodes - edges;
+            if (c < branch_block) {
+              at(g.branches.doh, n0 + c / hd, c % hd) = br.gamma_h.data[0] * at(g.dh_out, n0 + c / hd, c % hd);
+            } else {
+              const size_t i = n0 + (c - branch_block) / dim, d = (c - branch_block) % dim;
+              at(g.branches.dox, i, d) = br.gamma_x.data[0] * at(g.dx_out, i, d);
+            }
+          } else if (idx < node_block) {
             const size_t i = n0 + idx / hd, k = idx % hd;
             at(g.dz5, i, k) = row_times_column(g.dh_out, i, a.node2_w, k, 0, hd) * SiLUOp::df(at(a.z5, i, k), T(0));
           } else if (idx < node_block + nodes) {
@@ -165,9 +211,16 @@ struct EgnnLayerBackward {
           }
         }
         break;
-      case 1:  // dagg; dzv and dzc (the two one-output MLPs' hidden pre-activations)
-        for (size_t idx = t; idx < node_block + nodes * hd + edges * hd; idx += threads) {
-          if (idx < node_block) {
+      case 1:  // dagg; dzv and dzc (the two one-output MLPs' hidden pre-activations); the branches' dzh, dzx
+        for (size_t idx = t; idx < node_block + nodes * hd + edges * hd + (br.on ? branch_block + nodes * hd : 0);
+             idx += threads) {
+          if (idx >= node_block + nodes * hd + edges * hd) {
+            const size_t c = idx - node_block - nodes * hd - edges * hd, i = n0 + c / hd % nodes, k = c % hd;
+            if (c < branch_block)
+              at(g.branches.dzh, i, k) = row_times_column(g.branches.doh, i, br.h2_w, k, 0, hd) * SiLUOp::df(at(br.zh, i, k), T(0));
+            else
+              at(g.branches.dzx, i, k) = row_times_column(g.branches.dox, i, br.x2_w, k, 0, dim) * SiLUOp::df(at(br.zx, i, k), T(0));
+          } else if (idx < node_block) {
             const size_t i = n0 + idx / hd, k = idx % hd;
             at(g.dagg, i, k) = row_times_column(g.dz5, i, a.node1_w, k, hd, hd);
           } else if (idx < node_block + nodes * hd) {
@@ -220,6 +273,11 @@ struct EgnnLayerBackward {
             if (a.row.data[e] == n) dx += grad;
             if (a.col.data[e] == n) dx -= grad;
           }
+          if (br.on) {  // the branches read x in the input's columns H + d (h branch) and d (x branch)
+            T b = row_times_column(g.branches.dzx, i, br.x1_w, d, 0, hd);
+            if (a.features) b += row_times_column(g.branches.dzh, i, br.h1_w, hd + d, 0, hd);
+            dx += b;
+          }
           at(g.dx, i, d) = dx;
         }
         break;
@@ -230,6 +288,7 @@ struct EgnnLayerBackward {
                 row_times_column(g.dp, i, a.edge1_w, k, 0, hd) +
                 row_times_column(g.dq, i, a.edge1_w, k, hd, hd);
           if (a.features) s += at(g.dh_out, i, k) + row_times_column(g.dz5, i, a.node1_w, k, 0, hd);
+          if (br.on && a.features) s += row_times_column(g.branches.dzh, i, br.h1_w, k, 0, hd);
           at(g.dh, i, k) = s;
         }
         break;

@@ -608,6 +608,14 @@ struct KernelOps {
     shape(who(), op, g.dcw, gs.edge_rows(), 1, "dcw");
     for (auto [v, name] : {std::pair{g.dzc, "dzc"}, {g.dz2, "dz2"}, {g.dz1, "dz1"}})
       shape(who(), op, v, gs.edge_rows(), hd, name);
+    if (a.branches.on) {
+      if (a.features) {
+        shape(who(), op, g.branches.doh, gs.node_rows(), hd, "doh");
+        shape(who(), op, g.branches.dzh, gs.node_rows(), hd, "dzh");
+      }
+      shape(who(), op, g.branches.dox, gs.node_rows(), dim, "dox");
+      shape(who(), op, g.branches.dzx, gs.node_rows(), hd, "dzx");
+    }
     if (gs.graphs != 0) Exec::run_blocks(op, gs.graphs, fused_threads, kernels::EgnnLayerBackward<T>{a, g});
   }
 
@@ -722,6 +730,25 @@ struct KernelOps {
     shape(who(), op, a.cw, er, 1, "cw");
     for (auto [v, name] : {std::pair{a.z1, "z1"}, {a.s1, "s1"}, {a.z2, "z2"}, {a.m, "m"}, {a.zc, "zc"}, {a.sc, "sc"}})
       shape(who(), op, v, er, hd, name);
+    const EgnnBranchViews<T>& b = a.branches;
+    if (!b.on) return;
+    const std::size_t raw = b.raw.cols, in = hd + 2 * dim + raw;
+    detail::check::graph_nodes(who(), op, b.raw, gs, "branches.raw");
+    shape(who(), op, b.gamma_h, 1, 1, "branches.gamma_h");
+    shape(who(), op, b.gamma_x, 1, 1, "branches.gamma_x");
+    shape(who(), op, b.h1_w, hd, in, "branches.h1_w");
+    shape(who(), op, b.h2_w, hd, hd, "branches.h2_w");
+    shape(who(), op, b.x1_w, hd, in - hd, "branches.x1_w");
+    shape(who(), op, b.x2_w, dim, hd, "branches.x2_w");
+    for (auto v : {b.h1_b, b.h2_b, b.x1_b}) detail::check::row_vector(who(), op, v, hd);
+    detail::check::row_vector(who(), op, b.x2_b, dim);
+    shape(who(), op, b.input, nr, in, "branches.input");
+    if (a.features)
+      for (auto [v, name] : {std::pair{b.zh, "branches.zh"}, {b.sh, "branches.sh"}, {b.oh, "branches.oh"}})
+        shape(who(), op, v, nr, hd, name);
+    shape(who(), op, b.zx, nr, hd, "branches.zx");
+    shape(who(), op, b.sx, nr, hd, "branches.sx");
+    shape(who(), op, b.ox, nr, dim, "branches.ox");
   }
   // The mean loss left in backend memory (nullptr for an empty prediction: the loss is 0).
   template <class Op, class T>

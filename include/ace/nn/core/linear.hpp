@@ -98,6 +98,15 @@ class Dense {
     B::gemm(Transpose::yes, Transpose::no, T(1), dy, x_.get(), T(1), view(weight_.grad));
     if (has_bias_) B::sum_rows(dy, T(1), view(bias_.grad));
   }
+  /// dW[:, first : first + x.cols] += dy^T x, and db += Σ_rows dy when `bias`: the gradients for an input x given
+  /// here (a fused kernel that computed the layer itself, or a block of the input's columns).
+  void accumulate_gradients(MatrixRef<const T> dy, MatrixRef<const T> x, std::size_t first = 0, bool bias = true) {
+    ACE_THROW_IF(dy.rows != x.rows || dy.cols != out() || first + x.cols > in(), shape_error,
+                 "Dense::accumulate_gradients: dy [", dy.rows, ", ", dy.cols, "] and x [", x.rows, ", ", x.cols,
+                 "] at column ", first, " for a layer ", in(), " -> ", out());
+    B::gemm(Transpose::yes, Transpose::no, T(1), dy, x, T(1), view(weight_.grad).columns(first, x.cols));
+    if (bias && has_bias_) B::sum_rows(dy, T(1), view(bias_.grad));
+  }
   /// The output of the last forward.
   const tensor& output() const { return y_; }
 

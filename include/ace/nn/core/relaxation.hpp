@@ -40,7 +40,7 @@ class Relaxation {
   }
   /// The backward of add_branch given dL/dy: dγ_i += <dy, branch> and branch_dy = γ_i dy (what the branch receives).
   void branch_backward(std::size_t i, MatrixRef<const T> dy, MatrixRef<const T> branch, MatrixRef<T> branch_dy) {
-    B::accumulate_dot(dy, branch, view(gamma_.grad).columns(i, 1));
+    accumulate_grad(i, dy, branch);
     B::scaled_copy(gamma(i), dy, branch_dy);
   }
 
@@ -48,14 +48,22 @@ class Relaxation {
   ParamView<T> param(std::string name) { return gamma_.view(std::move(name), Role::gamma); }
 
   /// γ_i, read from the backend (host code: logging, tests).
-  T value(std::size_t i) const { return to_host_vector<B>(gamma(i))[0]; }
-  void set_value(std::size_t i, T v) { from_host_vector<B>(std::vector<T>{v}, view(gamma_.value).columns(i, 1)); }
-
- private:
+  /// γ_i and its gradient as one-entry views of backend memory (for a fused kernel that applies the branch itself;
+  /// accumulate the gradient with accumulate_grad).
   MatrixRef<const T> gamma(std::size_t i) const {
     ACE_THROW_IF(i >= size(), invalid_argument, "Relaxation: branch ", i, " of ", size());
     return view(gamma_.value).columns(i, 1);
   }
+  /// dγ_i += Σ dy ⊙ branch.
+  void accumulate_grad(std::size_t i, MatrixRef<const T> dy, MatrixRef<const T> branch) {
+    ACE_THROW_IF(i >= size(), invalid_argument, "Relaxation: branch ", i, " of ", size());
+    B::accumulate_dot(dy, branch, view(gamma_.grad).columns(i, 1));
+  }
+
+  T value(std::size_t i) const { return to_host_vector<B>(gamma(i))[0]; }
+  void set_value(std::size_t i, T v) { from_host_vector<B>(std::vector<T>{v}, view(gamma_.value).columns(i, 1)); }
+
+ private:
 
   detail::Parameter<B, T> gamma_;
   bool on_ = true;

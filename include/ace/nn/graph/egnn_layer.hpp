@@ -61,10 +61,18 @@ class EGNNLayer {
 
   std::size_t hidden() const { return options_.hidden; }
 
+  /// Whether forward runs the fused operations (the backend has them and EGNNLayerOptions::fused is on).
+  bool fused() const { return FusedEgnnBackend<B, T> && options_.fused; }
+
   /// (h, x) -> (h_out, x_out) for a batch on `graph`. h, x, v and edge_attr must stay alive until backward. With
   /// `features` false the feature update is skipped (h_out is left alone): for a last layer whose h reaches nothing.
+  /// `branches` (only where fused()): a relaxed EGNN's branches to run inside the fused operations, on this layer's
+  /// h, x and v and the branches' own raw data (models/egnn.hpp).
   void forward(const GraphTensors<T, B>& graph, const tensor& h, const tensor& x, const tensor& v,
-               const tensor& edge_attr, tensor& h_out, tensor& x_out, bool features = true) {
+               const tensor& edge_attr, tensor& h_out, tensor& x_out, bool features = true,
+               const EgnnBranchViews<T>& branches = {}) {
+    ACE_THROW_IF(branches.on && !fused(), invalid_argument,
+                 "EGNNLayer::forward: branches run inside the layer only where it is fused");
     const std::size_t hd = options_.hidden, nn = graph.nodes, ne = graph.edges;
     const std::size_t rows = h.shape()[0], dim = x.shape()[1], batch = nn == 0 ? 0 : rows / nn;
     ACE_THROW_IF(h.shape()[1] != hd || rows % nn != 0 || x.shape()[0] != rows || v.shape()[0] != rows ||
@@ -82,6 +90,7 @@ class EGNNLayer {
     v_.set(view(v));
     a_.set(view(edge_attr));
     fused_forward_ = false;
+    branches_ = branches;
     if constexpr (FusedEgnnBackend<B, T>) {
       if (options_.fused) return forward_fused(h_out, x_out);
     }
@@ -132,8 +141,10 @@ class EGNNLayer {
 
   /// Given dL/dh_out and dL/dx_out: accumulates the parameter gradients and writes dL/dh and dL/dx (the gradient
   /// with respect to the positions flows through x_i - x_j and the residual; velocities and edge attributes are
-  /// data). After a forward without the feature update, dh_out is not read.
-  void backward(const tensor& dh_out, const tensor& dx_out, tensor& dh, tensor& dx) {
+  /// data). After a forward without the feature update, dh_out is not read. After a forward with branches, `branch`
+  /// receives their gradients (EgnnLayerGradients) and dh, dx include their paths.
+  void backward(const tensor& dh_out, const tensor& dx_out, tensor& dh, tensor& dx,
+                const EgnnBranchGradients<T>& branch = {}) {
     ACE_THROW_IF(!h_, invalid_argument, "EGNNLayer::backward called before forward");  // then graph_ is this forward's
     const GraphTensors<T, B>& graph = *graph_;
     const std::size_t hd = options_.hidden, rows = h_.rows(), dim = x_.get().cols;
@@ -143,7 +154,7 @@ class EGNNLayer {
                  "] and [", dx_out.shape()[0], ", ", dx_out.shape()[1], "] for h [", rows, ", ", hd, "] and x [",
                  rows, ", ", dim, "]");
     if constexpr (FusedEgnnBackend<B, T>) {
-      if (fused_forward_) return backward_fused(dh_out, dx_out, dh, dx);
+      if (fused_forward_) return backward_fused(dh_out, dx_out, dh, dx, branch);
     }
     ensure_shape(dh, rows, hd);
     const tensor& cw = coord_.output();
@@ -238,7 +249,7 @@ class EGNNLayer {
             .agg = f(agg_), .z5 = f(z5_), .s5 = f(s5_), .diff = view(diff_), .radial = view(radial_),
             .z1 = view(z1_), .s1 = view(s1_), .z2 = view(z2_), .m = view(m_), .zc = view(zc_), .sc = view(sc_),
             .cw = view(cw_), .x_out = x_out ? view(*x_out) : MatrixRef<T>{},
-            .h_out = h_out && features_ ? view(*h_out) : MatrixRef<T>{}};
+            .h_out = h_out && features_ ? view(*h_out) : MatrixRef<T>{}, .branches = branches_};
   }
 
   void forward_fused(tensor& h_out, tensor& x_out) {
@@ -257,7 +268,8 @@ class EGNNLayer {
   }
 
   // The fused backward operation, then dW += dz^T input and db += Σ dz for every dense layer.
-  void backward_fused(const tensor& dh_out, const tensor& dx_out, tensor& dh, tensor& dx) {
+  void backward_fused(const tensor& dh_out, const tensor& dx_out, tensor& dh, tensor& dx,
+                      const EgnnBranchGradients<T>& branch) {
     const std::size_t hd = options_.hidden, rows = h_.rows(), dim = x_.get().cols, edge_rows = gs_.edge_rows();
     ensure_shape(dh, rows, hd);
     ensure_shape(dx, rows, dim);
@@ -274,30 +286,22 @@ class EGNNLayer {
                                                  .dz5 = f(ds5_), .dagg = f(dagg_), .dcv = view(dcv_),
                                                  .dzv = view(dzv_), .dp = view(dp_), .dq = view(dq_),
                                                  .dcw = view(dc_), .dzc = view(dzc_), .dz2 = view(dm_),
-                                                 .dz1 = view(ds1_)});
-    const auto grads = [](Dense<T, B>& d, MatrixRef<const T> dz, MatrixRef<const T> in, MatrixRef<T> dw) {
-      B::gemm(Transpose::yes, Transpose::no, T(1), dz, in, T(1), dw);
-      if (d.has_bias()) B::sum_rows(dz, T(1), view(d.bias_grad()));
-    };
+                                                 .dz1 = view(ds1_), .branches = branch});
     const auto c = [](const tensor& t) { return view(t); };
     if (features_) {
-      grads(node2_, view(dh_out), c(s5_), view(node2_.weight_grad()));
-      const auto gn = view(node1_.weight_grad());
-      grads(node1_, c(ds5_), h_.get(), gn.columns(0, hd));
-      B::gemm(Transpose::yes, Transpose::no, T(1), c(ds5_), c(agg_), T(1), gn.columns(hd, hd));
+      node2_.accumulate_gradients(view(dh_out), c(s5_));
+      node1_.accumulate_gradients(c(ds5_), h_.get());
+      node1_.accumulate_gradients(c(ds5_), c(agg_), hd, false);
     }
-    grads(vel_.second(), c(dcv_), c(sv_), view(vel_.second().weight_grad()));
-    grads(vel_.first(), c(dzv_), h_.get(), view(vel_.first().weight_grad()));
-    grads(coord_.second(), c(dc_), c(sc_), view(coord_.second().weight_grad()));
-    grads(coord_.first(), c(dzc_), c(m_), view(coord_.first().weight_grad()));
-    grads(edge2_, c(dm_), c(s1_), view(edge2_.weight_grad()));
-    const auto g1 = view(edge1_.weight_grad());
-    grads(edge1_, c(ds1_), c(radial_), g1.columns(2 * hd, 1));
-    B::gemm(Transpose::yes, Transpose::no, T(1), c(dp_), h_.get(), T(1), g1.columns(0, hd));
-    B::gemm(Transpose::yes, Transpose::no, T(1), c(dq_), h_.get(), T(1), g1.columns(hd, hd));
-    if (options_.edge_features > 0)
-      B::gemm(Transpose::yes, Transpose::no, T(1), c(ds1_), a_.get(), T(1),
-              g1.columns(2 * hd + 1, options_.edge_features));
+    vel_.second().accumulate_gradients(c(dcv_), c(sv_));
+    vel_.first().accumulate_gradients(c(dzv_), h_.get());
+    coord_.second().accumulate_gradients(c(dc_), c(sc_));
+    coord_.first().accumulate_gradients(c(dzc_), c(m_));
+    edge2_.accumulate_gradients(c(dm_), c(s1_));
+    edge1_.accumulate_gradients(c(ds1_), c(radial_), 2 * hd);
+    edge1_.accumulate_gradients(c(dp_), h_.get(), 0, false);
+    edge1_.accumulate_gradients(c(dq_), h_.get(), hd, false);
+    if (options_.edge_features > 0) edge1_.accumulate_gradients(c(ds1_), a_.get(), 2 * hd + 1, false);
   }
 
   EGNNLayerOptions options_;
@@ -306,6 +310,7 @@ class EGNNLayer {
   const GraphTensors<T, B>* graph_ = nullptr;
   GraphShape gs_;
   bool features_ = true, fused_forward_ = false;
+  EgnnBranchViews<T> branches_;  // the last forward's (fused only)
   detail::ForwardRef<T> h_, x_, v_, a_;
   // forward caches (z2_ ... cv_: the fused forward's, which the generic one keeps inside the sub-layers)
   tensor p_, q_, diff_, radial_, z1_, s1_, m_, agg_, z5_, s5_, z2_, zc_, sc_, cw_, zv_, sv_, cv_;
