@@ -137,10 +137,11 @@ inline std::vector<std::string> egnn_gamma_names(std::size_t layers) {
 struct RunResult {
   std::string method;
   std::uint64_t seed = 0;
-  double test_mse = 0.0;      // the deployed model's test MSE at the best validation epoch
+  double test_mse = std::numeric_limits<double>::quiet_NaN();  // the deployed model's test MSE at the best
+                                                                // validation epoch (NaN: never evaluated)
   double best_valid = 0.0;    // the deployed model's best validation MSE
   std::size_t best_epoch = 0;
-  double equivariance = 0.0;  // the deployed model's E(3) equivariance error at the end
+  double equivariance = std::numeric_limits<double>::quiet_NaN();  // the deployed model's E(3) error at the end
   double max_gamma = 0.0;     // final max |gamma|
   std::size_t crossings = 0;  // swings of a gamma through 0 (gamma_crossings; largest over the gammas)
   double seconds = 0.0;
@@ -240,8 +241,9 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& method, 
                                      first_epoch, bar, csv, plots, checkpointer);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (fr.status == ace::FitStatus::non_finite) std::printf("  %s\n", fr.message.c_str());
+  if (plots.history().empty()) return r;  // stopped in its first epoch: nothing was evaluated
   const ace::EpochSummary& last = plots.history().back();
-  r.equivariance = last.metrics.at("equivariance_error");
+  if (last.evaluated("equivariance_error")) r.equivariance = last.metrics.at("equivariance_error");
   r.max_gamma = last.max_abs_gamma();
   r.crossings = gamma_crossings(plots.history());
   r.gammas = last.gammas;
