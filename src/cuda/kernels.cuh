@@ -81,4 +81,6 @@
   ACE_CUDA_KERNEL(LossFinal<T>)                                                                                       \
   ACE_CUDA_KERNEL(ConstraintTerms<T>)                                                                                 \
   ACE_CUDA_KERNEL(SgdUpdate<T>)                                                                                       \
-  ACE_CUDA_KERNEL(AdamUpdate<T>)
+  ACE_CUDA_KERNEL(AdamUpdate<T>)                                                                                      \
+  ACE_CUDA_KERNEL(AdamUpdateMany<T>)                                                                                  \
+  ACE_CUDA_KERNEL(FillMany<T>)

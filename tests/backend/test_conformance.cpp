@@ -485,6 +485,63 @@ TEMPLATE_LIST_TEST_CASE("conformance: losses and optimiser updates", "[backend][
   });
 }
 
+#if defined(ACE_TEST_DEVICE_BUILD)
+TEST_CASE("conformance: multi-tensor Adam and zeroing equal the per-tensor operations on Reference",
+          "[backend][conformance]") {
+  using B = test::Device;
+  static_assert(MultiTensorBackend<B, float> && MultiTensorBackend<B, double>);
+  Rng rng(test::seed(9, "conformance many"));
+  test::for_each_scalar([&]<class T>(std::type_identity<T>) {
+    // 30 Adam tensors and 60 zeroed ones: more than one launch's worth of each; sizes 0, 1 and up to 300.
+    std::vector<std::size_t> sizes;
+    for (std::size_t k = 0; k < 60; ++k) sizes.push_back(k == 3 ? 0 : (k == 5 ? 1 : 1 + rng.below(300)));
+    std::vector<Host<T>> values, grads;
+    for (std::size_t k = 0; k < sizes.size(); ++k) {
+      values.push_back(random_values<T>(1, sizes[k], rng));
+      grads.push_back(random_values<T>(1, sizes[k], rng));
+    }
+    const auto step = [](std::size_t k) {
+      return AdamStep{1e-2 * static_cast<double>(1 + k % 3), 0.9, 0.99, 1e-8, k % 2 ? 0.1 : 0.0, k % 4 == 1};
+    };
+    agree<B, T>("adam_update_many, fill_many", [&]<class Bk>(std::type_identity<Bk>) {
+      std::vector<tensor_t<Bk, T, 2>> v, g, m, u;
+      for (std::size_t k = 0; k < sizes.size(); ++k) {
+        v.push_back(test::upload<Bk>(values[k]));
+        g.push_back(test::upload<Bk>(grads[k]));
+        m.push_back(zeros<Bk, T>(1, sizes[k]));
+        u.push_back(zeros<Bk, T>(1, sizes[k]));
+      }
+      auto count = zeros<Bk, double>(1, 1);
+      for (int t = 1; t <= 3; ++t) {
+        Bk::fill(view(count), static_cast<double>(t));
+        if constexpr (std::is_same_v<Bk, Reference>) {
+          for (std::size_t k = 0; k < 30; ++k)
+            Bk::adam_update(flat(v[k]).row(), MatrixRef<const T>(flat(g[k]).row()), flat(m[k]).row(),
+                            flat(u[k]).row(), step(k), view(std::as_const(count)));
+        } else {
+          std::vector<AdamTensor<T>> list;
+          for (std::size_t k = 0; k < 30; ++k)
+            list.push_back({v[k].data(), g[k].data(), m[k].data(), u[k].data(), sizes[k], step(k)});
+          Bk::adam_update_many(std::span<const AdamTensor<T>>(list), view(std::as_const(count)));
+        }
+      }
+      if constexpr (std::is_same_v<Bk, Reference>) {
+        for (auto& t : g) Bk::fill(flat(t).row(), T(0));
+      } else {
+        std::vector<VectorRef<T>> all;
+        for (auto& t : g) all.push_back(flat(t));
+        Bk::fill_many(std::span<const VectorRef<T>>(all), T(0));
+      }
+      std::vector<T> out;
+      for (const auto* list : {&v, &m, &u, &g})
+        for (const auto& t : *list)
+          for (T x : test::download<Bk>(t)) out.push_back(x);
+      return std::tuple{out};
+    });
+  });
+}
+#endif
+
 TEMPLATE_LIST_TEST_CASE("conformance: the Lagrangian's terms and the dual step", "[backend][conformance]",
                         ConformingBackends) {
   using B = TestType;

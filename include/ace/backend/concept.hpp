@@ -223,6 +223,16 @@ Tensor<typename S::value_type, rank_v<S>> to_host_tensor(const S& t) {
   return host;
 }
 
+/// A backend that updates and zeroes many tensors per operation (B::adam_update_many, B::fill_many): Adam and
+/// zero_grad then issue a few operations per step instead of one per parameter tensor (KernelOps backends: on a GPU
+/// each operation is a kernel launch).
+template <class B, class T>
+concept MultiTensorBackend = requires(std::span<const AdamTensor<T>> a, std::span<const VectorRef<T>> x,
+                                      MatrixRef<const double> t) {
+  B::adam_update_many(a, t);
+  B::fill_many(x, T(0));
+};
+
 /// A host std::vector of indices as a backend index row [1, n].
 template <class B>
 tensor_t<B, std::uint32_t, 2> index_tensor(const std::vector<std::uint32_t>& host) {

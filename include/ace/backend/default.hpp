@@ -2,6 +2,10 @@
 // The backend a model runs on (Cpu unless it names another), and what every trainer does to its gradients first.
 #pragma once
 
+#include <span>
+#include <vector>
+
+#include "ace/backend/concept.hpp"
 #include "ace/backend/cpu/cpu.hpp"
 #include "ace/tensor/parameter.hpp"
 
@@ -21,11 +25,20 @@ struct backend_of<M> {
 template <class M>
 using backend_of_t = typename backend_of<M>::type;
 
-/// Sets every parameter gradient of a model to zero (through its backend).
+/// Sets every parameter gradient of a model to zero (through its backend; in a few operations where the backend
+/// zeroes many tensors at once, MultiTensorBackend).
 template <class M>
 void zero_grad(M& model) {
   using T = typename M::scalar;
-  model.for_each_parameter([](ParamView<T> p) { backend_of_t<M>::fill(p.grad.row(), T(0)); });
+  using B = backend_of_t<M>;
+  if constexpr (MultiTensorBackend<B, T>) {
+    thread_local std::vector<VectorRef<T>> grads;
+    grads.clear();
+    model.for_each_parameter([](ParamView<T> p) { grads.push_back(p.grad); });
+    B::fill_many(std::span<const VectorRef<T>>(grads), T(0));
+  } else {
+    model.for_each_parameter([](ParamView<T> p) { B::fill(p.grad.row(), T(0)); });
+  }
 }
 
 }  // namespace ace

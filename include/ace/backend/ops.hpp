@@ -109,6 +109,17 @@ struct AdamStep {
   }
 };
 
+/// One parameter tensor of a multi-tensor Adam update (adam_update_many): its value, gradient and moments (size
+/// entries each, contiguous) and its step (the learning rate may differ by parameter role).
+template <class T>
+struct AdamTensor {
+  T* value = nullptr;
+  const T* grad = nullptr;
+  T *m = nullptr, *v = nullptr;
+  std::size_t size = 0;
+  AdamStep step;
+};
+
 /// What `reduce_into` folds a view into: its 1×1 double target becomes out + Σ x, out + Σ x², max(out, max |x|) or
 /// max(out, max x) (an empty view leaves it unchanged).
 /// Reductions whose result stays in backend memory (a loss summed over an epoch, a gradient norm for clipping) cost

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "ace/optim/optimizer.hpp"
 
@@ -46,13 +47,22 @@ class BasicAdam {
     ++steps_;
     B::reduce_into(Accumulate::sum, MatrixRef<const double>(view(one_)), view(t_));  // t += 1 in backend memory
     std::size_t index = 0;
+    if constexpr (MultiTensorBackend<B, T>) batch_.clear();
     model.for_each_parameter([&](ParamView<T> p) {
       const AdamStep s{options_.role_lr.rate(p.role, options_.lr), options_.beta1, options_.beta2, options_.eps,
                        options_.weight_decay, Decoupled};
       tensor_t<B, T, 2>* mv = state_.get(index++, p.name, p.value.size());
-      B::adam_update(p.value.row(), MatrixRef<const T>(p.grad.row()), view(mv[0]), view(mv[1]), s,
-                     MatrixRef<const double>(view(t_)));
+      if constexpr (MultiTensorBackend<B, T>) {  // collected, then updated in a few operations
+        ACE_THROW_IF(p.grad.size() != p.value.size(), shape_error, "Adam: parameter ", p.name, " has ",
+                     p.value.size(), " values and ", p.grad.size(), " gradient entries");
+        batch_.push_back({p.value.data(), p.grad.data(), mv[0].data(), mv[1].data(), p.value.size(), s});
+      } else {
+        B::adam_update(p.value.row(), MatrixRef<const T>(p.grad.row()), view(mv[0]), view(mv[1]), s,
+                       MatrixRef<const double>(view(t_)));
+      }
     });
+    if constexpr (MultiTensorBackend<B, T>)
+      B::adam_update_many(std::span<const AdamTensor<T>>(batch_), MatrixRef<const double>(view(t_)));
   }
   /// Sets the host's step count, for steps recorded or replayed as a whole (ConstrainedTrainer::record); the count
   /// in backend memory, which the updates read, advances with the replayed operations themselves.
@@ -81,6 +91,7 @@ class BasicAdam {
   detail::ParameterState<T, B> state_;
   std::size_t steps_ = 0;                    // on the host, for checkpoints and steps()
   tensor_t<B, double, 2> t_, one_;           // the step count the updates read, and a constant 1
+  std::vector<AdamTensor<T>> batch_;         // one step's tensors (MultiTensorBackend), reused
 };
 
 template <class T, Backend B = Cpu>

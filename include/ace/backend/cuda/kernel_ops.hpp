@@ -679,6 +679,45 @@ struct KernelOps {
     run("adam_update", value.size(), kernels::AdamUpdate<T>{value.data, grad.data, m.data, v.data, s, t.data});
   }
 
+  /// Optional (MultiTensorBackend): adam_update for many tensors in a few launches (AdamTensor: each with its own
+  /// step), and x = value for many contiguous views (the gradients' zeroing): a model's dozens of small parameter
+  /// tensors would otherwise cost a launch each.
+  template <class T>
+  static void adam_update_many(std::span<const AdamTensor<T>> tensors, In<double> t) {
+    detail::check::scalar(who(), "adam_update_many", t);
+    using F = kernels::AdamUpdateMany<T>;
+    for (std::size_t first = 0; first < tensors.size(); first += F::capacity) {
+      F f{};
+      f.count = std::min(F::capacity, tensors.size() - first);
+      f.t = t.data;
+      std::size_t total = 0;
+      for (std::size_t k = 0; k < f.count; ++k) {
+        f.tensors[k] = tensors[first + k];
+        f.start[k] = total;
+        total += f.tensors[k].size;
+      }
+      f.start[f.count] = total;
+      run("adam_update_many", total, f);
+    }
+  }
+  template <class T>
+  static void fill_many(std::span<const VectorRef<T>> xs, Scalar<T> value) {
+    using F = kernels::FillMany<T>;
+    for (std::size_t first = 0; first < xs.size(); first += F::capacity) {
+      F f{};
+      f.count = std::min(F::capacity, xs.size() - first);
+      f.value = value;
+      std::size_t total = 0;
+      for (std::size_t k = 0; k < f.count; ++k) {
+        f.data[k] = xs[first + k].data();
+        f.start[k] = total;
+        total += xs[first + k].size();
+      }
+      f.start[f.count] = total;
+      run("fill_many", total, f);
+    }
+  }
+
   // ---- execution --------------------------------------------------------------------------------------------------
 
   /// A recorded sequence of this backend's operations (a CUDA graph on the device, a tape in the host emulation):

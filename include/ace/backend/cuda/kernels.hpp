@@ -1030,6 +1030,40 @@ struct AdamUpdate {
   }
 };
 
+/// Up to `capacity` tensors in one launch (their descriptors travel as the kernel's arguments, ~2 KB): index i of
+/// the concatenated entries belongs to the tensor k with start[k] <= i < start[k + 1].
+template <size_t capacity>
+ACE_HOST_DEVICE inline size_t tensor_of(const size_t (&start)[capacity + 1], size_t count, size_t i) {
+  size_t k = 0;
+  while (k + 1 < count && start[k + 1] <= i) ++k;
+  return k;
+}
+template <class T>
+struct AdamUpdateMany {
+  static constexpr size_t capacity = 24;
+  AdamTensor<T> tensors[capacity];
+  size_t start[capacity + 1];
+  size_t count;
+  const double* t;
+  ACE_HOST_DEVICE void operator()(size_t i) const {
+    const AdamTensor<T>& a = tensors[tensor_of<capacity>(start, count, i)];
+    const size_t j = i - start[&a - tensors];
+    a.step.template apply<T>(a.step.corrections(t[0]), a.value[j], a.grad[j], a.m[j], a.v[j]);
+  }
+};
+template <class T>
+struct FillMany {
+  static constexpr size_t capacity = 48;
+  T* data[capacity];
+  size_t start[capacity + 1];
+  size_t count;
+  T value;
+  ACE_HOST_DEVICE void operator()(size_t i) const {
+    const size_t k = tensor_of<capacity>(start, count, i);
+    data[k][i - start[k]] = value;
+  }
+};
+
 // ---- constrained optimisation ------------------------------------------------------------------------------------
 
 /// Entry i of constraint_terms (ConstraintForm::terms).
