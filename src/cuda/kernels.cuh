@@ -17,6 +17,7 @@
   ACE_CUDA_KERNEL(ScaleToNorm<T>)                                                                                     \
   ACE_CUDA_KERNEL(AddRow<T>)                                                                                          \
   ACE_CUDA_KERNEL(SumRows<T>)                                                                                         \
+  ACE_CUDA_KERNEL(SumRowBlocks<T>)                                                                                    \
   ACE_CUDA_KERNEL(RowDot<T>)                                                                                          \
   ACE_CUDA_KERNEL(Map<ReLUOp, T>)                                                                                     \
   ACE_CUDA_KERNEL(Map<SigmoidOp, T>)                                                                                  \

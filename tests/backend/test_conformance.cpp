@@ -133,7 +133,7 @@ TEMPLATE_LIST_TEST_CASE("conformance: GEMM, bias, row dots and elementwise maps"
   Rng rng(test::seed(2, "conformance dense"));
   test::for_each_scalar([&]<class T>(std::type_identity<T>) {
     for (const auto& shape : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 1, 1}, {5, 3, 7}, {33, 65, 17},
-                                 {70, 9, 130}}) {
+                                 {70, 9, 130}, {1000, 2, 3}}) {  // 1000 rows: sum_rows in two passes on KernelOps
       const std::size_t m = std::get<0>(shape), k = std::get<1>(shape), n = std::get<2>(shape);
       for (Transpose ta : {Transpose::no, Transpose::yes})
         for (Transpose tb : {Transpose::no, Transpose::yes})

@@ -177,6 +177,19 @@ struct SumRows {
     v.data[j] = beta == T(0) ? s : beta * v.data[j] + s;
   }
 };
+/// part[b, j] = Σ of column j over rows [b block, (b + 1) block) of a (the first pass of a tall column sum).
+template <class T>
+struct SumRowBlocks {
+  In<T> a;
+  size_t block;
+  MatrixRef<T> part;
+  ACE_HOST_DEVICE void operator()(size_t i) const {
+    const size_t b = i / a.cols, j = i % a.cols, end = (b + 1) * block < a.rows ? (b + 1) * block : a.rows;
+    T s = T(0);
+    for (size_t r = b * block; r < end; ++r) s += at(a, r, j);
+    at(part, b, j) = s;
+  }
+};
 template <class T>
 struct RowDot {
   In<T> a, b;
