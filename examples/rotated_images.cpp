@@ -88,6 +88,8 @@ struct Settings {
   std::vector<std::uint64_t> seeds{1};
   std::size_t epochs = 3, train = 5000, valid = 1000, test = 2000, batch = 32;
   double lr = 2e-3, dual_lr = 2e-2, augmented = 1.0, rho = 1.0;
+  std::string gamma_opt = "adam";  // the primal steps on the gammas and slacks: adam (as theta) or sgd
+  double gamma_lr = 0.05;          // their rate with --gamma-opt sgd
   ace::Rotation rotation = ace::Rotation::continuous;
   std::string device = "cpu";
   std::string out = "rotated_images_out";
@@ -106,6 +108,8 @@ const char* usage =
     "  --train N, --valid N, --test N   images used: the first train + valid of the training file (valid for model\n"
     "                   selection), the first N of the test file\n"
     "  --dual-lr X, --augmented C, --rho X   the ACE methods' dual step, augmented coefficient, slack cost\n"
+    "  --gamma-opt O    the primal steps on the gammas and slacks: adam (default, with the weights' rate) or sgd\n"
+    "                   (plain gradient steps, the paper's Algorithm 1 and 2, at --gamma-lr, default 0.05)\n"
     "  --rotation continuous|quarter   the rotated task's angles: uniform (bilinear) or multiples of 90 degrees\n"
     "  --device D       cpu (default) or cuda (the CUDA backend; needs a build with ACE_WITH_CUDA and a GPU)\n"
     "  --out DIR        logs, plots, checkpoints (each run's state/, after every epoch) and results.csv\n"
@@ -143,6 +147,8 @@ Settings parse(int argc, char** argv) {
     else if (flag == "--dual-lr") s.dual_lr = parse_number<double>(flag, v);
     else if (flag == "--augmented") s.augmented = parse_number<double>(flag, v);
     else if (flag == "--rho") s.rho = parse_number<double>(flag, v);
+    else if (flag == "--gamma-opt") s.gamma_opt = v;
+    else if (flag == "--gamma-lr") s.gamma_lr = parse_number<double>(flag, v);
     else if (flag == "--out") s.out = v;
     else if (flag == "--device") s.device = v;
     else if (flag == "--rotation") {
@@ -154,6 +160,8 @@ Settings parse(int argc, char** argv) {
     }
   }
   experiment::check_device_name(s.device);
+  ACE_THROW_IF(s.gamma_opt != "adam" && s.gamma_opt != "sgd", ace::invalid_argument, "--gamma-opt: unknown optimiser '",
+               s.gamma_opt, "' (adam or sgd)");
   for (const auto& t : s.tasks)
     ACE_THROW_IF(t != "rotated" && t != "upright", ace::invalid_argument, "--tasks: unknown task '", t, "'");
   for (const auto& m : s.models)
@@ -243,16 +251,16 @@ std::pair<double, double> invariance_errors(Model& model, const ace::Tensor<floa
 
 /// One training run of network Net (its backend: --device). The training images move to the backend once; each
 /// epoch's order goes there as indices, and each batch is gathered there (the class labels come from the host).
-template <class Net, class Policy>
-RunResult run(const Settings& c, const Task& t, const std::string& model_name, const std::string& method,
-              std::uint64_t seed, Policy policy) {
+template <class Net, class Policy, class Primal>
+RunResult run_with(const Settings& c, const Task& t, const std::string& model_name, const std::string& method,
+                   std::uint64_t seed, Policy policy, Primal primal) {
   using Bk = typename Net::backend;
   ace::Rng rng(seed);  // the same initial network for every method of this model and seed
   using Model = ace::SupervisedModel<Net, ace::CrossEntropyLoss<float, Bk>, std::vector<std::size_t>>;
   Model model{Net(rng)};
   const std::size_t n = t.train.y.size(), steps = n / c.batch;
   ACE_THROW_IF(steps == 0, ace::invalid_argument, "--batch ", c.batch, " is larger than the ", n, " training images");
-  ace::ConstrainedTrainer trainer(model, ace::Adam<float, Bk>({.lr = c.lr}), policy, ace::DualSGD{.lr = c.dual_lr},
+  ace::ConstrainedTrainer trainer(model, std::move(primal), policy, ace::DualSGD{.lr = c.dual_lr},
                                   {.augmented = c.augmented, .total_steps = steps * c.epochs});
   const auto images = ace::to_backend<Bk>(t.train.x);
   auto xb = ace::zeros<Bk, float>(c.batch, 784);
@@ -327,6 +335,21 @@ RunResult run(const Settings& c, const Task& t, const std::string& model_name, c
   if (fr.status == ace::FitStatus::non_finite) std::printf("  %s\n", fr.message.c_str());
   r.max_gamma = plots.history().back().max_abs_gamma();
   return r;
+}
+
+/// A run with Adam on every parameter, or (--gamma-opt sgd, ACE methods) Adam on the weights and plain gradient
+/// steps on the gammas and slacks.
+template <class Net, class Policy>
+RunResult run(const Settings& c, const Task& t, const std::string& model_name, const std::string& method,
+              std::uint64_t seed, Policy policy) {
+  using Bk = typename Net::backend;
+  const ace::Adam<float, Bk> adam({.lr = c.lr});
+  if constexpr (Policy::learn_gamma)
+    if (c.gamma_opt == "sgd")
+      return run_with<Net>(c, t, model_name, method, seed, policy,
+                           ace::ByRole<ace::Adam<float, Bk>, ace::SGD<float, Bk>>(
+                               adam, ace::SGD<float, Bk>({.lr = c.gamma_lr})));
+  return run_with<Net>(c, t, model_name, method, seed, policy, adam);
 }
 
 template <class Net>
