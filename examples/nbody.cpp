@@ -86,7 +86,8 @@ experiment::Task load(const Config& c) {
     return whole(data::load_or_make_nbody(c.data, o, split, n, c.data_seed), n);
   };
   experiment::Task t;
-  t.title = detail::concat("N-body", c.reference_data.empty() ? "" : " (the reference generator's data)", ", ", c.train, " training systems, field ", c.field, ", ", c.run.epochs, " epochs, ",
+  t.title = detail::concat("N-body", c.reference_data.empty() ? "" : " (the reference generator's data)", ", ",
+                           c.train, " training systems, field ", c.field, ", ", c.run.epochs, " epochs, ",
                            c.run.seeds.size(),
                            " seed(s); deployed models, test MSE at the best validation epoch (x 1e-3), mean +- std "
                            "over seeds");

@@ -91,8 +91,8 @@ TEST_CASE("nbody: splits are prefixes of one seeded sequence; the cache round-tr
 
 TEST_CASE("nbody: the reference generator's arrays are read at frames 30 and 40, transposed to [system, particle, 3]",
           "[nbody]") {
-  // loc_valid / vel_valid [systems, frames, 3, particles], charges [systems, particles, 1], as the generator saves them;
-  // every entry tells where it came from.
+  // loc_valid / vel_valid [systems, frames, 3, particles], charges [systems, particles, 1], as the generator saves
+  // them; every entry tells where it came from.
   const std::size_t systems = 3, frames = 49, n = 5;
   std::vector<double> loc(systems * frames * 3 * n), vel(loc.size()), charges(systems * n);
   const auto code = [](std::size_t c, std::size_t f, std::size_t k, std::size_t i) {

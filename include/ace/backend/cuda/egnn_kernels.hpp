@@ -216,10 +216,11 @@ struct EgnnLayerBackward {
              idx += threads) {
           if (idx >= node_block + nodes * hd + edges * hd) {
             const size_t c = idx - node_block - nodes * hd - edges * hd, i = n0 + c / hd % nodes, k = c % hd;
+            const EgnnBranchGradients<T>& bg = g.branches;
             if (c < branch_block)
-              at(g.branches.dzh, i, k) = row_times_column(g.branches.doh, i, br.h2_w, k, 0, hd) * SiLUOp::df(at(br.zh, i, k), T(0));
+              at(bg.dzh, i, k) = row_times_column(bg.doh, i, br.h2_w, k, 0, hd) * SiLUOp::df(at(br.zh, i, k), T(0));
             else
-              at(g.branches.dzx, i, k) = row_times_column(g.branches.dox, i, br.x2_w, k, 0, dim) * SiLUOp::df(at(br.zx, i, k), T(0));
+              at(bg.dzx, i, k) = row_times_column(bg.dox, i, br.x2_w, k, 0, dim) * SiLUOp::df(at(br.zx, i, k), T(0));
           } else if (idx < node_block) {
             const size_t i = n0 + idx / hd, k = idx % hd;
             at(g.dagg, i, k) = row_times_column(g.dz5, i, a.node1_w, k, hd, hd);

@@ -35,8 +35,8 @@ struct EGNNLayerOptions {
 /// the layer protocol with several inputs and outputs (forward keeps views of them for backward, which accumulates
 /// the parameter gradients). On a backend that models FusedEgnnBackend (the CUDA backend and its emulation) the layer
 /// runs as one fused forward operation and one fused backward operation followed by the weight gradients' GEMMs,
-/// unless `fused` is off; the results are the same up to rounding. Parameter names follow the reference code (edge_mlp.0, edge_mlp.2, coord_mlp.0,
-/// coord_mlp.2, coord_mlp_vel.0, coord_mlp_vel.2, node_mlp.0, node_mlp.2).
+/// unless `fused` is off; the results are the same up to rounding. Parameter names follow the reference code
+/// (edge_mlp.0, edge_mlp.2, coord_mlp.0, coord_mlp.2, coord_mlp_vel.0, coord_mlp_vel.2, node_mlp.0, node_mlp.2).
 template <class T, Backend B = Cpu>
 class EGNNLayer {
  public:
