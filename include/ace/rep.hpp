@@ -8,5 +8,6 @@
 #include "ace/rep/composite.hpp"
 #include "ace/rep/concepts.hpp"
 #include "ace/rep/irreps.hpp"
+#include "ace/rep/o3.hpp"
 #include "ace/rep/quotient.hpp"
 #include "ace/rep/reynolds.hpp"
