@@ -16,6 +16,7 @@
 #include <numeric>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "experiment_support.hpp"
@@ -35,8 +36,8 @@ struct Settings {
   std::vector<std::uint64_t> seeds{1};
   std::size_t epochs = 100, batch = 100, hidden = 64, layers = 4, eval_every = 1, workers = 2;
   double lr = 5e-4, weight_decay = 1e-12, dual_lr = 1e-3, augmented = 1.0, rho = 1.0;
-  std::string gamma_opt = "adam";  // the primal optimiser of the gammas and slacks: adam (as theta) or sgd
-  double gamma_lr = 0.5;           // its rate with --gamma-opt sgd
+  std::string gamma_opt = "auto";  // the primal steps on the gammas and slacks: auto, adam (as theta) or sgd
+  double gamma_lr = 0.05;          // the plain steps' rate (sgd, and auto's equality runs)
   std::string out;
   std::string device = "cpu";  // the backend the runs train on: cpu (ace::Cpu) or cuda (ace::Cuda)
   bool resume = false;         // continue the runs whose state is in --out
@@ -50,9 +51,10 @@ inline const char* settings_usage =
     "  --augmented C    augmented-Lagrangian coefficient of the ACE methods (default 1: without it the equality\n"
     "                   gammas overshoot 0 and oscillate under Adam; 0 = the plain Lagrangian)\n"
     "  --rho X          the resilient method's slack cost (rho/2 |u|^2)\n"
-    "  --gamma-opt O    the primal steps on the gammas and slacks: adam (default, with theta's rate) or sgd (plain\n"
-    "                   gradient steps, the paper's Algorithm 1 and 2, at --gamma-lr)\n"
-    "  --gamma-lr X     the plain steps' rate with --gamma-opt sgd (default 0.5)\n"
+    "  --gamma-opt O    the primal steps on the gammas and slacks: auto (default: plain steps for ACE equality,\n"
+    "                   Adam for the others, as measured in docs/ace.md), adam (with theta's rate) or sgd (plain\n"
+    "                   gradient steps, the paper's Algorithm 1 and 2, at --gamma-lr, for every method)\n"
+    "  --gamma-lr X     the plain steps' rate (default 0.05)\n"
     "  --eval-every N   evaluate (validation, test at the best validation epoch, equivariance) every N epochs\n"
     "  --workers N      data-parallel chunks per batch (default 2; results depend on N at the rounding level only)\n"
     "  --device D       cpu (default) or cuda (the CUDA backend; needs a build with ACE_WITH_CUDA and a GPU; there the\n"
@@ -104,8 +106,8 @@ void parse_flags(const std::vector<std::string>& args, const std::string& usage,
                  ace::invalid_argument, "--methods: unknown method '", m,
                  "' (strict, free, schedule, equality, resilient)");
   check_device_name(s.device);
-  ACE_THROW_IF(s.gamma_opt != "adam" && s.gamma_opt != "sgd", ace::invalid_argument, "--gamma-opt: unknown optimiser '",
-               s.gamma_opt, "' (adam or sgd)");
+  ACE_THROW_IF(s.gamma_opt != "auto" && s.gamma_opt != "adam" && s.gamma_opt != "sgd", ace::invalid_argument,
+               "--gamma-opt: unknown optimiser '", s.gamma_opt, "' (auto, adam or sgd)");
 }
 
 /// What an experiment trains on: the graph, the network's inputs, the splits and how to report errors.
@@ -252,14 +254,16 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& method, 
   return r;
 }
 
-/// Adam on every parameter, or Adam on theta and plain gradient steps on the gammas and slacks (--gamma-opt).
+/// Adam on every parameter, or Adam on theta and plain gradient steps on the gammas and slacks (--gamma-opt; auto:
+/// plain steps for ACE equality only).
 template <class B, class Policy>
 RunResult run(const Settings& c, const Task& t, const std::string& method, std::uint64_t seed, Policy policy) {
   const ace::Adam<float, B> adam({.lr = c.lr, .weight_decay = c.weight_decay});
   if constexpr (Policy::learn_gamma)
-    if (c.gamma_opt == "sgd")
+    if (c.gamma_opt == "sgd" || (c.gamma_opt == "auto" && std::is_same_v<Policy, ace::EqualityConstraint>))
       return run_with<B>(c, t, method, seed, policy,
-                         ace::ByRole<ace::Adam<float, B>, ace::SGD<float, B>>(adam, ace::SGD<float, B>({.lr = c.gamma_lr})));
+                         ace::ByRole<ace::Adam<float, B>, ace::SGD<float, B>>(
+                             adam, ace::SGD<float, B>({.lr = c.gamma_lr})));
   return run_with<B>(c, t, method, seed, policy, adam);
 }
 
