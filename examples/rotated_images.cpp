@@ -15,6 +15,7 @@
 #include <map>
 #include <numeric>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "experiment_support.hpp"
@@ -88,7 +89,7 @@ struct Settings {
   std::vector<std::uint64_t> seeds{1};
   std::size_t epochs = 3, train = 5000, valid = 1000, test = 2000, batch = 32;
   double lr = 2e-3, dual_lr = 2e-2, augmented = 1.0, rho = 1.0;
-  std::string gamma_opt = "adam";  // the primal steps on the gammas and slacks: adam (as theta) or sgd
+  std::string gamma_opt = "auto";  // the primal steps on the gammas and slacks: auto, adam (as theta) or sgd
   double gamma_lr = 0.05;          // their rate with --gamma-opt sgd
   ace::Rotation rotation = ace::Rotation::continuous;
   std::string device = "cpu";
@@ -108,8 +109,9 @@ const char* usage =
     "  --train N, --valid N, --test N   images used: the first train + valid of the training file (valid for model\n"
     "                   selection), the first N of the test file\n"
     "  --dual-lr X, --augmented C, --rho X   the ACE methods' dual step, augmented coefficient, slack cost\n"
-    "  --gamma-opt O    the primal steps on the gammas and slacks: adam (default, with the weights' rate) or sgd\n"
-    "                   (plain gradient steps, the paper's Algorithm 1 and 2, at --gamma-lr, default 0.05)\n"
+    "  --gamma-opt O    the primal steps on the gammas and slacks: auto (default: plain steps for ACE equality, Adam\n"
+    "                   for resilient, as measured in docs/ace.md), adam (with the weights' rate) or sgd (plain\n"
+    "                   gradient steps, the paper's Algorithm 1 and 2, at --gamma-lr, default 0.05, for both)\n"
     "  --rotation continuous|quarter   the rotated task's angles: uniform (bilinear) or multiples of 90 degrees\n"
     "  --device D       cpu (default) or cuda (the CUDA backend; needs a build with ACE_WITH_CUDA and a GPU)\n"
     "  --out DIR        logs, plots, checkpoints (each run's state/, after every epoch) and results.csv\n"
@@ -160,8 +162,8 @@ Settings parse(int argc, char** argv) {
     }
   }
   experiment::check_device_name(s.device);
-  ACE_THROW_IF(s.gamma_opt != "adam" && s.gamma_opt != "sgd", ace::invalid_argument, "--gamma-opt: unknown optimiser '",
-               s.gamma_opt, "' (adam or sgd)");
+  ACE_THROW_IF(s.gamma_opt != "auto" && s.gamma_opt != "adam" && s.gamma_opt != "sgd", ace::invalid_argument,
+               "--gamma-opt: unknown optimiser '", s.gamma_opt, "' (auto, adam or sgd)");
   for (const auto& t : s.tasks)
     ACE_THROW_IF(t != "rotated" && t != "upright", ace::invalid_argument, "--tasks: unknown task '", t, "'");
   for (const auto& m : s.models)
@@ -337,15 +339,15 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& model_na
   return r;
 }
 
-/// A run with Adam on every parameter, or (--gamma-opt sgd, ACE methods) Adam on the weights and plain gradient
-/// steps on the gammas and slacks.
+/// A run with Adam on every parameter, or (--gamma-opt sgd, ACE methods; auto: ACE equality) Adam on the weights and
+/// plain gradient steps on the gammas and slacks.
 template <class Net, class Policy>
 RunResult run(const Settings& c, const Task& t, const std::string& model_name, const std::string& method,
               std::uint64_t seed, Policy policy) {
   using Bk = typename Net::backend;
   const ace::Adam<float, Bk> adam({.lr = c.lr});
   if constexpr (Policy::learn_gamma)
-    if (c.gamma_opt == "sgd")
+    if (c.gamma_opt == "sgd" || (c.gamma_opt == "auto" && std::is_same_v<Policy, ace::EqualityConstraint>))
       return run_with<Net>(c, t, model_name, method, seed, policy,
                            ace::ByRole<ace::Adam<float, Bk>, ace::SGD<float, Bk>>(
                                adam, ace::SGD<float, Bk>({.lr = c.gamma_lr})));
