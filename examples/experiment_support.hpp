@@ -32,6 +32,23 @@ inline void check_device_name(const std::string& device) {
                "' (cpu or cuda)");
 }
 
+/// Checks the --gamma-opt value: auto (plain gradient steps on the gammas of ACE equality, Adam for every other
+/// method: docs/ace.md), adam or sgd (plain steps for every method that learns its gammas).
+inline void check_gamma_opt(const std::string& opt) {
+  ACE_THROW_IF(opt != "auto" && opt != "adam" && opt != "sgd", ace::invalid_argument, "--gamma-opt: unknown optimiser '",
+               opt, "' (auto, adam or sgd)");
+}
+
+/// run(primal) with the primal optimiser --gamma-opt asks for under Policy: `adam` on every parameter, or
+/// ByRole<Adam, SGD>: `adam` on the weights and plain gradient steps at `gamma_lr` on the gammas and slacks.
+template <class Policy, class B, class Run>
+auto with_gamma_optimizer(const std::string& opt, double gamma_lr, const ace::Adam<float, B>& adam, Run&& run) {
+  if constexpr (Policy::learn_gamma)
+    if (opt == "sgd" || (opt == "auto" && std::is_same_v<Policy, ace::EqualityConstraint>))
+      return run(ace::ByRole<ace::Adam<float, B>, ace::SGD<float, B>>(adam, ace::SGD<float, B>({.lr = gamma_lr})));
+  return run(adam);
+}
+
 /// Says which device the runs will train on; throws DeviceUnavailable first if it cannot (call it before the data
 /// are loaded or simulated). `cpu_detail` describes the CPU setup.
 inline void print_device(const std::string& device, const std::string& cpu_detail) {

@@ -16,7 +16,6 @@
 #include <numeric>
 #include <sstream>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "experiment_support.hpp"
@@ -106,8 +105,7 @@ void parse_flags(const std::vector<std::string>& args, const std::string& usage,
                  ace::invalid_argument, "--methods: unknown method '", m,
                  "' (strict, free, schedule, equality, resilient)");
   check_device_name(s.device);
-  ACE_THROW_IF(s.gamma_opt != "auto" && s.gamma_opt != "adam" && s.gamma_opt != "sgd", ace::invalid_argument,
-               "--gamma-opt: unknown optimiser '", s.gamma_opt, "' (auto, adam or sgd)");
+  check_gamma_opt(s.gamma_opt);
 }
 
 /// What an experiment trains on: the graph, the network's inputs, the splits and how to report errors.
@@ -254,17 +252,12 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& method, 
   return r;
 }
 
-/// Adam on every parameter, or Adam on theta and plain gradient steps on the gammas and slacks (--gamma-opt; auto:
-/// plain steps for ACE equality only).
+/// A run with the primal optimiser --gamma-opt asks for (with_gamma_optimizer).
 template <class B, class Policy>
 RunResult run(const Settings& c, const Task& t, const std::string& method, std::uint64_t seed, Policy policy) {
-  const ace::Adam<float, B> adam({.lr = c.lr, .weight_decay = c.weight_decay});
-  if constexpr (Policy::learn_gamma)
-    if (c.gamma_opt == "sgd" || (c.gamma_opt == "auto" && std::is_same_v<Policy, ace::EqualityConstraint>))
-      return run_with<B>(c, t, method, seed, policy,
-                         ace::ByRole<ace::Adam<float, B>, ace::SGD<float, B>>(
-                             adam, ace::SGD<float, B>({.lr = c.gamma_lr})));
-  return run_with<B>(c, t, method, seed, policy, adam);
+  return with_gamma_optimizer<Policy>(
+      c.gamma_opt, c.gamma_lr, ace::Adam<float, B>({.lr = c.lr, .weight_decay = c.weight_decay}),
+      [&](auto primal) { return run_with<B>(c, t, method, seed, policy, std::move(primal)); });
 }
 
 template <class B>

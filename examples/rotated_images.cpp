@@ -15,7 +15,6 @@
 #include <map>
 #include <numeric>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "experiment_support.hpp"
@@ -162,8 +161,7 @@ Settings parse(int argc, char** argv) {
     }
   }
   experiment::check_device_name(s.device);
-  ACE_THROW_IF(s.gamma_opt != "auto" && s.gamma_opt != "adam" && s.gamma_opt != "sgd", ace::invalid_argument,
-               "--gamma-opt: unknown optimiser '", s.gamma_opt, "' (auto, adam or sgd)");
+  experiment::check_gamma_opt(s.gamma_opt);
   for (const auto& t : s.tasks)
     ACE_THROW_IF(t != "rotated" && t != "upright", ace::invalid_argument, "--tasks: unknown task '", t, "'");
   for (const auto& m : s.models)
@@ -339,19 +337,13 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& model_na
   return r;
 }
 
-/// A run with Adam on every parameter, or (--gamma-opt sgd, ACE methods; auto: ACE equality) Adam on the weights and
-/// plain gradient steps on the gammas and slacks.
+/// A run with the primal optimiser --gamma-opt asks for (experiment::with_gamma_optimizer).
 template <class Net, class Policy>
 RunResult run(const Settings& c, const Task& t, const std::string& model_name, const std::string& method,
               std::uint64_t seed, Policy policy) {
-  using Bk = typename Net::backend;
-  const ace::Adam<float, Bk> adam({.lr = c.lr});
-  if constexpr (Policy::learn_gamma)
-    if (c.gamma_opt == "sgd" || (c.gamma_opt == "auto" && std::is_same_v<Policy, ace::EqualityConstraint>))
-      return run_with<Net>(c, t, model_name, method, seed, policy,
-                           ace::ByRole<ace::Adam<float, Bk>, ace::SGD<float, Bk>>(
-                               adam, ace::SGD<float, Bk>({.lr = c.gamma_lr})));
-  return run_with<Net>(c, t, model_name, method, seed, policy, adam);
+  return experiment::with_gamma_optimizer<Policy>(
+      c.gamma_opt, c.gamma_lr, ace::Adam<float, typename Net::backend>({.lr = c.lr}),
+      [&](auto primal) { return run_with<Net>(c, t, model_name, method, seed, policy, std::move(primal)); });
 }
 
 template <class Net>

@@ -34,6 +34,13 @@ ACE_HOST_DEVICE inline T row_times_column(MatrixRef<U> a, size_t r, In<T> w, siz
   return s;
 }
 
+/// A Linear's output entry z and its SiLU: z[r, k] = z_value, s[r, k] = silu(z_value) (the backward pass reads both).
+template <class T>
+ACE_HOST_DEVICE inline void store_silu(MatrixRef<T> z, MatrixRef<T> s, size_t r, size_t k, T z_value) {
+  at(z, r, k) = z_value;
+  at(s, r, k) = SiLUOp::f(z_value);
+}
+
 template <class T>
 struct EgnnLayerForward {
   static constexpr unsigned phases = 6;
@@ -59,8 +66,7 @@ struct EgnnLayerForward {
           const size_t part = idx / (nodes * hd), i = n0 + idx / hd % nodes, k = idx % hd;
           if (part == 2) {
             const T z = row_times_row(a.h, i, a.vel1_w, k, 0, hd) + a.vel1_b.data[k];
-            at(a.zv, i, k) = z;
-            at(a.sv, i, k) = SiLUOp::f(z);
+            store_silu(a.zv, a.sv, i, k, z);
           } else {
             at(part == 0 ? a.p : a.q, i, k) = row_times_row(a.h, i, a.edge1_w, k, part * hd, hd);
           }
@@ -73,8 +79,7 @@ struct EgnnLayerForward {
             const bool x_branch = !a.features || c >= nodes * hd;
             const T z = x_branch ? row_times_row(br.input, i, br.x1_w, k, 0, br.x1_w.cols, hd) + br.x1_b.data[k]
                                  : row_times_row(br.input, i, br.h1_w, k, 0, br.h1_w.cols) + br.h1_b.data[k];
-            at(x_branch ? br.zx : br.zh, i, k) = z;
-            at(x_branch ? br.sx : br.sh, i, k) = SiLUOp::f(z);
+            store_silu(x_branch ? br.zx : br.zh, x_branch ? br.sx : br.sh, i, k, z);
             continue;
           }
           if (idx >= edges * hd) {
@@ -92,8 +97,7 @@ struct EgnnLayerForward {
           if (k == 0) at(a.radial, er, 0) = r;
           T z = at(a.p, i, k) + at(a.q, j, k) + a.edge1_b.data[k] + r * at(a.edge1_w, k, 2 * hd);
           for (size_t c = 0; c < attrs; ++c) z += at(a.edge_attr, er, c) * at(a.edge1_w, k, 2 * hd + 1 + c);
-          at(a.z1, er, k) = z;
-          at(a.s1, er, k) = SiLUOp::f(z);
+          store_silu(a.z1, a.s1, er, k, z);
         }
         break;
       case 2:  // the second edge layer: the messages m; the branches' outputs
@@ -112,8 +116,7 @@ struct EgnnLayerForward {
           }
           const size_t er = e0 + idx / hd, k = idx % hd;
           const T z = row_times_row(a.s1, er, a.edge2_w, k, 0, hd) + a.edge2_b.data[k];
-          at(a.z2, er, k) = z;
-          at(a.m, er, k) = SiLUOp::f(z);
+          store_silu(a.z2, a.m, er, k, z);
         }
         break;
       case 3:  // the coordinate MLP's hidden layer per edge; the message sums per node
@@ -128,8 +131,7 @@ struct EgnnLayerForward {
           }
           const size_t er = e0 + idx / hd, k = idx % hd;
           const T z = row_times_row(a.m, er, a.coord1_w, k, 0, hd) + a.coord1_b.data[k];
-          at(a.zc, er, k) = z;
-          at(a.sc, er, k) = SiLUOp::f(z);
+          store_silu(a.zc, a.sc, er, k, z);
         }
         break;
       case 4:  // the coordinate coefficient per edge; the node MLP's hidden layer
@@ -141,8 +143,7 @@ struct EgnnLayerForward {
           const size_t i = n0 + (idx - edges) / hd, k = (idx - edges) % hd;
           const T z = row_times_row(a.h, i, a.node1_w, k, 0, hd) + row_times_row(a.agg, i, a.node1_w, k, hd, hd) +
                       a.node1_b.data[k];
-          at(a.z5, i, k) = z;
-          at(a.s5, i, k) = SiLUOp::f(z);
+          store_silu(a.z5, a.s5, i, k, z);
         }
         break;
       case 5:  // the outputs: positions; features (residual)

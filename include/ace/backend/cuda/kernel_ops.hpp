@@ -693,37 +693,23 @@ struct KernelOps {
   template <class T>
   static void adam_update_many(std::span<const AdamTensor<T>> tensors, In<double> t) {
     detail::check::scalar(who(), "adam_update_many", t);
-    using F = kernels::AdamUpdateMany<T>;
-    for (std::size_t first = 0; first < tensors.size(); first += F::capacity) {
-      F f{};
-      f.count = std::min(F::capacity, tensors.size() - first);
-      f.t = t.data;
-      std::size_t total = 0;
-      for (std::size_t k = 0; k < f.count; ++k) {
-        f.tensors[k] = tensors[first + k];
-        f.start[k] = total;
-        total += f.tensors[k].size;
-      }
-      f.start[f.count] = total;
-      run("adam_update_many", total, f);
-    }
+    kernels::AdamUpdateMany<T> kernel{};
+    kernel.t = t.data;
+    run_many("adam_update_many", tensors.size(), kernel,
+             [&](kernels::AdamUpdateMany<T>& f, std::size_t k, std::size_t i) {
+               f.tensors[k] = tensors[i];
+               return tensors[i].size;
+             });
   }
   template <class T>
   static void fill_many(std::span<const VectorRef<T>> xs, Scalar<T> value) {
-    using F = kernels::FillMany<T>;
-    for (std::size_t first = 0; first < xs.size(); first += F::capacity) {
-      F f{};
-      f.count = std::min(F::capacity, xs.size() - first);
-      f.value = value;
-      std::size_t total = 0;
-      for (std::size_t k = 0; k < f.count; ++k) {
-        f.data[k] = xs[first + k].data();
-        f.start[k] = total;
-        total += xs[first + k].size();
-      }
-      f.start[f.count] = total;
-      run("fill_many", total, f);
-    }
+    kernels::FillMany<T> kernel{};
+    kernel.value = value;
+    run_many("fill_many", xs.size(), kernel,
+             [&](kernels::FillMany<T>& f, std::size_t k, std::size_t i) {
+               f.data[k] = xs[i].data();
+               return xs[i].size();
+             });
   }
 
   // ---- execution --------------------------------------------------------------------------------------------------
@@ -744,6 +730,21 @@ struct KernelOps {
   }
 
  private:
+  // Runs the multi-tensor kernel f over n tensors, F::capacity per launch: put(f, k, i) writes tensor i's descriptor
+  // into slot k and returns its number of entries; f.start and f.count are filled here.
+  template <class F, class Put>
+  static void run_many(const char* op, std::size_t n, F f, Put&& put) {
+    for (std::size_t first = 0; first < n; first += F::capacity) {
+      f.count = std::min(F::capacity, n - first);
+      std::size_t total = 0;
+      for (std::size_t k = 0; k < f.count; ++k) {
+        f.start[k] = total;
+        total += put(f, k, first + k);
+      }
+      f.start[f.count] = total;
+      run(op, total, f);
+    }
+  }
   // Every view of a fused EGNN layer against the sizes h, x and edge_attr imply.
   template <class T>
   static void check_egnn_layer(const EgnnLayerViews<T>& a, const char* op) {

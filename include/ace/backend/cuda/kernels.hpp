@@ -1059,8 +1059,8 @@ struct AdamUpdateMany {
   size_t count;
   const double* t;
   ACE_HOST_DEVICE void operator()(size_t i) const {
-    const AdamTensor<T>& a = tensors[tensor_of<capacity>(start, count, i)];
-    const size_t j = i - start[&a - tensors];
+    const size_t k = tensor_of<capacity>(start, count, i), j = i - start[k];
+    const AdamTensor<T>& a = tensors[k];
     a.step.template apply<T>(a.step.corrections(t[0]), a.value[j], a.grad[j], a.m[j], a.v[j]);
   }
 };

@@ -232,12 +232,14 @@ class EGNNLayer {
  private:
   static MatrixRef<const std::uint32_t> indices(const tensor_t<B, std::uint32_t, 2>& t) { return view(t); }
 
+  // A buffer of the feature update: empty when the last forward skipped it.
+  MatrixRef<T> feature_view(tensor& t) { return features_ ? view(t) : MatrixRef<T>{}; }
+
   // The layer's tensors as the fused operations see them (x_out and h_out only for the forward pass).
   EgnnLayerViews<T> fused_views(tensor* x_out, tensor* h_out) {
     const GraphTensors<T, B>& graph = *graph_;
     const auto w = [](const Dense<T, B>& d) { return view(d.weight()); };
     const auto b = [](const Dense<T, B>& d) { return view(d.bias()); };
-    const auto f = [this](tensor& t) { return features_ ? view(t) : MatrixRef<T>{}; };
     return {.gs = gs_, .row = indices(graph.row), .col = indices(graph.col),
             .inv_degree = view(std::as_const(graph.inv_degree)), .clamp = static_cast<T>(options_.coord_clamp),
             .features = features_, .h = h_.get(), .x = x_.get(), .v = v_.get(), .edge_attr = a_.get(),
@@ -246,8 +248,8 @@ class EGNNLayer {
             .vel1_w = w(vel_.first()), .vel1_b = b(vel_.first()), .vel2_w = w(vel_.second()),
             .vel2_b = b(vel_.second()), .node1_w = w(node1_), .node1_b = b(node1_), .node2_w = w(node2_),
             .node2_b = b(node2_), .p = view(p_), .q = view(q_), .zv = view(zv_), .sv = view(sv_), .cv = view(cv_),
-            .agg = f(agg_), .z5 = f(z5_), .s5 = f(s5_), .diff = view(diff_), .radial = view(radial_),
-            .z1 = view(z1_), .s1 = view(s1_), .z2 = view(z2_), .m = view(m_), .zc = view(zc_), .sc = view(sc_),
+            .agg = feature_view(agg_), .z5 = feature_view(z5_), .s5 = feature_view(s5_), .diff = view(diff_),
+            .radial = view(radial_), .z1 = view(z1_), .s1 = view(s1_), .z2 = view(z2_), .m = view(m_), .zc = view(zc_), .sc = view(sc_),
             .cw = view(cw_), .x_out = x_out ? view(*x_out) : MatrixRef<T>{},
             .h_out = h_out && features_ ? view(*h_out) : MatrixRef<T>{}, .branches = branches_};
   }
@@ -279,12 +281,11 @@ class EGNNLayer {
     ensure_shape(dcv_, rows, 1);
     ensure_shape(dc_, edge_rows, 1);
     for (tensor* t : {&dzc_, &dm_, &ds1_}) ensure_shape(*t, edge_rows, hd);
-    const auto f = [this](tensor& t) { return features_ ? view(t) : MatrixRef<T>{}; };
     B::egnn_layer_backward(fused_views(nullptr, nullptr),
                            EgnnLayerGradients<T>{.dh_out = features_ ? view(dh_out) : MatrixRef<const T>{},
                                                  .dx_out = view(dx_out), .dh = view(dh), .dx = view(dx),
-                                                 .dz5 = f(ds5_), .dagg = f(dagg_), .dcv = view(dcv_),
-                                                 .dzv = view(dzv_), .dp = view(dp_), .dq = view(dq_),
+                                                 .dz5 = feature_view(ds5_), .dagg = feature_view(dagg_),
+                                                 .dcv = view(dcv_), .dzv = view(dzv_), .dp = view(dp_), .dq = view(dq_),
                                                  .dcw = view(dc_), .dzc = view(dzc_), .dz2 = view(dm_),
                                                  .dz1 = view(ds1_), .branches = branch});
     const auto c = [](const tensor& t) { return view(t); };
