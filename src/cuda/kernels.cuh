@@ -5,6 +5,7 @@
 #pragma once
 
 #include "ace/backend/cuda/egnn_kernels.hpp"
+#include "ace/backend/cuda/o3_kernels.hpp"
 #include "launch.cuh"
 
 #define ACE_CUDA_KERNELS_OF(T)                                                                                        \
@@ -50,6 +51,11 @@
   ACE_CUDA_KERNEL(NormNonlinearityBackward<GELUOp, T>)                                                                \
   ACE_CUDA_KERNEL(GateFields<T>)                                                                                      \
   ACE_CUDA_KERNEL(GateFieldsBackward<T>)                                                                              \
+  ACE_CUDA_KERNEL(TensorProductContract<T>)                                                                           \
+  ACE_CUDA_KERNEL(TensorProductContractBackward<T>)                                                                   \
+  ACE_CUDA_KERNEL(SwishGate<T>)                                                                                       \
+  ACE_CUDA_KERNEL(SwishGateBackward<T>)                                                                               \
+  ACE_CUDA_KERNEL(SphericalHarmonics<T>)                                                                              \
   ACE_CUDA_KERNEL(BatchNormStatistics<T>)                                                                             \
   ACE_CUDA_KERNEL(BatchNormForward<T>)                                                                                \
   ACE_CUDA_KERNEL(BatchNormBackwardStatistics<T>)                                                                     \

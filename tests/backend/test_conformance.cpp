@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ace/nn/steerable/tensor_product.hpp"
 #include "backend_support.hpp"
 
 using namespace ace;
@@ -430,6 +431,69 @@ TEMPLATE_LIST_TEST_CASE("conformance: EGNN message passing", "[backend][conforma
                             test::download<Bk>(dm),   test::download<Bk>(dp),     test::download<Bk>(dq),
                             test::download<Bk>(dx),   test::download<Bk>(dw)};
         });
+    }
+  });
+}
+
+TEMPLATE_LIST_TEST_CASE("conformance: O(3) features: tensor product contraction, swish gate, spherical harmonics",
+                        "[backend][conformance]", ConformingBackends) {
+  using B = TestType;
+  Rng rng(test::seed(11, "conformance o3"));
+  // x1 = 3x0e + 2x1o + 1x2e + 2x0e, x2 = 1x0e + 2x1o, out = 2x0e + 3x1o + 1x1e + 2x2e + 1x3o: every path kind (l up
+  // to 3, both parities, copies on both sides, repeated irreps in x1)
+  const auto term = [](std::size_t n, int l, Parity p) { return O3Term{n, l, p}; };
+  const std::vector<O3Term> in1{term(3, 0, Parity::even), term(2, 1, Parity::odd), term(1, 2, Parity::even),
+                                term(2, 0, Parity::even)};
+  const std::vector<O3Term> in2{term(1, 0, Parity::even), term(2, 1, Parity::odd)};
+  const std::vector<O3Term> out{term(2, 0, Parity::even), term(3, 1, Parity::odd), term(1, 1, Parity::even),
+                                term(2, 2, Parity::even), term(1, 3, Parity::odd)};
+  const O3ProductPlan plan = o3_product_plan(in1, in2, out);
+  REQUIRE(plan.z_cols > 0);
+  const std::size_t d1 = 3 + 6 + 5 + 2, d2 = 7;
+  // the gate: 3 scalars, gated 2x1o + 1x2e (3 gates)
+  const std::vector<std::uint32_t> gated{2, 3, 1, 5};
+  const std::size_t gate_in = 3 + 3 + 6 + 5, gate_out = 3 + 6 + 5;
+  test::for_each_scalar([&]<class T>(std::type_identity<T>) {
+    const std::vector<T> values(plan.values.begin(), plan.values.end());
+    for (std::size_t rows : {1u, 6u, 41u}) {
+      const Host<T> x1 = random_values<T>(rows, d1, rng), x2 = random_values<T>(rows, d2, rng);
+      const Host<T> dz = random_values<T>(rows, plan.z_cols, rng);
+      agree<B, T>("tensor_product_contract and its backward", [&]<class Bk>(std::type_identity<Bk>) {
+        auto paths = make_storage<tensor_t<Bk, std::uint32_t, 2>>(
+            std::array<std::size_t, 2>{plan.paths.size() / TensorProductColumns::count, TensorProductColumns::count});
+        Bk::from_host(std::span<const std::uint32_t>(plan.paths), view(paths));
+        auto entries = index_tensor<Bk>(plan.entries);
+        auto tv = test::upload<Bk>(Host<T>{values, 1, values.size()});
+        auto t1 = test::upload<Bk>(x1), t2 = test::upload<Bk>(x2), tdz = test::upload<Bk>(dz);
+        auto z = zeros<Bk, T>(rows, plan.z_cols), dx1 = zeros<Bk, T>(rows, d1), dx2 = zeros<Bk, T>(rows, d2);
+        auto dx1_only = zeros<Bk, T>(rows, d1);
+        const auto p = view(std::as_const(paths)), e = view(std::as_const(entries));
+        Bk::tensor_product_contract(p, e, view(std::as_const(tv)), view(std::as_const(t1)), view(std::as_const(t2)),
+                                    view(z));
+        Bk::tensor_product_contract_backward(p, e, view(std::as_const(tv)), view(std::as_const(t1)),
+                                             view(std::as_const(t2)), view(std::as_const(tdz)), view(dx1), view(dx2));
+        Bk::tensor_product_contract_backward(p, e, view(std::as_const(tv)), view(std::as_const(t1)),
+                                             view(std::as_const(t2)), view(std::as_const(tdz)), view(dx1_only),
+                                             MatrixRef<T>{});
+        return std::tuple{test::download<Bk>(z), test::download<Bk>(dx1), test::download<Bk>(dx2),
+                          test::download<Bk>(dx1_only)};
+      });
+      const Host<T> gx = random_values<T>(rows, gate_in, rng), gdy = random_values<T>(rows, gate_out, rng);
+      Host<T> vectors = random_values<T>(rows, 3, rng);
+      if (rows > 1) std::fill_n(vectors.values.begin(), 3, T(0));  // a zero vector: direction 0, Y^0 alone
+      agree<B, T>("swish_gate, its backward, spherical_harmonics", [&]<class Bk>(std::type_identity<Bk>) {
+        auto g = make_storage<tensor_t<Bk, std::uint32_t, 2>>(std::array<std::size_t, 2>{2, 2});
+        Bk::from_host(std::span<const std::uint32_t>(gated), view(g));
+        auto tx = test::upload<Bk>(gx), tdy = test::upload<Bk>(gdy), tvec = test::upload<Bk>(vectors);
+        auto y = zeros<Bk, T>(rows, gate_out), dx = zeros<Bk, T>(rows, gate_in);
+        auto sh = zeros<Bk, T>(rows, 16), norms = zeros<Bk, T>(rows, 1), sh1 = zeros<Bk, T>(rows, 4);
+        Bk::swish_gate(view(std::as_const(tx)), 3, view(std::as_const(g)), view(y));
+        Bk::swish_gate_backward(view(std::as_const(tx)), 3, view(std::as_const(g)), view(std::as_const(tdy)), view(dx));
+        Bk::spherical_harmonics(view(std::as_const(tvec)), 3, T(0.5), view(sh), view(norms));
+        Bk::spherical_harmonics(view(std::as_const(tvec)), 1, T(1), view(sh1), MatrixRef<T>{});
+        return std::tuple{test::download<Bk>(y), test::download<Bk>(dx), test::download<Bk>(sh),
+                          test::download<Bk>(norms), test::download<Bk>(sh1)};
+      });
     }
   });
 }

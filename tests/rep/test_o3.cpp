@@ -4,6 +4,8 @@
 // of the Cartesian basis), and irreps as compile-time types.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <numbers>
+#include <type_traits>
 
 #include "ace/group/so3.hpp"
 #include "ace/rep/o3.hpp"
@@ -170,8 +172,61 @@ TEST_CASE("o3: irreps as types: dimensions at compile time, names, block-diagona
   const auto r = samples(test::seed(5, "o3 types"), true);
   const Eigen::MatrixXd a = Small::matrix(r[0]), b = Small::matrix(r[1]);
   REQUIRE(a.rows() == 11);
-  CHECK((a.block(0, 0, 3, 3) - r[0]).norm() < 1e-13);
-  CHECK((a.block(3, 3, 3, 3) - r[0]).norm() < 1e-13);
-  CHECK(a.block(0, 3, 3, 8).norm() == 0.0);
+  // component-major blocks: copy w of "2x1o" holds entries w, 2 + w, 4 + w, on which the matrix acts as R
+  for (Eigen::Index w = 0; w < 2; ++w)
+    for (Eigen::Index k = 0; k < 3; ++k)
+      for (Eigen::Index k2 = 0; k2 < 3; ++k2) {
+        CHECK(a(2 * k + w, 2 * k2 + w) == Approx(r[0](k, k2)).margin(1e-13));
+        CHECK(a(2 * k + w, 2 * k2 + 1 - w) == 0.0);  // copies do not mix
+      }
+  CHECK(a.block(0, 6, 6, 5).norm() == 0.0);
+  CHECK((a.block(6, 6, 5, 5) - o3_irrep_matrix(2, Parity::even, r[0])).norm() < 1e-13);
   CHECK((Small::matrix(r[0] * r[1]) - a * b).norm() < 1e-12);
+}
+
+TEST_CASE("o3: irreps arithmetic at compile time: sums, weight counts, weight-balanced and gate irreps", "[o3]") {
+  using Attr = o3_spherical_harmonics_t<1, 1>;
+  static_assert(std::is_same_v<Attr, O3Irreps<Mul<1, Scalar0e>, Mul<1, Vector1o>>>);
+  // SEGNN's N-body hidden irreps: width 64, L = 1, attributes Y^{<=1}
+  using Hidden = o3_weight_balanced_t<64, 1, Attr>;
+  static_assert(std::is_same_v<Hidden, O3Irreps<Mul<32, Scalar0e>, Mul<32, Vector1o>>>);
+  static_assert(o3_tensor_product_weights<Hidden, Attr, Hidden> == 4 * 32 * 32);  // 0x0->0, 0x1->1, 1x0->1, 1x1->0
+  static_assert(o3_tensor_product_weights<O3Irreps<Mul<64, Scalar0e>>, O3Irreps<Mul<1, Scalar0e>>,
+                                          O3Irreps<Mul<64, Scalar0e>>> == 64 * 64);
+  // 1o x 1o reaches 0e, 1e and 2e; 2e x 1o reaches 1o, 2o, 3o
+  static_assert(o3_tensor_product_weights<O3Irreps<Mul<2, Vector1o>>, O3Irreps<Mul<3, Vector1o>>,
+                                          O3Irreps<Mul<1, Scalar0e>, Mul<1, O3Irrep<1, Parity::even>>,
+                                                   Mul<1, O3Irrep<2, Parity::even>>, Mul<1, Vector1o>>> == 3 * 6);
+  static_assert(std::is_same_v<o3_spherical_harmonics_t<2, 3>,
+                               O3Irreps<Mul<2, Scalar0e>, Mul<2, Vector1o>, Mul<2, O3Irrep<2, Parity::even>>,
+                                        Mul<2, O3Irrep<3, Parity::odd>>>>);
+  static_assert(std::is_same_v<o3_concat_t<Hidden, Hidden, O3Irreps<Mul<2, Scalar0e>>>,
+                               O3Irreps<Mul<32, Scalar0e>, Mul<32, Vector1o>, Mul<32, Scalar0e>, Mul<32, Vector1o>,
+                                        Mul<2, Scalar0e>>>);
+  static_assert(o3_concat_t<Hidden, Hidden>::dim == 256);
+  // the gate onto 32x0e + 32x1o + 4x2e reads 32 scalars, 36 gates, then the gated terms
+  using GateOut = O3Irreps<Mul<32, Scalar0e>, Mul<32, Vector1o>, Mul<4, O3Irrep<2, Parity::even>>>;
+  static_assert(std::is_same_v<o3_gate_input_t<GateOut>, O3Irreps<Mul<32, Scalar0e>, Mul<36, Scalar0e>,
+                                                                   Mul<32, Vector1o>, Mul<4, O3Irrep<2, Parity::even>>>>);
+  static_assert(std::is_same_v<o3_gate_input_t<O3Irreps<Mul<8, Scalar0e>>>, O3Irreps<Mul<8, Scalar0e>>>);
+  CHECK(Hidden::term_list[1].count == 32);
+  CHECK(Hidden::term_list[1].l == 1);
+}
+
+TEST_CASE("o3: the swish gate's constants give SiLU and sigmoid unit second moment under N(0, 1)", "[o3]") {
+  // Simpson's rule on [-14, 14] (the Gaussian weight is below 1e-42 beyond)
+  const auto second_moment = [](auto f) {
+    const int n = 200000;
+    const double a = -14.0, h = 28.0 / n;
+    double s = 0.0;
+    for (int i = 0; i <= n; ++i) {
+      const double z = a + i * h, w = (i == 0 || i == n) ? 1.0 : (i % 2 ? 4.0 : 2.0);
+      s += w * f(z) * f(z) * std::exp(-z * z / 2);
+    }
+    return s * h / 3 / std::sqrt(2 * std::numbers::pi);
+  };
+  CHECK(SwishGateConstants::silu == Approx(1.0 / std::sqrt(second_moment([](double z) { return SiLUOp::f(z); })))
+                                        .epsilon(1e-12));
+  CHECK(SwishGateConstants::sigmoid ==
+        Approx(1.0 / std::sqrt(second_moment([](double z) { return SigmoidOp::f(z); }))).epsilon(1e-12));
 }

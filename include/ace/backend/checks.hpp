@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 #include "ace/backend/geometry.hpp"
+#include "ace/backend/o3_ops.hpp"
 #include "ace/backend/ops.hpp"
 #include "ace/error.hpp"
 #include "ace/tensor/view.hpp"
@@ -104,6 +106,33 @@ void edge_lists(const char* who, const GraphShape& gs, MatrixRef<I> row, MatrixR
   shape(who, "egnn", col, 1, gs.edges, "col");
 }
 
+/// tensor_product_contract (and its backward): a path table of TensorProductColumns::count columns, one coefficient per
+/// entry, and x1, x2 and z (or dz) with one row per sample.
+template <class T>
+void tensor_product(const char* who, const char* op, MatrixRef<const std::uint32_t> paths,
+                    MatrixRef<const std::uint32_t> entries, MatrixRef<const T> values, MatrixRef<const T> x1,
+                    MatrixRef<const T> x2, MatrixRef<const T> z) {
+  ACE_THROW_IF(paths.rows != 0 && paths.cols != TensorProductColumns::count, shape_error, who, "::", op,
+               ": the path table has ", paths.cols, " columns, expected ", std::size_t{TensorProductColumns::count});
+  same_shape(who, op, entries, values);
+  ACE_THROW_IF(x1.rows != z.rows || x2.rows != z.rows, shape_error, who, "::", op, ": x1 [", x1.rows, ", ", x1.cols,
+               "], x2 [", x2.rows, ", ", x2.cols, "] and z [", z.rows, ", ", z.cols, "] need the same rows");
+}
+/// swish_gate (and its backward): x = [scalars | gates | gated] and y (or dy) = [scalars | gated], one row per sample.
+template <class T>
+void swish_gate(const char* who, const char* op, MatrixRef<const T> x, std::size_t scalars, MatrixRef<const T> y) {
+  ACE_THROW_IF(y.rows != x.rows || y.cols < scalars || x.cols < y.cols, shape_error, who, "::", op, ": x [", x.rows,
+               ", ", x.cols, "] (scalars, gates, gated) and y [", y.rows, ", ", y.cols, "] (scalars, gated) with ",
+               scalars, " scalars");
+}
+/// spherical_harmonics: vectors [n, 3], lmax <= 3, y [n, (lmax + 1)²], norms [n, 1] or empty.
+template <class T>
+void spherical_harmonics(const char* who, MatrixRef<const T> v, std::size_t lmax, MatrixRef<T> y, MatrixRef<T> norms) {
+  ACE_THROW_IF(lmax > 3, invalid_argument, who, "::spherical_harmonics: lmax = ", lmax, " (implemented up to 3)");
+  shape(who, "spherical_harmonics", v, v.rows, 3, "v");
+  shape(who, "spherical_harmonics", y, v.rows, (lmax + 1) * (lmax + 1), "y");
+  if (norms.cols != 0) shape(who, "spherical_harmonics", norms, v.rows, 1, "norms");
+}
 /// constraint_terms: n = gamma.size() constraints; gamma_grad like gamma; lambda and s rows of n; slack and
 /// slack_grad rows of n when the form has slacks (otherwise ignored).
 template <class T>

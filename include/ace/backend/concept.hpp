@@ -35,6 +35,8 @@ struct NoTask {
 ///  * `segment_reduce` / `segment_reduce_backward` (set and group pooling), `pair_transpose`, `pair_pool`,
 ///    `pair_broadcast` (second-order set layers);
 ///  * `norm_nonlinearity<Op>`, `gate_fields` and their backward passes (fields);
+///  * O(3) features (o3_ops.hpp): `tensor_product_contract`, `swish_gate` and their backward passes,
+///    `spherical_harmonics` of vectors;
 ///  * `batch_norm_statistics`, `batch_norm_forward`, `batch_norm_backward`;
 ///  * images: `convolution<T>` (state built from a ConvGeometry), `conv2d_forward`, `conv2d_backward`,
 ///    `pool2d_forward`, `pool2d_backward`;
@@ -92,6 +94,11 @@ concept BackendFor = requires(MatrixRef<T> m, MatrixRef<const T> c, MatrixRef<co
   B::template norm_nonlinearity_backward<ReLUOp>(c, i, c, c, c, m, m);
   B::gate_fields(c, i, m, m);
   B::gate_fields_backward(c, i, c, c, m);
+  B::tensor_product_contract(i, i, c, c, c, m);
+  B::tensor_product_contract_backward(i, i, c, c, c, c, m, m);
+  B::swish_gate(c, std::size_t{1}, i, m);
+  B::swish_gate_backward(c, std::size_t{1}, i, c, m);
+  B::spherical_harmonics(c, std::size_t{1}, s, m, m);
   B::batch_norm_statistics(c, fl, i, true, 0.1, 1e-5, d, d, m, m);
   B::batch_norm_forward(c, fl, i, c, c, c, c, m, m);
   B::batch_norm_backward(c, c, fl, i, c, c, true, m, m, m);

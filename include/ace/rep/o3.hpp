@@ -29,8 +29,10 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "ace/backend/o3_ops.hpp"
 #include "ace/error.hpp"
 
 namespace ace {
@@ -49,27 +51,7 @@ inline Eigen::VectorXd spherical_harmonics(int l, const Eigen::Vector3d& p) {
   detail::check_degree(l, "spherical_harmonics");
   const double x = p.x(), y = p.y(), z = p.z(), r2 = p.squaredNorm();
   Eigen::VectorXd out(2 * l + 1);
-  switch (l) {
-    case 0:
-      out << 1.0;
-      break;
-    case 1:
-      out << std::sqrt(3.0) * x, std::sqrt(3.0) * y, std::sqrt(3.0) * z;
-      break;
-    case 2: {
-      const double s15 = std::sqrt(15.0);
-      out << s15 * x * y, s15 * y * z, std::sqrt(5.0) / 2.0 * (3.0 * z * z - r2), s15 * x * z,
-          s15 / 2.0 * (x * x - y * y);
-      break;
-    }
-    default: {
-      const double a = std::sqrt(70.0) / 4.0, b = std::sqrt(105.0), c = std::sqrt(42.0) / 4.0;
-      out << a * y * (3.0 * x * x - y * y), b * x * y * z, c * y * (5.0 * z * z - r2),
-          std::sqrt(7.0) / 2.0 * z * (5.0 * z * z - 3.0 * r2), c * x * (5.0 * z * z - r2),
-          b / 2.0 * z * (x * x - y * y), a * x * (x * x - 3.0 * y * y);
-      break;
-    }
-  }
+  spherical_harmonic_polynomials(l, x, y, z, r2, out.data());
   return out;
 }
 
@@ -212,6 +194,15 @@ struct Mul {
   static constexpr std::size_t dim = N * Irrep::dim;
 };
 
+/// One term "count x l p" of an irreps sum as data.
+struct O3Term {
+  std::size_t count = 0;
+  int l = 0;
+  Parity parity = Parity::even;
+  constexpr std::size_t dim() const { return count * static_cast<std::size_t>(2 * l + 1); }
+  constexpr bool same_irrep(const O3Term& o) const { return l == o.l && parity == o.parity; }
+};
+
 /// A direct sum of irreps as a type, e.g. O3Irreps<Mul<28, Scalar0e>, Mul<28, Vector1o>> ("28x0e + 28x1o"): its
 /// dimension is a compile-time constant, so layer shapes built from it are checked at compile time.
 template <class... Muls>
@@ -225,18 +216,24 @@ struct O3Irreps {
     ((s += (s.empty() ? "" : " + ") + std::to_string(Muls::count) + "x" + Muls::irrep::name()), ...);
     return s;
   }
-  /// The block-diagonal matrix of the sum at an orthogonal R, blocks in the order of the terms.
+  /// The matrix of the sum at an orthogonal R in the layout of ace's steerable features (backend/o3_ops.hpp): the
+  /// terms' blocks in order, each component-major, so term "m x l" contributes D^l(R) ⊗ I_m.
   static Eigen::MatrixXd matrix(const Eigen::Matrix3d& r) {
     Eigen::MatrixXd out = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(dim), static_cast<Eigen::Index>(dim));
     Eigen::Index at = 0;
     const auto place = [&]<class M>(std::type_identity<M>) {
-      const Eigen::MatrixXd block = M::irrep::matrix(r);
-      for (std::size_t k = 0; k < M::count; ++k, at += block.rows())
-        out.block(at, at, block.rows(), block.cols()) = block;
+      const Eigen::MatrixXd d = M::irrep::matrix(r);
+      const auto m = static_cast<Eigen::Index>(M::count);
+      for (Eigen::Index k = 0; k < d.rows(); ++k)
+        for (Eigen::Index k2 = 0; k2 < d.cols(); ++k2)
+          for (Eigen::Index w = 0; w < m; ++w) out(at + k * m + w, at + k2 * m + w) = d(k, k2);
+      at += d.rows() * m;
     };
     (place(std::type_identity<Muls>{}), ...);
     return out;
   }
+  /// The terms as data (copies, degree, parity), in order.
+  static constexpr std::array<O3Term, terms> term_list{O3Term{Muls::count, Muls::irrep::l, Muls::irrep::parity}...};
 };
 
 /// Whether the tensor product of irreps A and B has a C component: the triangle rule |l_A - l_B| <= l_C <= l_A + l_B
@@ -255,5 +252,96 @@ const std::vector<double>& clebsch_gordan() {
                 "ace: this tensor product path breaks the parity rule p1 p2 = p3.");
   return clebsch_gordan(A::l, B::l, C::l);
 }
+
+// ---- irreps arithmetic at compile time -------------------------------------------------------------------------
+
+/// The parity of the spherical harmonics of degree l: (-1)^l.
+constexpr Parity spherical_harmonics_parity(int l) { return l % 2 == 0 ? Parity::even : Parity::odd; }
+
+namespace detail {
+template <class... S>
+struct o3_concat;
+template <class... X>
+struct o3_concat<O3Irreps<X...>> {
+  using type = O3Irreps<X...>;
+};
+template <class... X, class... Y, class... Rest>
+struct o3_concat<O3Irreps<X...>, O3Irreps<Y...>, Rest...> : o3_concat<O3Irreps<X..., Y...>, Rest...> {};
+
+template <std::size_t N, class Seq>
+struct uniform_sh;
+template <std::size_t N, int... L>
+struct uniform_sh<N, std::integer_sequence<int, L...>> {
+  using type = O3Irreps<Mul<N, O3Irrep<L, spherical_harmonics_parity(L)>>...>;
+};
+
+template <class Out>
+struct o3_gate_input {
+  static_assert(sizeof(Out) == 0, "ace: a gate's output must be an O3Irreps whose first term holds the scalars "
+                "(Mul<m, Scalar0e>), followed by the gated terms.");
+};
+template <std::size_t S>
+struct o3_gate_input<O3Irreps<Mul<S, Scalar0e>>> {
+  using type = O3Irreps<Mul<S, Scalar0e>>;
+};
+template <std::size_t S, class First, class... Gated>
+struct o3_gate_input<O3Irreps<Mul<S, Scalar0e>, First, Gated...>> {
+  static_assert(First::irrep::l > 0 && ((Gated::irrep::l > 0) && ...),
+                "ace: a gate's output must be its scalars (the first term, m x 0e) followed by the gated terms of "
+                "degree l >= 1; merge the 0e terms into the first.");
+  using type = O3Irreps<Mul<S, Scalar0e>, Mul<First::count + (Gated::count + ... + 0), Scalar0e>, First, Gated...>;
+};
+}  // namespace detail
+
+/// The irreps sums A, B, ... one after the other (terms kept apart: "m x l" blocks of equal irreps are not merged,
+/// as the features' memory holds them apart).
+template <class... S>
+using o3_concat_t = typename detail::o3_concat<S...>::type;
+
+/// N copies of each spherical-harmonics irrep 0e, 1o, 2e, ... up to degree L.
+template <std::size_t N, int L>
+using o3_spherical_harmonics_t = typename detail::uniform_sh<N, std::make_integer_sequence<int, L + 1>>::type;
+
+/// The number of weights of the fully connected tensor product In1 x In2 -> Out: one per allowed path (a term of In1,
+/// a term of In2 and a term of Out obeying the triangle and parity rules) and per copy triple.
+template <class In1, class In2, class Out>
+inline constexpr std::size_t o3_tensor_product_weights = [] {
+  std::size_t n = 0;
+  for (const O3Term& a : In1::term_list)
+    for (const O3Term& b : In2::term_list)
+      for (const O3Term& c : Out::term_list) {
+        const int low = a.l > b.l ? a.l - b.l : b.l - a.l;
+        if (c.l >= low && c.l <= a.l + b.l &&
+            static_cast<int>(a.parity) * static_cast<int>(b.parity) == static_cast<int>(c.parity))
+          n += a.count * b.count * c.count;
+      }
+  return n;
+}();
+
+namespace detail {
+template <std::size_t Width, int L, class Attr>
+constexpr std::size_t weight_balanced_copies() {
+  // with n copies of each irrep, hidden x Attr -> hidden has n² P weights, P the weights at n = 1
+  constexpr std::size_t paths =
+      o3_tensor_product_weights<typename uniform_sh<1, std::make_integer_sequence<int, L + 1>>::type, Attr,
+                                typename uniform_sh<1, std::make_integer_sequence<int, L + 1>>::type>;
+  static_assert(paths > 0, "ace: o3_weight_balanced_t: the attributes reach no hidden irrep.");
+  std::size_t n = 1;
+  while (n * n * paths < Width * Width) ++n;
+  return n;
+}
+}  // namespace detail
+
+/// SEGNN's "weight-balanced" hidden irreps for a width and degree L with attributes Attr: n copies of each of 0e, 1o,
+/// ... up to L, n the smallest whose tensor product hidden x Attr -> hidden has at least as many weights as a dense
+/// layer Width -> Width (Width x 0e times 1 x 0e). Width 64, L = 1, Attr = Y^{<=1}: 32x0e + 32x1o.
+template <std::size_t Width, int L, class Attr>
+using o3_weight_balanced_t = o3_spherical_harmonics_t<detail::weight_balanced_copies<Width, L, Attr>(), L>;
+
+/// The input irreps of the gate whose output is Out = "S x 0e + gated terms": S scalars, then one 0e gate per gated
+/// copy, then the gated terms (Out itself when it holds only scalars).
+template <class Out>
+using o3_gate_input_t = typename detail::o3_gate_input<Out>::type;
+
 
 }  // namespace ace

@@ -314,6 +314,41 @@ struct Cpu : ReferenceOps<Cpu> {
     });
   }
   template <class T>
+  static void tensor_product_contract(Index paths, Index entries, In<T> values, In<T> x1, In<T> x2, MatrixRef<T> z) {
+    detail::check::tensor_product<T>(name, "tensor_product_contract", paths, entries, values, x1, x2, z);
+    rows_parallel(z.rows, 4 * z.cols, [&](std::size_t r, std::size_t k) {
+      Base::tensor_product_contract<T>(paths, entries, values, x1.row_range(r, k), x2.row_range(r, k),
+                                       z.row_range(r, k));
+    });
+  }
+  template <class T>
+  static void tensor_product_contract_backward(Index paths, Index entries, In<T> values, In<T> x1, In<T> x2,
+                                               In<T> dz, MatrixRef<T> dx1, MatrixRef<T> dx2) {
+    detail::check::tensor_product<T>(name, "tensor_product_contract_backward", paths, entries, values, x1, x2, dz);
+    detail::check::same_shape(name, "tensor_product_contract_backward", x1, dx1);
+    if (dx2.cols != 0) detail::check::same_shape(name, "tensor_product_contract_backward", x2, dx2);
+    rows_parallel(dz.rows, 8 * dz.cols, [&](std::size_t r, std::size_t k) {
+      Base::tensor_product_contract_backward<T>(paths, entries, values, x1.row_range(r, k), x2.row_range(r, k),
+                                                dz.row_range(r, k), dx1.row_range(r, k),
+                                                dx2.cols != 0 ? dx2.row_range(r, k) : dx2);
+    });
+  }
+  template <class T>
+  static void swish_gate(In<T> x, std::size_t scalars, Index gated, MatrixRef<T> y) {
+    detail::check::swish_gate<T>(name, "swish_gate", x, scalars, y);
+    rows_parallel(x.rows, 8 * x.cols, [&](std::size_t r, std::size_t k) {
+      Base::swish_gate<T>(x.row_range(r, k), scalars, gated, y.row_range(r, k));
+    });
+  }
+  template <class T>
+  static void swish_gate_backward(In<T> x, std::size_t scalars, Index gated, In<T> dy, MatrixRef<T> dx) {
+    detail::check::swish_gate<T>(name, "swish_gate_backward", x, scalars, dy);
+    detail::check::same_shape(name, "swish_gate_backward", x, dx);
+    rows_parallel(x.rows, 8 * x.cols, [&](std::size_t r, std::size_t k) {
+      Base::swish_gate_backward<T>(x.row_range(r, k), scalars, gated, dy.row_range(r, k), dx.row_range(r, k));
+    });
+  }
+  template <class T>
   static void pool2d_forward(const PoolGeometry& g, Reduce kind, In<T> x, MatrixRef<T> y,
                              MatrixRef<std::uint32_t> argmax = {}) {
     detail::check::shape(name, "pool2d_forward", y, x.rows, y.cols, "y");

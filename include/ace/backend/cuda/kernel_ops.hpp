@@ -34,6 +34,7 @@
 #include "ace/backend/checks.hpp"
 #include "ace/backend/cuda/egnn_kernels.hpp"
 #include "ace/backend/cuda/kernels.hpp"
+#include "ace/backend/cuda/o3_kernels.hpp"
 #include "ace/backend/egnn_fused.hpp"
 #include "ace/backend/geometry.hpp"
 #include "ace/backend/ops.hpp"
@@ -355,6 +356,42 @@ struct KernelOps {
     detail::check::same_shape(who(), "gate_fields_backward", x, dx);
     run("gate_fields_backward", x.rows * field_count(offsets),
         kernels::GateFieldsBackward<T>{x, offsets, gate, dy, dx});
+  }
+
+  // ---- O(3) features ----------------------------------------------------------------------------------------------
+
+  template <class T>
+  static void tensor_product_contract(Index paths, Index entries, In<T> values, In<T> x1, In<T> x2, MatrixRef<T> z) {
+    detail::check::tensor_product<T>(who(), "tensor_product_contract", paths, entries, values, x1, x2, z);
+    run("tensor_product_contract", z.size(), kernels::TensorProductContract<T>{paths, entries, values, x1, x2, z});
+  }
+  template <class T>
+  static void tensor_product_contract_backward(Index paths, Index entries, In<T> values, In<T> x1, In<T> x2,
+                                               In<T> dz, MatrixRef<T> dx1, MatrixRef<T> dx2) {
+    detail::check::tensor_product<T>(who(), "tensor_product_contract_backward", paths, entries, values, x1, x2, dz);
+    detail::check::same_shape(who(), "tensor_product_contract_backward", x1, dx1);
+    run("tensor_product_contract_backward", dx1.size(),
+        kernels::TensorProductContractBackward<T>{paths, entries, values, x1, x2, dz, dx1, false});
+    if (dx2.cols == 0) return;
+    detail::check::same_shape(who(), "tensor_product_contract_backward", x2, dx2);
+    run("tensor_product_contract_backward", dx2.size(),
+        kernels::TensorProductContractBackward<T>{paths, entries, values, x1, x2, dz, dx2, true});
+  }
+  template <class T>
+  static void swish_gate(In<T> x, std::size_t scalars, Index gated, MatrixRef<T> y) {
+    detail::check::swish_gate<T>(who(), "swish_gate", x, scalars, y);
+    run("swish_gate", y.size(), kernels::SwishGate<T>{x, scalars, gated, y});
+  }
+  template <class T>
+  static void swish_gate_backward(In<T> x, std::size_t scalars, Index gated, In<T> dy, MatrixRef<T> dx) {
+    detail::check::swish_gate<T>(who(), "swish_gate_backward", x, scalars, dy);
+    detail::check::same_shape(who(), "swish_gate_backward", x, dx);
+    run("swish_gate_backward", dx.size(), kernels::SwishGateBackward<T>{x, scalars, gated, dy, dx});
+  }
+  template <class T>
+  static void spherical_harmonics(In<T> v, std::size_t lmax, Scalar<T> scale, MatrixRef<T> y, MatrixRef<T> norms) {
+    detail::check::spherical_harmonics<T>(who(), v, lmax, y, norms);
+    run("spherical_harmonics", v.rows, kernels::SphericalHarmonics<T>{v, lmax, scale, y, norms});
   }
 
   // ---- batch norm -------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include "ace/backend/checks.hpp"
 #include "ace/backend/concept.hpp"
 #include "ace/backend/geometry.hpp"
+#include "ace/backend/o3_ops.hpp"
 #include "ace/backend/ops.hpp"
 #include "ace/error.hpp"
 #include "ace/tensor/host_array.hpp"
@@ -50,6 +51,19 @@ struct ReferenceOps {
   }
   static std::size_t idx(Index m, std::size_t i) { return m.data[i]; }
   static const char* who() { return Self::name; }
+  // The gated blocks of swish_gate, rows (copies, dimension): their entries must fill `width` columns and their copies
+  // the `gates` gate columns. Returns the number of gates.
+  static std::size_t check_gated_blocks(const char* op, Index gated, std::size_t width, std::size_t gates) {
+    std::size_t copies = 0, entries = 0;
+    if (gated.size() != 0) detail::check::shape(who(), op, gated, gated.rows, 2, "gated");
+    for (std::size_t b = 0; b < gated.rows; ++b) {
+      copies += at(gated, b, 0);
+      entries += static_cast<std::size_t>(at(gated, b, 0)) * at(gated, b, 1);
+    }
+    ACE_THROW_IF(copies != gates || entries != width, shape_error, who(), "::", op, ": the gated blocks hold ", copies,
+                 " copies in ", entries, " entries; x and y leave ", gates, " gates and ", width, " gated entries");
+    return gates;
+  }
 
  public:
   // ---- storage ----------------------------------------------------------------------------------------------------
@@ -766,6 +780,122 @@ struct ReferenceOps {
           at(dx, 3 * p + k, j) = s;
         }
       }
+  }
+
+  // ---- O(3)-steerable features (backend/o3_ops.hpp: the layout, the path table, the gate) -------------------------
+
+  /// The contraction of a tensor product (TensorProductColumns): z = Σ over each path's entries of
+  /// c_ijk x1[i-th component of copy u] x2[j-th component of copy v], at the path's z columns; z's other columns 0.
+  template <class T>
+  static void tensor_product_contract(Index paths, Index entries, In<T> values, In<T> x1, In<T> x2, MatrixRef<T> z) {
+    detail::check::tensor_product<T>(who(), "tensor_product_contract", paths, entries, values, x1, x2, z);
+    using C = TensorProductColumns;
+    fill(z, T(0));
+    for (std::size_t r = 0; r < z.rows; ++r)
+      for (std::size_t p = 0; p < paths.rows; ++p) {
+        const auto col = [&](std::uint32_t c) { return static_cast<std::size_t>(at(paths, p, c)); };
+        for (std::size_t u = 0; u < col(C::mul1); ++u)
+          for (std::size_t v = 0; v < col(C::mul2); ++v)
+            for (std::size_t e = col(C::entry_begin); e < col(C::entry_end); ++e) {
+              const std::uint32_t packed = entries.data[e];
+              const std::size_t i = C::i_of(packed), j = C::j_of(packed), k = C::k_of(packed);
+              at(z, r, col(C::zoff) + k * col(C::zstride) + col(C::kbase) + u * col(C::mul2) + v) +=
+                  values.data[e] * at(x1, r, col(C::off1) + i * col(C::mul1) + u) *
+                  at(x2, r, col(C::off2) + j * col(C::mul2) + v);
+            }
+      }
+  }
+  /// Its backward given dz: dx1 and dx2 (columns no path reads get 0); an empty dx2 (0 columns) is not computed.
+  template <class T>
+  static void tensor_product_contract_backward(Index paths, Index entries, In<T> values, In<T> x1, In<T> x2,
+                                               In<T> dz, MatrixRef<T> dx1, MatrixRef<T> dx2) {
+    detail::check::tensor_product<T>(who(), "tensor_product_contract_backward", paths, entries, values, x1, x2, dz);
+    detail::check::same_shape(who(), "tensor_product_contract_backward", x1, dx1);
+    const bool second = dx2.cols != 0;
+    if (second) detail::check::same_shape(who(), "tensor_product_contract_backward", x2, dx2);
+    using C = TensorProductColumns;
+    fill(dx1, T(0));
+    if (second) fill(dx2, T(0));
+    for (std::size_t r = 0; r < dz.rows; ++r)
+      for (std::size_t p = 0; p < paths.rows; ++p) {
+        const auto col = [&](std::uint32_t c) { return static_cast<std::size_t>(at(paths, p, c)); };
+        for (std::size_t u = 0; u < col(C::mul1); ++u)
+          for (std::size_t v = 0; v < col(C::mul2); ++v)
+            for (std::size_t e = col(C::entry_begin); e < col(C::entry_end); ++e) {
+              const std::uint32_t packed = entries.data[e];
+              const std::size_t i = C::i_of(packed), j = C::j_of(packed), k = C::k_of(packed);
+              const std::size_t a = col(C::off1) + i * col(C::mul1) + u, b = col(C::off2) + j * col(C::mul2) + v;
+              const T g = values.data[e] * at(dz, r, col(C::zoff) + k * col(C::zstride) + col(C::kbase) +
+                                                          u * col(C::mul2) + v);
+              at(dx1, r, a) += g * at(x2, r, b);
+              if (second) at(dx2, r, b) += g * at(x1, r, a);
+            }
+      }
+  }
+
+  /// The swish gate (SwishGateConstants) on x = [scalars s | gates g | gated blocks], the gated blocks listed in
+  /// `gated` as rows (copies m, dimension d), G = Σ m gates: y = [c_silu silu(s) | gated block entries (k, w) times
+  /// c_sigmoid sigmoid(g[w + copies of the blocks before])].
+  template <class T>
+  static void swish_gate(In<T> x, std::size_t scalars, Index gated, MatrixRef<T> y) {
+    detail::check::swish_gate<T>(who(), "swish_gate", x, scalars, y);
+    const std::size_t gates = check_gated_blocks("swish_gate", gated, y.cols - scalars, x.cols - y.cols);
+    const T c1 = static_cast<T>(SwishGateConstants::silu), c2 = static_cast<T>(SwishGateConstants::sigmoid);
+    for (std::size_t r = 0; r < x.rows; ++r) {
+      for (std::size_t c = 0; c < scalars; ++c) at(y, r, c) = c1 * SiLUOp::f(at(x, r, c));
+      std::size_t column = scalars, gate = scalars;  // y's column; x's first gate of the block
+      for (std::size_t b = 0; b < gated.rows; ++b) {
+        const std::size_t m = at(gated, b, 0), d = at(gated, b, 1);
+        for (std::size_t k = 0; k < d; ++k)
+          for (std::size_t w = 0; w < m; ++w, ++column)
+            at(y, r, column) = at(x, r, gates + column) * c2 * SigmoidOp::f(at(x, r, gate + w));
+        gate += m;
+      }
+    }
+  }
+  /// Its backward: dx given dy.
+  template <class T>
+  static void swish_gate_backward(In<T> x, std::size_t scalars, Index gated, In<T> dy, MatrixRef<T> dx) {
+    detail::check::swish_gate<T>(who(), "swish_gate_backward", x, scalars, dy);
+    detail::check::same_shape(who(), "swish_gate_backward", x, dx);
+    const std::size_t gates = check_gated_blocks("swish_gate_backward", gated, dy.cols - scalars, x.cols - dy.cols);
+    const T c1 = static_cast<T>(SwishGateConstants::silu), c2 = static_cast<T>(SwishGateConstants::sigmoid);
+    for (std::size_t r = 0; r < x.rows; ++r) {
+      for (std::size_t c = 0; c < scalars; ++c) {
+        const T s = at(x, r, c);
+        at(dx, r, c) = c1 * SiLUOp::df(s, SiLUOp::f(s)) * at(dy, r, c);
+      }
+      for (std::size_t c = scalars; c < scalars + gates; ++c) at(dx, r, c) = T(0);
+      std::size_t column = scalars, gate = scalars;
+      for (std::size_t b = 0; b < gated.rows; ++b) {
+        const std::size_t m = at(gated, b, 0), d = at(gated, b, 1);
+        for (std::size_t k = 0; k < d; ++k)
+          for (std::size_t w = 0; w < m; ++w, ++column) {
+            const T g = at(x, r, gate + w), s = SigmoidOp::f(g);
+            at(dx, r, gates + column) = c2 * s * at(dy, r, column);
+            at(dx, r, gate + w) += c2 * SigmoidOp::df(g, s) * at(x, r, gates + column) * at(dy, r, column);
+          }
+        gate += m;
+      }
+    }
+  }
+
+  /// The real spherical harmonics Y^0 ... Y^lmax (lmax <= 3) of each row's direction v / |v| (0 for v = 0), times
+  /// `scale`, in component normalisation: y [n, (lmax + 1)²] in blocks l = 0 ... lmax; |v| into norms [n, 1] unless
+  /// norms is empty.
+  template <class T>
+  static void spherical_harmonics(In<T> v, std::size_t lmax, Scalar<T> scale, MatrixRef<T> y, MatrixRef<T> norms) {
+    detail::check::spherical_harmonics<T>(who(), v, lmax, y, norms);
+    for (std::size_t r = 0; r < v.rows; ++r) {
+      const T a = at(v, r, 0), b = at(v, r, 1), c = at(v, r, 2), n = std::sqrt(a * a + b * b + c * c);
+      const T inv = n > T(0) ? T(1) / n : T(0);
+      if (norms.cols != 0) at(norms, r, 0) = n;
+      for (std::size_t l = 0, at_col = 0; l <= lmax; at_col += 2 * l + 1, ++l) {
+        T out[7];
+        spherical_harmonic_polynomials(static_cast<int>(l), a * inv, b * inv, c * inv, n > T(0) ? T(1) : T(0), out);
+        for (std::size_t k = 0; k < 2 * l + 1; ++k) at(y, r, at_col + k) = scale * out[k];
+      }
+    }
   }
 
   // ---- graphs: the EGNN message passing (Satorras et al. 2021, velocity variant) ----------------------------------
