@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
-// SiluMlp: Linear–SiLU–Linear with widths chosen at run time (the MLPs inside EGNN and ACE's relaxed branches).
+// SiluMlp: Linear–SiLU–Linear with widths chosen at run time (the MLPs inside EGNN and ACE's relaxed branches);
+// Mlp<Op>: any depth, any elementwise activation (SEGNN's relaxed branches: GELU).
 #pragma once
 
 #include <cstddef>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "ace/backend/ops.hpp"
 #include "ace/nn/core/linear.hpp"
@@ -69,6 +71,67 @@ class SiluMlp {
 
   Dense<T, B> first_, second_;
   tensor s_, ds_;
+};
+
+/// y = L_n(f(... f(L_1 x))): dense layers of the given widths (widths[0] -> widths[1] -> ...) with the elementwise
+/// Op between them (not after the last), every layer PyTorch's nn.Linear at the start; a Layer. Parameters
+/// "0.weight", "0.bias", "2.weight", ... as in a PyTorch nn.Sequential of Linear and activation modules.
+template <class Op, class T, Backend B = Cpu>
+class Mlp {
+ public:
+  using scalar = T;
+  using backend = B;
+  using tensor = tensor_t<B, T, 2>;
+
+  Mlp() = default;
+  Mlp(const std::vector<std::size_t>& widths, Rng& rng) {
+    ACE_THROW_IF(widths.size() < 2, invalid_argument, "Mlp: needs at least an input and an output width, got ",
+                 widths.size(), " widths");
+    for (std::size_t i = 0; i + 1 < widths.size(); ++i)
+      layers_.emplace_back(widths[i], widths[i + 1], rng, LinearOptions{.init = LinearInit::torch});
+    act_.resize(layers_.size() - 1);
+    dact_.resize(layers_.size() - 1);
+  }
+
+  const tensor& forward(const tensor& x) { return forward(view(x)); }
+  /// On a view of the caller's (kept for backward).
+  const tensor& forward(MatrixRef<const T> x) {
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      const tensor& z = layers_[i].forward(i == 0 ? x : view(std::as_const(act_[i - 1])));
+      if (i + 1 == layers_.size()) return z;
+      ensure_shape(act_[i], z.shape()[0], z.shape()[1]);
+      B::template map<Op>(view(z), view(act_[i]));
+    }
+    return layers_.back().output();  // not reached
+  }
+  const tensor& backward(const tensor& dy) {
+    ensure_shape(dx_, dy.shape()[0], layers_.front().in());
+    backward_into(view(dy), view(dx_), T(0));
+    return dx_;
+  }
+  /// Accumulates the parameter gradients and sets dx = dx_beta dx + dL/dx in a view of the caller's.
+  void backward_into(MatrixRef<const T> dy, MatrixRef<T> dx, T dx_beta) {
+    for (std::size_t i = layers_.size(); i-- > 1;) {
+      tensor& d = dact_[i - 1];
+      ensure_shape(d, dy.rows, layers_[i].in());
+      layers_[i].backward_into(i + 1 == layers_.size() ? dy : view(std::as_const(dact_[i])), view(d), T(0));
+      B::template map_backward<Op>(view(layers_[i - 1].output()), view(std::as_const(act_[i - 1])),
+                                   view(std::as_const(d)), view(d));
+    }
+    layers_.front().backward_into(layers_.size() == 1 ? dy : view(std::as_const(dact_[0])), dx, dx_beta);
+  }
+  const tensor& output() const { return layers_.back().output(); }
+  std::size_t size() const { return layers_.size(); }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    for (std::size_t i = 0; i < layers_.size(); ++i) detail::for_each_prefixed(layers_[i], detail::concat(2 * i), f);
+  }
+
+ private:
+  std::vector<Dense<T, B>> layers_;
+  std::vector<tensor> act_, dact_;
+  tensor dx_;
 };
 
 }  // namespace ace
