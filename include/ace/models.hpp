@@ -3,4 +3,6 @@
 #pragma once
 
 #include "ace/models/egnn.hpp"
+#include "ace/models/graph_regression.hpp"
+#include "ace/models/segnn.hpp"
 #include "ace/models/vn_classifier.hpp"

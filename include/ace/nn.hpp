@@ -24,3 +24,6 @@
 #include "ace/nn/point/vector_neurons.hpp"
 #include "ace/nn/set/pair_linear.hpp"
 #include "ace/nn/set/set.hpp"
+#include "ace/nn/steerable/gate.hpp"
+#include "ace/nn/steerable/o3_linear.hpp"
+#include "ace/nn/steerable/tensor_product.hpp"

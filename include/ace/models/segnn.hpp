@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ace/error.hpp"
+#include "ace/models/graph_regression.hpp"
 #include "ace/nn/core/loss.hpp"
 #include "ace/nn/core/mlp.hpp"
 #include "ace/nn/core/relaxation.hpp"
@@ -383,43 +384,8 @@ class SEGNN {
 };
 
 /// A SEGNN that regresses positions with the mean squared error over all coordinates, as a HomotopyModel for the ACE
-/// trainer (batch = GraphBatch<T, B>).
+/// trainer (batch = GraphBatch<T, B>; data-parallel workers: GraphRegressionOptions).
 template <class T, Backend B = Cpu, class Net = SEGNN<T, B>>
-class SEGNNRegression {
- public:
-  using scalar = T;
-  using backend = B;
-  using batch = GraphBatch<T, B>;
-  using tensor = tensor_t<B, T, 2>;
-
-  explicit SEGNNRegression(Net net) : net_(std::move(net)) {}
-
-  double loss_and_gradients(const batch& b) {
-    const double value = static_cast<double>(loss_.forward(net_.forward(b.input()), b.target));
-    net_.backward(loss_.backward());
-    return value;
-  }
-  /// The same with the loss written to `loss` (1×1 double in backend memory, no transfer).
-  void loss_and_gradients(const batch& b, MatrixRef<double> loss) {
-    loss_.forward(net_.forward(b.input()), b.target, loss);
-    net_.backward(loss_.backward());
-  }
-  /// The loss on a batch without gradients (evaluation), with the branches as currently set.
-  double loss(const batch& b) { return static_cast<double>(loss_.forward(net_.forward(b.input()), b.target)); }
-  /// Predicted positions (the network's buffer).
-  const tensor& predict(const batch& b) { return net_.forward(b.input()); }
-
-  void set_relaxation(bool on) { net_.set_relaxation(on); }
-  std::string signature() const { return net_.signature() + " MSELoss"; }
-  template <class F>
-  void for_each_parameter(F&& f) {
-    net_.for_each_parameter(f);
-  }
-  Net& network() { return net_; }
-
- private:
-  Net net_;
-  MSELoss<T, B> loss_;
-};
+using SEGNNRegression = GraphRegression<T, B, Net>;
 
 }  // namespace ace

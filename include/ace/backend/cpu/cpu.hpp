@@ -56,6 +56,18 @@ struct Cpu : ReferenceOps<Cpu> {
     if ((views.contiguous() && ...)) return f(std::array<std::size_t, sizeof...(V)>{}, rows * cols);
     for (std::size_t r = 0; r < rows; ++r) f(std::array<std::size_t, sizeof...(V)>{(r * views.stride)...}, cols);
   }
+  // f(path row, i, j, k, coefficient) for every Clebsch-Gordan entry of every path of a tensor product's table.
+  template <class T, class F>
+  static void for_each_entry(Index paths, Index entries, const T* values, F&& f) {
+    for (std::size_t p = 0; p < paths.rows; ++p) {
+      const std::uint32_t* q = paths.data + p * paths.stride;
+      for (std::uint32_t e = q[TensorProductColumns::entry_begin]; e < q[TensorProductColumns::entry_end]; ++e) {
+        const std::uint32_t packed = entries.data[e];
+        f(q, TensorProductColumns::i_of(packed), TensorProductColumns::j_of(packed), TensorProductColumns::k_of(packed),
+          values[e]);
+      }
+    }
+  }
   template <class T>
   using FlatArray = Eigen::Map<Eigen::Array<std::remove_const_t<T>, Eigen::Dynamic, 1>>;
   template <class T>
@@ -313,12 +325,33 @@ struct Cpu : ReferenceOps<Cpu> {
                                     dx.row_range(r, k));
     });
   }
+  /// The contraction row by row, the copies of x1 innermost: with one copy of each attribute (m2 = 1, e.g. spherical
+  /// harmonics) every Clebsch-Gordan entry is a contiguous axpy of length m1 in the component-major layout.
   template <class T>
   static void tensor_product_contract(Index paths, Index entries, In<T> values, In<T> x1, In<T> x2, MatrixRef<T> z) {
     detail::check::tensor_product<T>(name, "tensor_product_contract", paths, entries, values, x1, x2, z);
-    rows_parallel(z.rows, 4 * z.cols, [&](std::size_t r, std::size_t k) {
-      Base::tensor_product_contract<T>(paths, entries, values, x1.row_range(r, k), x2.row_range(r, k),
-                                       z.row_range(r, k));
+    rows_parallel(z.rows, 4 * z.cols, [&](std::size_t r0, std::size_t k0) {
+      for (std::size_t r = r0; r < r0 + k0; ++r) {
+        T* zr = z.data + r * z.stride;
+        const T* a = x1.data + r * x1.stride;
+        const T* b = x2.data + r * x2.stride;
+        std::fill_n(zr, z.cols, T(0));
+        for_each_entry(paths, entries, values.data, [&](const std::uint32_t* q, std::size_t i, std::size_t j, std::size_t k,
+                                                   T c) {
+          using C = TensorProductColumns;
+          const std::size_t m1 = q[C::mul1], m2 = q[C::mul2];
+          T* __restrict zk = zr + q[C::zoff] + k * q[C::zstride] + q[C::kbase];
+          const T* __restrict ai = a + q[C::off1] + i * m1;
+          const T* bj = b + q[C::off2] + j * m2;
+          if (m2 == 1) {
+            const T s = c * bj[0];
+            for (std::size_t u = 0; u < m1; ++u) zk[u] += s * ai[u];
+          } else {
+            for (std::size_t u = 0; u < m1; ++u)
+              for (std::size_t v = 0; v < m2; ++v) zk[u * m2 + v] += c * ai[u] * bj[v];
+          }
+        });
+      }
     });
   }
   template <class T>
@@ -326,11 +359,42 @@ struct Cpu : ReferenceOps<Cpu> {
                                                In<T> dz, MatrixRef<T> dx1, MatrixRef<T> dx2) {
     detail::check::tensor_product<T>(name, "tensor_product_contract_backward", paths, entries, values, x1, x2, dz);
     detail::check::same_shape(name, "tensor_product_contract_backward", x1, dx1);
-    if (dx2.cols != 0) detail::check::same_shape(name, "tensor_product_contract_backward", x2, dx2);
-    rows_parallel(dz.rows, 8 * dz.cols, [&](std::size_t r, std::size_t k) {
-      Base::tensor_product_contract_backward<T>(paths, entries, values, x1.row_range(r, k), x2.row_range(r, k),
-                                                dz.row_range(r, k), dx1.row_range(r, k),
-                                                dx2.cols != 0 ? dx2.row_range(r, k) : dx2);
+    const bool second = dx2.cols != 0;
+    if (second) detail::check::same_shape(name, "tensor_product_contract_backward", x2, dx2);
+    rows_parallel(dz.rows, 8 * dz.cols, [&](std::size_t r0, std::size_t k0) {
+      for (std::size_t r = r0; r < r0 + k0; ++r) {
+        const T* g = dz.data + r * dz.stride;
+        const T* a = x1.data + r * x1.stride;
+        const T* b = x2.data + r * x2.stride;
+        T* da = dx1.data + r * dx1.stride;
+        T* db = second ? dx2.data + r * dx2.stride : nullptr;
+        std::fill_n(da, dx1.cols, T(0));
+        if (second) std::fill_n(db, dx2.cols, T(0));
+        for_each_entry(paths, entries, values.data, [&](const std::uint32_t* q, std::size_t i, std::size_t j, std::size_t k,
+                                                   T c) {
+          using C = TensorProductColumns;
+          const std::size_t m1 = q[C::mul1], m2 = q[C::mul2];
+          const T* __restrict gk = g + q[C::zoff] + k * q[C::zstride] + q[C::kbase];
+          const T* __restrict ai = a + q[C::off1] + i * m1;
+          T* __restrict dai = da + q[C::off1] + i * m1;
+          const T* bj = b + q[C::off2] + j * m2;
+          if (m2 == 1) {
+            const T s = c * bj[0];
+            T dot = T(0);
+            for (std::size_t u = 0; u < m1; ++u) {
+              dai[u] += s * gk[u];
+              dot += ai[u] * gk[u];
+            }
+            if (second) db[q[C::off2] + j] += c * dot;
+          } else {
+            for (std::size_t u = 0; u < m1; ++u)
+              for (std::size_t v = 0; v < m2; ++v) {
+                dai[u] += c * bj[v] * gk[u * m2 + v];
+                if (second) db[q[C::off2] + j * m2 + v] += c * ai[u] * gk[u * m2 + v];
+              }
+          }
+        });
+      }
     });
   }
   template <class T>

@@ -245,6 +245,14 @@ class O3TensorProduct {
   static std::string signature() {
     return detail::concat("O3TensorProduct(", In1::name(), " x ", In2::name(), " -> ", Out::name(), ")");
   }
+  /// The floating-point operations of a forward pass over `rows` rows: the contraction's products and sums (3 per
+  /// Clebsch-Gordan entry and copy pair) and the GEMMs' multiply-adds (2 K_c m_c per component of each output term).
+  /// A backward pass costs about twice as much (two GEMMs per component, the contraction's adjoint).
+  std::size_t forward_flops(std::size_t rows) const {
+    std::size_t per_row = 0;
+    for (const Block& o : blocks_) per_row += 2 * o.k * o.term.dim();
+    return rows * (per_row + 3 * contraction_products_);
+  }
 
  private:
   using Block = O3ProductBlock;
@@ -253,6 +261,11 @@ class O3TensorProduct {
     const O3ProductPlan plan = o3_product_plan(In1::term_list, In2::term_list, Out::term_list);
     blocks_ = plan.blocks;
     z_cols_ = plan.z_cols;
+    for (std::size_t p = 0; p < plan.paths.size(); p += TensorProductColumns::count)
+      contraction_products_ += static_cast<std::size_t>(plan.paths[p + TensorProductColumns::mul1]) *
+                               plan.paths[p + TensorProductColumns::mul2] *
+                               (plan.paths[p + TensorProductColumns::entry_end] -
+                                plan.paths[p + TensorProductColumns::entry_begin]);
     paths_ = make_storage<tensor_t<B, std::uint32_t, 2>>(
         std::array<std::size_t, 2>{plan.paths.size() / TensorProductColumns::count, TensorProductColumns::count});
     B::from_host(std::span<const std::uint32_t>(plan.paths), view(paths_));
@@ -280,7 +293,7 @@ class O3TensorProduct {
 
   detail::Parameter<B, T> weight_, bias_;
   std::vector<Block> blocks_;
-  std::size_t z_cols_ = 0;
+  std::size_t z_cols_ = 0, contraction_products_ = 0;
   tensor_t<B, std::uint32_t, 2> paths_, entries_;
   tensor values_, z_, dz_, y_, dx1_, dx2_;
   MatrixRef<const T> x1_, x2_;
