@@ -26,6 +26,11 @@ namespace experiment {
 using Batch = ace::GraphBatch<float>;
 template <class B>
 using ModelOn = ace::EGNNRegression<float, B>;
+#if defined(ACE_EXPERIMENT_SEGNN)
+/// SEGNN in the ACE paper's N-body configuration (hidden 32x0e + 32x1o, attributes Y^{<=1}).
+template <class B>
+using SegnnOn = ace::SEGNNRegression<float, B>;
+#endif
 template <class B>
 using BatchOn = ace::GraphBatch<float, B>;
 
@@ -37,8 +42,10 @@ struct Settings {
   double lr = 5e-4, weight_decay = 1e-12, dual_lr = 1e-3, augmented = 1.0, rho = 1.0;
   std::string gamma_opt = "auto";  // the primal steps on the gammas and slacks: auto, adam (as theta) or sgd
   double gamma_lr = 0.05;          // the plain steps' rate (sgd, and auto's equality runs)
+  std::string dual_opt = "sgd";    // the dual steps: sgd (plain ascent) or adam
   std::string out;
   std::string device = "cpu";  // the backend the runs train on: cpu (ace::Cpu) or cuda (ace::Cuda)
+  std::string model = "egnn";  // the network: egnn, or segnn where the experiment offers it
   bool resume = false;         // continue the runs whose state is in --out
 };
 
@@ -46,7 +53,8 @@ inline const char* settings_usage =
     "  --methods LIST   strict, free, schedule, equality, resilient (comma-separated)\n"
     "  --seeds LIST     network seeds, e.g. 1,2,3 (each method of a seed starts from the same network)\n"
     "  --epochs N, --batch N, --hidden N, --layers N, --lr X, --weight-decay X\n"
-    "  --dual-lr X      the ACE methods' dual step size (SGD on the multipliers)\n"
+    "  --dual-lr X      the ACE methods' dual step size\n"
+    "  --dual-opt O     the dual steps on the multipliers: sgd (default, plain ascent) or adam\n"
     "  --augmented C    augmented-Lagrangian coefficient of the ACE methods (default 1: without it the equality\n"
     "                   gammas overshoot 0 and oscillate under Adam; 0 = the plain Lagrangian)\n"
     "  --rho X          the resilient method's slack cost (rho/2 |u|^2)\n"
@@ -96,6 +104,7 @@ void parse_flags(const std::vector<std::string>& args, const std::string& usage,
     else if (flag == "--rho") s.rho = real();
     else if (flag == "--gamma-opt") s.gamma_opt = value;
     else if (flag == "--gamma-lr") s.gamma_lr = real();
+    else if (flag == "--dual-opt") s.dual_opt = value;
     else if (flag == "--out") s.out = value;
     else if (flag == "--device") s.device = value;
     else ACE_THROW_IF(!own(flag, value), ace::invalid_argument, "unknown flag ", flag, "\n", usage);
@@ -104,6 +113,8 @@ void parse_flags(const std::vector<std::string>& args, const std::string& usage,
     ACE_THROW_IF(m != "strict" && m != "free" && m != "schedule" && m != "equality" && m != "resilient",
                  ace::invalid_argument, "--methods: unknown method '", m,
                  "' (strict, free, schedule, equality, resilient)");
+  ACE_THROW_IF(s.dual_opt != "sgd" && s.dual_opt != "adam", ace::invalid_argument, "--dual-opt: unknown dual step '",
+               s.dual_opt, "' (sgd or adam)");
   check_device_name(s.device);
   check_gamma_opt(s.gamma_opt);
 }
@@ -133,6 +144,14 @@ inline std::vector<std::string> egnn_gamma_names(std::size_t layers) {
   return names;
 }
 
+/// The gamma labels of a relaxed SEGNN: "layer l update1" and "layer l update2" ("layers.<l>.gamma").
+inline std::vector<std::string> segnn_gamma_names(std::size_t layers) {
+  std::vector<std::string> names;
+  for (std::size_t l = 0; l < layers; ++l)
+    for (const char* b : {"update1", "update2"}) names.push_back(ace::detail::concat("layer ", l, " ", b));
+  return names;
+}
+
 /// What one run reports.
 struct RunResult {
   std::string method;
@@ -150,8 +169,8 @@ struct RunResult {
 };
 
 /// Mean squared error over a whole split, evaluated in chunks of at most 500 graphs (gathered into `chunk`).
-template <class B>
-double mse(ModelOn<B>& model, const Task& t, const BatchOn<B>& all, BatchOn<B>& chunk) {
+template <class Model, class B = typename Model::backend>
+double mse(Model& model, const Task& t, const BatchOn<B>& all, BatchOn<B>& chunk) {
   const std::size_t graphs = t.graphs(all);
   double sum = 0.0;
   for (std::size_t first = 0; first < graphs; first += 500) {
@@ -165,21 +184,35 @@ double mse(ModelOn<B>& model, const Task& t, const BatchOn<B>& all, BatchOn<B>& 
 
 /// One run on backend B with the primal optimiser `primal`: the splits move to B once, mini-batches are gathered
 /// there.
-template <class B, class Policy, class Primal>
+/// The relaxed network of the settings (every method trains it; strict runs keep its gammas at 0).
+template <class Model, class B = typename Model::backend>
+Model make_model(const Settings& c, const Task& t, ace::Rng& rng) {
+#if defined(ACE_EXPERIMENT_SEGNN)
+  if constexpr (std::is_same_v<Model, SegnnOn<B>>) {
+    return Model(ace::SEGNN<float, B>(t.graph, {.layers = c.layers, .relaxed = true}, rng), {.workers = c.workers});
+  } else
+#endif
+  {
+    ace::EGNNOptions options = t.network;
+    options.hidden = c.hidden;
+    options.layers = c.layers;
+    options.relaxed = true;
+    return Model(ace::EGNN<float, B>(t.graph, options, rng), {.workers = c.workers});
+  }
+}
+
+template <class Model, class Policy, class Primal, class B = typename Model::backend>
 RunResult run_with(const Settings& c, const Task& t, const std::string& method, std::uint64_t seed, Policy policy,
                    Primal primal) {
   ace::Rng rng(seed);  // the same initial network for every method with this seed
-  ace::EGNNOptions options = t.network;
-  options.hidden = c.hidden;
-  options.layers = c.layers;
-  options.relaxed = true;
-  ModelOn<B> model(ace::EGNN<float, B>(t.graph, options, rng), {.workers = c.workers});
+  Model model = make_model<Model>(c, t, rng);
   const BatchOn<B> train_data = ace::to_backend<B>(t.train), valid_data = ace::to_backend<B>(t.valid),
                    test_data = ace::to_backend<B>(t.test), probe = ace::to_backend<B>(t.probe);
   const std::size_t train = t.graphs(t.train), steps_per_epoch = train / c.batch;
   ACE_THROW_IF(steps_per_epoch == 0, ace::invalid_argument, "--batch ", c.batch, " is larger than the ", train,
                " training samples");
-  ace::ConstrainedTrainer trainer(model, std::move(primal), policy, ace::DualSGD{.lr = c.dual_lr},
+  ace::ConstrainedTrainer trainer(model, std::move(primal), policy,
+                                  ace::DualAscent{.lr = c.dual_lr, .adam = c.dual_opt == "adam"},
                                   {.augmented = c.augmented, .total_steps = steps_per_epoch * c.epochs});
   BatchOn<B> batch;
   ace::GraphSelector<float, B> selector;
@@ -253,20 +286,28 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& method, 
 }
 
 /// A run with the primal optimiser --gamma-opt asks for (with_gamma_optimizer).
-template <class B, class Policy>
+template <class Model, class Policy, class B = typename Model::backend>
 RunResult run(const Settings& c, const Task& t, const std::string& method, std::uint64_t seed, Policy policy) {
   return with_gamma_optimizer<Policy>(
       c.gamma_opt, c.gamma_lr, ace::Adam<float, B>({.lr = c.lr, .weight_decay = c.weight_decay}),
-      [&](auto primal) { return run_with<B>(c, t, method, seed, policy, std::move(primal)); });
+      [&](auto primal) { return run_with<Model>(c, t, method, seed, policy, std::move(primal)); });
+}
+
+template <class Model>
+RunResult run_method_with(const Settings& c, const Task& t, const std::string& m, std::uint64_t seed) {
+  if (m == "strict") return run<Model>(c, t, m, seed, ace::StrictBaseline{});
+  if (m == "free") return run<Model>(c, t, m, seed, ace::FreeBaseline{});
+  if (m == "schedule") return run<Model>(c, t, m, seed, ace::ScheduleBaseline{});
+  if (m == "equality") return run<Model>(c, t, m, seed, ace::EqualityConstraint{});
+  return run<Model>(c, t, m, seed, ace::ResilientConstraint{.rho = c.rho});
 }
 
 template <class B>
 RunResult run_method_on(const Settings& c, const Task& t, const std::string& m, std::uint64_t seed) {
-  if (m == "strict") return run<B>(c, t, m, seed, ace::StrictBaseline{});
-  if (m == "free") return run<B>(c, t, m, seed, ace::FreeBaseline{});
-  if (m == "schedule") return run<B>(c, t, m, seed, ace::ScheduleBaseline{});
-  if (m == "equality") return run<B>(c, t, m, seed, ace::EqualityConstraint{});
-  return run<B>(c, t, m, seed, ace::ResilientConstraint{.rho = c.rho});
+#if defined(ACE_EXPERIMENT_SEGNN)
+  if (c.model == "segnn") return run_method_with<SegnnOn<B>>(c, t, m, seed);
+#endif
+  return run_method_with<ModelOn<B>>(c, t, m, seed);
 }
 
 inline RunResult run_method(const Settings& c, const Task& t, const std::string& m, std::uint64_t seed) {

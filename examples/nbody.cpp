@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#define ACE_EXPERIMENT_SEGNN 1  // this experiment offers --model segnn
 #include "graph_experiment.hpp"
 
 using namespace ace;
@@ -28,8 +29,12 @@ struct Config {
 };
 
 const std::string usage = std::string(
-    "usage: nbody [--preset default|paper] [--train N] [--valid N] [--test N] [--field E] [--data-seed N]\n"
-    "             [--data DIR] [--reference-data DIR] [shared flags]\n"
+    "usage: nbody [--preset default|paper] [--model egnn|segnn] [--train N] [--valid N] [--test N] [--field E]\n"
+    "             [--data-seed N] [--data DIR] [--reference-data DIR] [shared flags]\n"
+    "  --model M      egnn (default: EGNN, hidden --hidden, Adam 5e-4, dual rate 1e-3, weight decay 1e-12) or segnn\n"
+    "                 (SEGNN, hidden 32x0e + 32x1o fixed at compile time, and the ACE paper's SEGNN settings: Adam 9e-4\n"
+    "                 on every primal variable (--gamma-opt adam), weight decay 0, Adam dual steps of 8e-4 (--dual-opt\n"
+    "                 adam --dual-lr 8e-4), no augmented term (--augmented 0)); later flags override the settings\n"
     "  --preset P     default (every method, one seed, 100 epochs) or paper (3000 training systems, 2000\n"
     "                 validation, 2000 test, 10000 epochs, seeds 1,2,3); later flags override it\n"
     "  --field E      a constant external field of strength E along z acting on the charges (0 = symmetric data)\n"
@@ -47,6 +52,18 @@ Config parse(int argc, char** argv) {
     if (args[i] == "--preset") c.preset = args[i + 1];
   ACE_THROW_IF(c.preset != "default" && c.preset != "paper", invalid_argument, "--preset: unknown preset '", c.preset,
                "' (default or paper)");
+  for (std::size_t i = 0; i + 1 < args.size(); ++i)  // the model's settings next, before the flags that override them
+    if (args[i] == "--model") c.run.model = args[i + 1];
+  ACE_THROW_IF(c.run.model != "egnn" && c.run.model != "segnn", invalid_argument, "--model: unknown model '",
+               c.run.model, "' (egnn or segnn)");
+  if (c.run.model == "segnn") {  // the ACE paper's SEGNN runs: Adam on every primal variable and on the multipliers
+    c.run.lr = 9e-4;
+    c.run.dual_lr = 8e-4;
+    c.run.weight_decay = 0.0;
+    c.run.gamma_opt = "adam";
+    c.run.dual_opt = "adam";
+    c.run.augmented = 0.0;
+  }
   if (c.preset == "paper") {
     c.train = 3000;
     c.valid = 2000;
@@ -55,7 +72,7 @@ Config parse(int argc, char** argv) {
     c.run.seeds = {1, 2, 3};
   }
   experiment::parse_flags(args, usage, c.run, [&](const std::string& flag, const std::string& value) {
-    if (flag == "--preset") return true;
+    if (flag == "--preset" || flag == "--model") return true;
     if (flag == "--train") c.train = experiment::parse_count(flag, value);
     else if (flag == "--valid") c.valid = experiment::parse_count(flag, value);
     else if (flag == "--test") c.test = experiment::parse_count(flag, value);
@@ -67,6 +84,9 @@ Config parse(int argc, char** argv) {
     return true;
   });
   ACE_THROW_IF(c.run.batch > c.train, invalid_argument, "--batch ", c.run.batch, " is larger than --train ", c.train);
+  ACE_THROW_IF(c.run.model == "segnn" && c.run.hidden != 64, invalid_argument, "--hidden ", c.run.hidden,
+               ": SEGNN's hidden irreps are part of its type (32x0e + 32x1o, the weight-balanced irreps of width 64); "
+               "--hidden applies to --model egnn");
   return c;
 }
 
@@ -86,8 +106,8 @@ experiment::Task load(const Config& c) {
     return whole(data::load_or_make_nbody(c.data, o, split, n, c.data_seed), n);
   };
   experiment::Task t;
-  t.title = detail::concat("N-body", c.reference_data.empty() ? "" : " (the reference generator's data)", ", ",
-                           c.train, " training systems, field ", c.field, ", ", c.run.epochs, " epochs, ",
+  t.title = detail::concat("N-body, ", c.run.model == "segnn" ? "SEGNN" : "EGNN",
+                           c.reference_data.empty() ? "" : " (the reference generator's data)", ", ", c.train, " training systems, field ", c.field, ", ", c.run.epochs, " epochs, ",
                            c.run.seeds.size(),
                            " seed(s); deployed models, test MSE at the best validation epoch (x 1e-3), mean +- std "
                            "over seeds");
@@ -99,7 +119,8 @@ experiment::Task load(const Config& c) {
   std::vector<std::size_t> first(std::min<std::size_t>(c.valid, 50));
   std::iota(first.begin(), first.end(), 0);
   select_graphs(t.valid, first, 5, 20, t.probe);
-  t.gamma_names = experiment::egnn_gamma_names(c.run.layers);
+  t.gamma_names = c.run.model == "segnn" ? experiment::segnn_gamma_names(c.run.layers)
+                                         : experiment::egnn_gamma_names(c.run.layers);
   return t;
 }
 

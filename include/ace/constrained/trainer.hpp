@@ -53,6 +53,7 @@ struct graph_of<B, true> {
 struct DualSGD {
   double lr = 1e-3;
   void validate() const { detail::require_positive(lr, "DualSGD::lr"); }
+  DualStep step() const { return {.lr = lr}; }
 };
 
 /// Dual ascent with Adam moments on the constraint values (docs/method.md §5): λ grows about lr per step while the
@@ -65,6 +66,15 @@ struct DualAdam {
     detail::require_in(beta2, 0.0, 1.0, "DualAdam::beta2");
     detail::require_positive(eps, "DualAdam::eps");
   }
+  DualStep step() const { return {lr, beta1, beta2, eps, true}; }
+};
+
+/// Either of them, chosen at run time (a command line's choice, one trainer type for both).
+struct DualAscent {
+  double lr = 1e-3;
+  bool adam = false;  // DualAdam's step with its default moments, else DualSGD's
+  void validate() const { adam ? DualAdam{.lr = lr}.validate() : DualSGD{.lr = lr}.validate(); }
+  DualStep step() const { return adam ? DualAdam{.lr = lr}.step() : DualSGD{.lr = lr}.step(); }
 };
 
 struct TrainerOptions {
@@ -402,9 +412,7 @@ class ConstrainedTrainer {
   void dual_step() {
     ++dual_steps_;
     B::reduce_into(Accumulate::sum, MatrixRef<const double>(view(one_)), view(dual_t_));  // t += 1 in backend memory
-    DualStep d{.lr = dual_.lr};
-    if constexpr (std::same_as<Dual, DualAdam>) d = DualStep{dual_.lr, dual_.beta1, dual_.beta2, dual_.eps, true};
-    B::dual_ascent(form_, d, MatrixRef<const double>(view(dual_t_)), MatrixRef<const double>(view(s_)), view(lambda_),
+    B::dual_ascent(form_, dual_.step(), MatrixRef<const double>(view(dual_t_)), MatrixRef<const double>(view(s_)), view(lambda_),
                    view(dual_m_), view(dual_v_));
   }
 
