@@ -12,7 +12,7 @@
 #include "ace/io/checkpoint.hpp"
 #include "ace/models/egnn.hpp"
 #include "ace/optim/adam.hpp"
-#include "backend_support.hpp"
+#include "module_support.hpp"
 
 using namespace ace;
 
@@ -38,32 +38,6 @@ GraphBatch<double> random_graph_batch(const Graph& g, std::size_t batch, const E
 /// A graph with unequal in-degrees (node 3 receives one message, node 1 three).
 Graph uneven_graph() { return Graph(4, {{0, 1}, {1, 0}, {1, 2}, {2, 1}, {2, 3}, {0, 3}, {3, 1}, {1, 3}}); }
 
-/// Largest relative gap between backward and central differences of L = Σ R ⊙ f over every parameter entry and
-/// every input position entry.
-template <class B>
-double egnn_gradient_error(EGNN<double, B>& net, GraphBatch<double, B>& b, std::uint64_t seed) {
-  Rng rng(seed);
-  const auto& y0 = net.forward(b.input());
-  std::vector<double> r(y0.size());
-  for (auto& w : r) w = rng.normal();
-  auto weights = zeros<B, double>(y0.shape()[0], y0.shape()[1]);
-  from_host_vector<B>(r, view(weights));
-  const auto loss = [&] { return B::dot(view(net.forward(b.input())), view(std::as_const(weights))); };
-  zero_grad(net);
-  net.forward(b.input());
-  net.backward(weights);
-  const std::vector<double> dx = to_host_vector<B>(flat(net.position_gradient()));
-  std::vector<std::vector<double>> analytic;
-  net.for_each_parameter([&](ParamView<double> p) { analytic.push_back(to_host_vector<B>(p.grad)); });
-  double worst = central_difference_gap<B>(flat(b.x), dx, loss);
-  std::size_t index = 0;
-  net.for_each_parameter([&](ParamView<double> p) {
-    const double err = central_difference_gap<B>(p.value, analytic[index++], loss);
-    if (err > 1e-5) UNSCOPED_INFO(p.name << ": gap " << err);
-    worst = std::max(worst, err);
-  });
-  return worst;
-}
 
 template <class B>
 void set_gammas(EGNN<double, B>& net, double value) {
@@ -108,7 +82,7 @@ TEMPLATE_LIST_TEST_CASE("EGNN: gradients match central differences (double)", "[
   EGNN<double, B> net(g, o, rng);
   if (relaxed) set_gammas(net, 0.7);
   auto b = to_backend<B>(random_graph_batch(g, 3, o, rng));
-  CHECK(egnn_gradient_error(net, b, 5) < 1e-6);
+  CHECK(test::graph_gradient_error(net, b, 5) < 1e-6);
 }
 
 TEMPLATE_LIST_TEST_CASE("EGNN: E(3)-equivariant on the SO(3) grid, with reflections and a translation",

@@ -51,6 +51,23 @@ struct ReferenceOps {
   }
   static std::size_t idx(Index m, std::size_t i) { return m.data[i]; }
   static const char* who() { return Self::name; }
+  // f(z column, x1 column, x2 column, entry) for every product of a tensor product's contraction (TensorProductColumns):
+  // path p, copies u of x1 and v of x2, Clebsch-Gordan entry e = (i, j, k).
+  template <class F>
+  static void for_each_product(Index paths, Index entries, F&& f) {
+    using C = TensorProductColumns;
+    for (std::size_t p = 0; p < paths.rows; ++p) {
+      const auto col = [&](std::uint32_t c) { return static_cast<std::size_t>(at(paths, p, c)); };
+      for (std::size_t u = 0; u < col(C::mul1); ++u)
+        for (std::size_t v = 0; v < col(C::mul2); ++v)
+          for (std::size_t e = col(C::entry_begin); e < col(C::entry_end); ++e) {
+            const std::uint32_t packed = entries.data[e];
+            const std::size_t i = C::i_of(packed), j = C::j_of(packed), k = C::k_of(packed);
+            f(col(C::zoff) + k * col(C::zstride) + col(C::kbase) + u * col(C::mul2) + v,
+              col(C::off1) + i * col(C::mul1) + u, col(C::off2) + j * col(C::mul2) + v, e);
+          }
+    }
+  }
   // The gated blocks of swish_gate, rows (copies, dimension): their entries must fill `width` columns and their copies
   // the `gates` gate columns. Returns the number of gates.
   static std::size_t check_gated_blocks(const char* op, Index gated, std::size_t width, std::size_t gates) {
@@ -789,21 +806,11 @@ struct ReferenceOps {
   template <class T>
   static void tensor_product_contract(Index paths, Index entries, In<T> values, In<T> x1, In<T> x2, MatrixRef<T> z) {
     detail::check::tensor_product<T>(who(), "tensor_product_contract", paths, entries, values, x1, x2, z);
-    using C = TensorProductColumns;
     fill(z, T(0));
     for (std::size_t r = 0; r < z.rows; ++r)
-      for (std::size_t p = 0; p < paths.rows; ++p) {
-        const auto col = [&](std::uint32_t c) { return static_cast<std::size_t>(at(paths, p, c)); };
-        for (std::size_t u = 0; u < col(C::mul1); ++u)
-          for (std::size_t v = 0; v < col(C::mul2); ++v)
-            for (std::size_t e = col(C::entry_begin); e < col(C::entry_end); ++e) {
-              const std::uint32_t packed = entries.data[e];
-              const std::size_t i = C::i_of(packed), j = C::j_of(packed), k = C::k_of(packed);
-              at(z, r, col(C::zoff) + k * col(C::zstride) + col(C::kbase) + u * col(C::mul2) + v) +=
-                  values.data[e] * at(x1, r, col(C::off1) + i * col(C::mul1) + u) *
-                  at(x2, r, col(C::off2) + j * col(C::mul2) + v);
-            }
-      }
+      for_each_product(paths, entries, [&](std::size_t zc, std::size_t a, std::size_t b, std::size_t e) {
+        at(z, r, zc) += values.data[e] * at(x1, r, a) * at(x2, r, b);
+      });
   }
   /// Its backward given dz: dx1 and dx2 (columns no path reads get 0); an empty dx2 (0 columns) is not computed.
   template <class T>
@@ -813,24 +820,14 @@ struct ReferenceOps {
     detail::check::same_shape(who(), "tensor_product_contract_backward", x1, dx1);
     const bool second = dx2.cols != 0;
     if (second) detail::check::same_shape(who(), "tensor_product_contract_backward", x2, dx2);
-    using C = TensorProductColumns;
     fill(dx1, T(0));
     if (second) fill(dx2, T(0));
     for (std::size_t r = 0; r < dz.rows; ++r)
-      for (std::size_t p = 0; p < paths.rows; ++p) {
-        const auto col = [&](std::uint32_t c) { return static_cast<std::size_t>(at(paths, p, c)); };
-        for (std::size_t u = 0; u < col(C::mul1); ++u)
-          for (std::size_t v = 0; v < col(C::mul2); ++v)
-            for (std::size_t e = col(C::entry_begin); e < col(C::entry_end); ++e) {
-              const std::uint32_t packed = entries.data[e];
-              const std::size_t i = C::i_of(packed), j = C::j_of(packed), k = C::k_of(packed);
-              const std::size_t a = col(C::off1) + i * col(C::mul1) + u, b = col(C::off2) + j * col(C::mul2) + v;
-              const T g = values.data[e] * at(dz, r, col(C::zoff) + k * col(C::zstride) + col(C::kbase) +
-                                                          u * col(C::mul2) + v);
-              at(dx1, r, a) += g * at(x2, r, b);
-              if (second) at(dx2, r, b) += g * at(x1, r, a);
-            }
-      }
+      for_each_product(paths, entries, [&](std::size_t zc, std::size_t a, std::size_t b, std::size_t e) {
+        const T g = values.data[e] * at(dz, r, zc);
+        at(dx1, r, a) += g * at(x2, r, b);
+        if (second) at(dx2, r, b) += g * at(x1, r, a);
+      });
   }
 
   /// The swish gate (SwishGateConstants) on x = [scalars s | gates g | gated blocks], the gated blocks listed in
