@@ -7,6 +7,9 @@
 //    Lagrangian's terms and the dual step), run step by step (advance: no copy to the host) and recorded once as a
 //    CUDA graph and replayed (record / replay: one launch per step); each EGNN layer as the two fused operations
 //    (the default on Cuda) and, for comparison, operation by operation ("layerwise": EGNNOptions::fused off);
+//  * SEGNN in the ACE paper's N-body configuration through ConstrainedTrainer (strict and ACE equality, step by step
+//    and as a CUDA graph) at batch 100 and 1 000: the authors' PyTorch + e3nn code takes 92 ms (strict) and 100 ms
+//    (with the branches) per step at batch 100 on an NVIDIA H200 (docs/steerable.md);
 //  * the DeepSets layer (batch 64, set size 100, 256 -> 256) forward+backward;
 //  * the C4 group convolution (16 regular fields in and out = 64 -> 64 channels, 32x32, kernel 5, batch 32, both
 //    layouts) forward+backward.
@@ -19,6 +22,7 @@
 #include <ace/data/nbody.hpp>
 #include <ace/group/cyclic.hpp>
 #include <ace/models/egnn.hpp>
+#include <ace/models/segnn.hpp>
 #include <ace/nn/image/conv.hpp>
 #include <ace/nn/set/set.hpp>
 #include <ace/optim/adam.hpp>
@@ -73,18 +77,12 @@ void BM_train_step(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 
-/// The ACE trainer's step on the device: Policy = StrictBaseline (the plain EGNN) or EqualityConstraint (the relaxed
-/// EGNN); `recorded`: one CUDA graph replayed per step, else advance. Both copy nothing to the host per step.
-/// `fused`: the EGNN layers as fused operations, else operation by operation.
-template <class Policy, bool recorded, bool fused = true>
-void BM_trainer_step(benchmark::State& state) {
-  if (!have_device<Cuda>(state)) return;
-  const auto n = static_cast<std::size_t>(state.range(0));
-  Setup<Cuda> s(n, !std::is_same_v<Policy, StrictBaseline>, fused);
-  ConstrainedTrainer trainer(s.model, Adam<float, Cuda>({.lr = 5e-4, .weight_decay = 1e-12}), Policy{},
-                             DualSGD{.lr = 1e-3});
-  trainer.advance(s.batch);  // warm-up: buffers and state allocated
-  // As benchmarks/peers/egnn_torch.py times PyTorch: steps queue freely, the device is waited for every 50 steps.
+/// Times a trainer's steps on the device after one warm-up step (buffers and state allocated), as
+/// benchmarks/peers/egnn_torch.py times PyTorch: steps queue freely, the device is waited for every 50 steps;
+/// `recorded`: one CUDA graph replayed per step, else advance.
+template <bool recorded, class Trainer, class Batch>
+void time_trainer_steps(benchmark::State& state, Trainer& trainer, const Batch& batch) {
+  trainer.advance(batch);
   const auto time_steps = [&](auto&& run) {
     constexpr int group = 50;
     for (auto _ : state) {
@@ -95,12 +93,42 @@ void BM_trainer_step(benchmark::State& state) {
     }
   };
   if constexpr (recorded) {
-    auto step = trainer.record(s.batch);
+    auto step = trainer.record(batch);
     time_steps([&] { step.replay(); });
   } else {
-    time_steps([&] { trainer.advance(s.batch); });
+    time_steps([&] { trainer.advance(batch); });
   }
   state.SetItemsProcessed(state.iterations() * state.range(0));  // per step: the manual time is one step's
+}
+
+/// The ACE trainer's step on the device: Policy = StrictBaseline (the plain EGNN) or EqualityConstraint (the relaxed
+/// EGNN); `recorded`: one CUDA graph replayed per step, else advance. Both copy nothing to the host per step.
+/// `fused`: the EGNN layers as fused operations, else operation by operation.
+template <class Policy, bool recorded, bool fused = true>
+void BM_trainer_step(benchmark::State& state) {
+  if (!have_device<Cuda>(state)) return;
+  const auto n = static_cast<std::size_t>(state.range(0));
+  Setup<Cuda> s(n, !std::is_same_v<Policy, StrictBaseline>, fused);
+  ConstrainedTrainer trainer(s.model, Adam<float, Cuda>({.lr = 5e-4, .weight_decay = 1e-12}), Policy{},
+                             DualSGD{.lr = 1e-3});
+  time_trainer_steps<recorded>(state, trainer, s.batch);
+}
+
+/// The SEGNN of the ACE paper's N-body runs (hidden 32x0e + 32x1o, 4 layers; relaxed under ACE equality) through
+/// ConstrainedTrainer with the paper's optimisers (Adam 9e-4, dual Adam 8e-4), step by step or recorded.
+template <class Policy, bool recorded>
+void BM_segnn_trainer_step(benchmark::State& state) {
+  if (!have_device<Cuda>(state)) return;
+  const auto n = static_cast<std::size_t>(state.range(0));
+  Rng rng(1);
+  const bool relaxed = !std::is_same_v<Policy, StrictBaseline>;
+  SEGNNRegression<float, Cuda> model(SEGNN<float, Cuda>(Graph::complete(5), {.layers = 4, .relaxed = relaxed}, rng));
+  const data::NBodySamples samples = data::make_nbody_samples({}, data::NBodySplit::train, n, 1);
+  std::vector<std::size_t> idx(n);
+  std::iota(idx.begin(), idx.end(), 0);
+  const auto batch = to_backend<Cuda>(data::nbody_batch<float>(samples, idx));
+  ConstrainedTrainer trainer(model, Adam<float, Cuda>({.lr = 9e-4}), Policy{}, DualAdam{.lr = 8e-4});
+  time_trainer_steps<recorded>(state, trainer, batch);
 }
 
 template <class B>
@@ -166,6 +194,12 @@ BENCHMARK(BM_trainer_step<EqualityConstraint, true>)->Name("egnn/trainer_step/ac
 BENCHMARK(BM_trainer_step<EqualityConstraint, true, false>)
     ->Name("egnn/trainer_step/ace_equality/cuda_graph/layerwise/cuda")->ArgName("batch")->Arg(100)->Arg(1000)
     ->Arg(10000)->Unit(benchmark::kMillisecond)->UseManualTime();
+BENCHMARK(BM_segnn_trainer_step<StrictBaseline, false>)->Name("segnn/trainer_step/strict/advance/cuda")
+    ->ArgName("batch")->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseManualTime();
+BENCHMARK(BM_segnn_trainer_step<StrictBaseline, true>)->Name("segnn/trainer_step/strict/cuda_graph/cuda")
+    ->ArgName("batch")->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseManualTime();
+BENCHMARK(BM_segnn_trainer_step<EqualityConstraint, true>)->Name("segnn/trainer_step/ace_equality/cuda_graph/cuda")
+    ->ArgName("batch")->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseManualTime();
 BENCHMARK(BM_forward<Cuda>)->Name("egnn/forward/cuda")->ArgName("batch")->Arg(100)->Arg(1000)->Arg(10000)
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_train_step<Cpu>)->Name("egnn/train_step/cpu")->ArgName("batch")->Arg(100)->Arg(1000)
