@@ -7,6 +7,8 @@ ACE_WITH_BLAS build on OpenBLAS) against the same computation in PyTorch (1 and 
                    (bench_sets against deepsets_torch.py)
   --case egnn      N-body EGNN, 5 particles, hidden 64, 4 layers, batch 100: forward and one training step
                    (forward, MSE, backward, Adam) (bench_egnn against egnn_torch.py)
+  --case segnn     N-body SEGNN (hidden 32x0e + 32x1o, 4 layers), batch 100: forward and one training step
+                   (bench_segnn against segnn_torch.py)
   --case conv      C4 group convolution, 16 regular fields in and out (64 -> 64 channels), 32x32, kernel 5, batch
                    32, channels-last: forward and forward+backward (bench_conv against PyTorch's dense conv2d of
                    the same shape, conv_torch.py); also Eigen's sgemm rate in the same run and the convolution's
@@ -40,6 +42,8 @@ CASES = {
              "egnn_torch.py", 100),
     "conv": ("conv/group_c4/channels_last/", lambda name: "forward_backward" if "forward+backward" in name else "forward",
              "conv_torch.py", 32),
+    "segnn": ("segnn/(train_step/relaxed:0/batch:100/workers:[12]|forward/batch:100)/",
+              lambda name: "train_step" if "train_step" in name else "forward", "segnn_torch.py", 100),
 }
 # The GEMM FLOPs of one pass of the conv case: 2 B H W Cout Cin k^2; forward+backward is three passes.
 CONV_GFLOP = {"forward": 2 * 32 * 32 * 32 * 64 * 64 * 25 * 1e-9, "forward_backward": 3 * 2 * 32 * 32 * 32 * 64 * 64 * 25 * 1e-9}
@@ -85,7 +89,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    default = {"deepsets": "bench_sets", "egnn": "bench_egnn", "conv": "bench_conv"}[args.case]
+    default = {"deepsets": "bench_sets", "egnn": "bench_egnn", "conv": "bench_conv", "segnn": "bench_segnn"}[args.case]
     benches = dict(b.split("=", 1) for b in (args.bench or [f"eigen=build/release/benchmarks/{default}"]))
     configs = [(f"ace ({name})", t, path) for name, path in benches.items() for t in (1, 2)]
     configs += [("torch tuned", t, True) for t in (1, 2)] + [("torch default", t, False) for t in (1, 2)]
