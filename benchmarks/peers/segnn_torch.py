@@ -43,7 +43,8 @@ class TensorProduct(nn.Module):
         if self.w1 is not None:  # 0e x 1o -> 1o, 1o x 0e -> 1o
             z1 = torch.cat([b[:, :, None] * a1[:, None, :] if b.dim() == 2 else b * a0[:, None, None]
                             for b in blocks], 1)
-            out1 = torch.einsum("nkc,kw->nwc", z1, self.w1)
+            n, k, _ = z1.shape  # one GEMM for the three components: [n 3, k] x [k, w]
+            out1 = (z1.transpose(1, 2).reshape(n * 3, k) @ self.w1).reshape(n, 3, -1).transpose(1, 2)
         return out0, out1
 
 
