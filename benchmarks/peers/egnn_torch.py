@@ -13,10 +13,11 @@ capturable=True), or through torch.compile (--mode eager|graph|compile).
 """
 import argparse
 import pathlib
-import time
 
 import torch
 from torch import nn
+
+from peer_timing import time_step_and_forward
 
 
 class EGCLVel(nn.Module):
@@ -130,7 +131,6 @@ def main():
     edge_attr = torch.cat([q[edges[0]] * q[edges[1]], ((x[edges[0]] - x[edges[1]]) ** 2).sum(1, keepdim=True)], 1)
     target = x + v
     net = torch.compile(model) if a.mode == "compile" else model
-    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
 
     def step():
         opt.zero_grad(set_to_none=a.mode != "graph")
@@ -138,43 +138,11 @@ def main():
         loss.backward()
         opt.step()
 
-    run = step
-    if a.mode == "graph":  # warm up on a side stream, then capture forward, loss, backward and Adam once
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                step()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            step()
-        run = graph.replay
-    for _ in range(5):
-        run()
-    sync()
-    steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < a.seconds:
-        run()
-        steps += 1
-        if steps % 50 == 0:
-            sync()
-    sync()
-    elapsed = time.perf_counter() - start
-    with torch.no_grad():
-        for _ in range(3):
-            net(h, x, edges, v, edge_attr)
-        sync()
-        fsteps, fstart = 0, time.perf_counter()
-        while time.perf_counter() - fstart < a.seconds / 3:
-            net(h, x, edges, v, edge_attr)
-            fsteps += 1
-        sync()
-        felapsed = time.perf_counter() - fstart
+    step_ms, forward_ms, rate = time_step_and_forward(step, lambda: net(h, x, edges, v, edge_attr), a.device, a.mode,
+                                                      a.seconds, warmup=5)
     where = torch.cuda.get_device_name() if a.device == "cuda" else f"threads={a.threads}"
     print(f"{where} mode={a.mode} batch={a.batch} parameters={sum(p.numel() for p in model.parameters())} "
-          f"forward_ms={1e3 * felapsed / fsteps:.3f} train_step_ms={1e3 * elapsed / steps:.3f} "
-          f"samples_per_second={a.batch * steps / elapsed:.0f}")
+          f"forward_ms={forward_ms:.3f} train_step_ms={step_ms:.3f} samples_per_second={a.batch * rate:.0f}")
 
 
 if __name__ == "__main__":
