@@ -67,7 +67,7 @@ class SEGNN {
   using update_input = o3_concat_t<Hidden, Hidden>;
   static constexpr std::size_t D = Hidden::dim, A = attributes::dim;
 
-  SEGNN(Graph graph, SEGNNOptions options, Rng& rng) : graph_(std::move(graph)), options_(options), tensors_(graph_) {
+  SEGNN(Graph graph, SEGNNOptions options, Rng& rng) : graph_(std::move(graph)), options_(options) {
     ACE_THROW_IF(options.layers == 0, invalid_argument, "SEGNNOptions::layers must be >= 1, got 0");
     embedding_ = Embedding(rng);
     for (std::size_t l = 0; l < options.layers; ++l) {
@@ -370,7 +370,6 @@ class SEGNN {
 
   Graph graph_;
   SEGNNOptions options_;
-  GraphTensors<T, B> tensors_;
   Embedding embedding_;
   std::vector<Layer> layers_;
   HeadTP1 head1_;

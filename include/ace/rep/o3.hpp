@@ -203,6 +203,14 @@ struct O3Term {
   constexpr bool same_irrep(const O3Term& o) const { return l == o.l && parity == o.parity; }
 };
 
+/// Whether the tensor product of irreps a and b has a c component: the triangle rule |l_a - l_b| <= l_c <= l_a + l_b
+/// and the parity rule p_a p_b = p_c (copies do not matter).
+constexpr bool o3_couples(const O3Term& a, const O3Term& b, const O3Term& c) {
+  const int low = a.l > b.l ? a.l - b.l : b.l - a.l;
+  return c.l >= low && c.l <= a.l + b.l &&
+         static_cast<int>(a.parity) * static_cast<int>(b.parity) == static_cast<int>(c.parity);
+}
+
 /// A direct sum of irreps as a type, e.g. O3Irreps<Mul<28, Scalar0e>, Mul<28, Vector1o>> ("28x0e + 28x1o"): its
 /// dimension is a compile-time constant, so layer shapes built from it are checked at compile time.
 template <class... Muls>
@@ -236,12 +244,10 @@ struct O3Irreps {
   static constexpr std::array<O3Term, terms> term_list{O3Term{Muls::count, Muls::irrep::l, Muls::irrep::parity}...};
 };
 
-/// Whether the tensor product of irreps A and B has a C component: the triangle rule |l_A - l_B| <= l_C <= l_A + l_B
-/// and the parity rule p_A p_B = p_C.
+/// Whether the tensor product of irreps A and B has a C component (o3_couples for irrep types).
 template <class A, class B, class C>
-inline constexpr bool o3_path_allowed = C::l >= (A::l > B::l ? A::l - B::l : B::l - A::l) && C::l <= A::l + B::l &&
-                                        static_cast<int>(A::parity) * static_cast<int>(B::parity) ==
-                                            static_cast<int>(C::parity);
+inline constexpr bool o3_path_allowed =
+    o3_couples(O3Term{1, A::l, A::parity}, O3Term{1, B::l, B::parity}, O3Term{1, C::l, C::parity});
 
 /// C(A, B -> C) for irreps known at compile time; a forbidden path does not compile.
 template <class A, class B, class C>
@@ -309,12 +315,8 @@ inline constexpr std::size_t o3_tensor_product_weights = [] {
   std::size_t n = 0;
   for (const O3Term& a : In1::term_list)
     for (const O3Term& b : In2::term_list)
-      for (const O3Term& c : Out::term_list) {
-        const int low = a.l > b.l ? a.l - b.l : b.l - a.l;
-        if (c.l >= low && c.l <= a.l + b.l &&
-            static_cast<int>(a.parity) * static_cast<int>(b.parity) == static_cast<int>(c.parity))
-          n += a.count * b.count * c.count;
-      }
+      for (const O3Term& c : Out::term_list)
+        if (o3_couples(a, b, c)) n += a.count * b.count * c.count;
   return n;
 }();
 

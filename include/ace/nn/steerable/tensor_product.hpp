@@ -27,19 +27,13 @@ inline constexpr bool is_o3_irreps = false;
 template <class... M>
 inline constexpr bool is_o3_irreps<O3Irreps<M...>> = true;
 
-constexpr bool o3_allowed(const O3Term& a, const O3Term& b, const O3Term& c) {
-  const int low = a.l > b.l ? a.l - b.l : b.l - a.l;
-  return c.l >= low && c.l <= a.l + b.l &&
-         static_cast<int>(a.parity) * static_cast<int>(b.parity) == static_cast<int>(c.parity);
-}
-
 /// Whether every term of Out is reached by at least one path from In1 x In2.
 template <class In1, class In2, class Out>
 constexpr bool o3_outputs_reached() {
   for (const O3Term& c : Out::term_list) {
     bool reached = false;
     for (const O3Term& a : In1::term_list)
-      for (const O3Term& b : In2::term_list) reached = reached || o3_allowed(a, b, c);
+      for (const O3Term& b : In2::term_list) reached = reached || o3_couples(a, b, c);
     if (!reached) return false;
   }
   return true;
@@ -106,7 +100,7 @@ inline O3ProductPlan o3_product_plan(std::span<const O3Term> in1, std::span<cons
     const std::size_t first_path = plan.paths.size();
     for (std::size_t a = 0; a < in1.size(); ++a)
       for (std::size_t b = 0; b < in2.size(); ++b) {
-        if (!detail::o3_allowed(in1[a], in2[b], o.term)) continue;
+        if (!o3_couples(in1[a], in2[b], o.term)) continue;
         const std::size_t first = plan.entries.size();
         const std::vector<double>& cg = clebsch_gordan(in1[a].l, in2[b].l, o.term.l);
         for (std::uint32_t i = 0; i < d(in1[a]); ++i)
