@@ -40,6 +40,18 @@ using Small = O3Irreps<Mul<4, Scalar0e>, Mul<3, Vector1o>>;  // a small hidden w
 template <class B>
 using SmallSEGNN = SEGNN<double, B, Small>;
 
+/// Every parameter gradient of net (by name) for L = Σ target ⊙ net(b): zeroed, one forward and one backward.
+template <class Net, class Batch>
+std::map<std::string, std::vector<double>> gradients(Net& net, const Batch& b) {
+  using B = typename Net::backend;
+  zero_grad(net);
+  net.forward(b.input());
+  net.backward(b.target);
+  std::map<std::string, std::vector<double>> grads;
+  net.for_each_parameter([&](ParamView<double> p) { grads[p.name] = to_host_vector<B>(p.grad); });
+  return grads;
+}
+
 template <class Net>
 std::size_t count_parameters(Net& net) {
   std::size_t n = 0;
@@ -136,16 +148,9 @@ TEMPLATE_LIST_TEST_CASE("SEGNN: the relaxed SEGNN at gamma = 0 is the strict one
   const auto a = to_host_vector<B>(flat(relaxed.forward(b.input())));
   const auto c = to_host_vector<B>(flat(strict.forward(b.input())));
   CHECK(a == c);
-  zero_grad(relaxed);
-  zero_grad(strict);
-  relaxed.forward(b.input());
-  relaxed.backward(b.target);
-  strict.forward(b.input());
-  strict.backward(b.target);
-  std::map<std::string, std::vector<double>> grads;
-  relaxed.for_each_parameter([&](ParamView<double> p) { grads[p.name] = to_host_vector<B>(p.grad); });
+  const auto relaxed_grads = gradients(relaxed, b);
   std::size_t same = 0;
-  strict.for_each_parameter([&](ParamView<double> p) { same += grads[p.name] == to_host_vector<B>(p.grad) ? 1 : 0; });
+  for (const auto& [name, grad] : gradients(strict, b)) same += relaxed_grads.at(name) == grad ? 1 : 0;
   CHECK(same == copied);
 }
 
@@ -174,19 +179,13 @@ TEMPLATE_LIST_TEST_CASE("SEGNN: every backend agrees with Reference (forward, ev
   const auto yb = to_host_vector<B>(flat(net.forward(bb.input())));
   const auto yr = to_host_vector<Reference>(flat(ref.forward(br.input())));
   for (std::size_t i = 0; i < yb.size(); ++i) CHECK(yb[i] == Approx(yr[i]).epsilon(1e-12).margin(1e-12));
-  zero_grad(net);
-  zero_grad(ref);
-  net.forward(bb.input());
-  net.backward(bb.target);
-  ref.forward(br.input());
-  ref.backward(br.target);
-  std::vector<std::vector<double>> gb, gr;
-  net.for_each_parameter([&](ParamView<double> p) { gb.push_back(to_host_vector<B>(p.grad)); });
-  ref.for_each_parameter([&](ParamView<double> p) { gr.push_back(to_host_vector<Reference>(p.grad)); });
+  const auto gb = gradients(net, bb), gr = gradients(ref, br);
   REQUIRE(gb.size() == gr.size());
   double gap = 0.0;
-  for (std::size_t t = 0; t < gb.size(); ++t)
-    for (std::size_t i = 0; i < gb[t].size(); ++i)
-      gap = std::max(gap, std::abs(gb[t][i] - gr[t][i]) / std::max(1.0, std::abs(gr[t][i])));
+  for (const auto& [name, expected] : gr) {
+    const std::vector<double>& got = gb.at(name);
+    for (std::size_t i = 0; i < expected.size(); ++i)
+      gap = std::max(gap, std::abs(got[i] - expected[i]) / std::max(1.0, std::abs(expected[i])));
+  }
   CHECK(gap < 1e-12);
 }
