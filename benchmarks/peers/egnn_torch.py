@@ -17,7 +17,7 @@ import pathlib
 import torch
 from torch import nn
 
-from peer_timing import time_step_and_forward
+from peer_common import add_run_flags, complete_edges, random_nbody, report, start, time_step_and_forward
 
 
 class EGCLVel(nn.Module):
@@ -60,17 +60,6 @@ class EGNNVel(nn.Module):
         return x
 
 
-def complete_edges(nodes, batch):
-    rows, cols = [], []
-    for b in range(batch):
-        for i in range(nodes):
-            for j in range(nodes):
-                if i != j:
-                    rows.append(b * nodes + i)
-                    cols.append(b * nodes + j)
-    return torch.tensor(rows), torch.tensor(cols)
-
-
 def check(directory):
     """Loads the parameters and batch written by egnn_export (benchmarks/peers/egnn_export.cpp) into this model, in
     double precision, and compares the predictions, the loss and every parameter gradient with ace's."""
@@ -101,33 +90,19 @@ def check(directory):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--check", metavar="DIR", help="compare with ace's EGNN exported by egnn_export DIR, then exit")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch", type=int, default=100)
+    add_run_flags(p)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--mode", choices=("eager", "graph", "compile"), default="eager",
-                   help="graph: the whole step captured in a CUDA graph (cuda only); compile: torch.compile")
     a = p.parse_args()
     if a.check:
         raise SystemExit(0 if check(a.check) else 1)
-    if a.mode == "graph" and a.device != "cuda":
-        raise SystemExit("--mode graph needs --device cuda")
-    if a.mode == "compile" and not hasattr(torch, "compile"):
-        raise SystemExit(f"--mode compile needs PyTorch 2 (this is {torch.__version__})")
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    dev = torch.device(a.device)
+    dev = start(a)
     n = 5
     model = EGNNVel(a.hidden, a.layers).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=5e-4, weight_decay=1e-12,
                            **({"capturable": True} if a.mode == "graph" else {}))
     edges = tuple(e.to(dev) for e in complete_edges(n, a.batch))
-    x = torch.randn(a.batch * n, 3).to(dev)
-    v = (0.5 * torch.randn(a.batch * n, 3)).to(dev)
-    h = v.norm(dim=1, keepdim=True)
-    q = (torch.randint(0, 2, (a.batch * n, 1)).float() * 2 - 1).to(dev)
+    x, v, h, q = random_nbody(a.batch, n, dev)
     edge_attr = torch.cat([q[edges[0]] * q[edges[1]], ((x[edges[0]] - x[edges[1]]) ** 2).sum(1, keepdim=True)], 1)
     target = x + v
     net = torch.compile(model) if a.mode == "compile" else model
@@ -138,12 +113,8 @@ def main():
         loss.backward()
         opt.step()
 
-    step_ms, forward_ms, rate = time_step_and_forward(step, lambda: net(h, x, edges, v, edge_attr), a.device, a.mode,
-                                                      a.seconds, warmup=5)
-    where = torch.cuda.get_device_name() if a.device == "cuda" else f"threads={a.threads}"
-    print(f"{where} mode={a.mode} batch={a.batch} parameters={sum(p.numel() for p in model.parameters())} "
-          f"forward_ms={forward_ms:.3f} train_step_ms={step_ms:.3f} samples_per_second={a.batch * rate:.0f}")
-
+    report(a, model, *time_step_and_forward(step, lambda: net(h, x, edges, v, edge_attr), a.device, a.mode,
+                                            a.seconds, warmup=5))
 
 if __name__ == "__main__":
     main()

@@ -1,10 +1,59 @@
 # SPDX-License-Identifier: MIT
-"""The timing loop the model peer scripts share (egnn_torch.py, segnn_torch.py): a training step run eagerly or, on a
-GPU with mode "graph", captured once as a CUDA graph and replayed; steps queue freely and the device is waited for
-every 50 steps; then the forward pass alone without gradients."""
+"""What the graph-model peer scripts share (egnn_torch.py, segnn_torch.py): the device and mode flags, a random batch
+of N-body systems, the batched complete graph's edge lists, the result line, and the timing loop — a training step run eagerly or, on a GPU with mode "graph", captured once as a CUDA graph and
+replayed; steps queue freely and the device is waited for every 50 steps; then the forward pass alone without
+gradients."""
 import time
 
 import torch
+
+
+def add_run_flags(parser):
+    """--threads, --batch, --seconds, --device, --mode."""
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--mode", choices=("eager", "graph", "compile"), default="eager",
+                        help="graph: the whole step captured in a CUDA graph (cuda only); compile: torch.compile")
+
+
+def start(a):
+    """Checks the mode against the device and PyTorch, sets the thread count and seed 0; returns the device."""
+    if a.mode == "graph" and a.device != "cuda":
+        raise SystemExit("--mode graph needs --device cuda")
+    if a.mode == "compile" and not hasattr(torch, "compile"):
+        raise SystemExit(f"--mode compile needs PyTorch 2 (this is {torch.__version__})")
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    return torch.device(a.device)
+
+
+def random_nbody(batch, nodes, device):
+    """(x, v, |v|, charges): standard normal positions, velocities of scale 0.5, charges +-1, [batch nodes, .]."""
+    x = torch.randn(batch * nodes, 3).to(device)
+    v = (0.5 * torch.randn(batch * nodes, 3)).to(device)
+    q = (torch.randint(0, 2, (batch * nodes, 1)).float() * 2 - 1).to(device)
+    return x, v, v.norm(dim=1, keepdim=True), q
+
+
+def report(a, model, step_ms, forward_ms, steps_per_second):
+    where = torch.cuda.get_device_name() if a.device == "cuda" else f"threads={a.threads}"
+    print(f"{where} mode={a.mode} batch={a.batch} parameters={sum(p.numel() for p in model.parameters())} "
+          f"forward_ms={forward_ms:.3f} train_step_ms={step_ms:.3f} "
+          f"samples_per_second={a.batch * steps_per_second:.0f}")
+
+
+def complete_edges(nodes, batch):
+    """(rows, cols): every ordered pair i != j of each of `batch` graphs of `nodes` nodes, graph-major."""
+    rows, cols = [], []
+    for b in range(batch):
+        for i in range(nodes):
+            for j in range(nodes):
+                if i != j:
+                    rows.append(b * nodes + i)
+                    cols.append(b * nodes + j)
+    return torch.tensor(rows), torch.tensor(cols)
 
 
 def time_step_and_forward(step, forward, device, mode, seconds, warmup=5):

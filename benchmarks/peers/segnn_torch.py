@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from peer_timing import time_step_and_forward
+from peer_common import add_run_flags, complete_edges, random_nbody, report, start, time_step_and_forward
 
 C_SILU, C_SIGMOID = 1.676532470331178, 1.8462285453386738  # (E[f(z)^2])^(-1/2), z ~ N(0, 1)
 
@@ -100,41 +100,16 @@ class SEGNN(nn.Module):
         return x + self.head2([s, vec], n0, n1)[1][:, 0, :]
 
 
-def complete_edges(nodes, batch):
-    rows, cols = [], []
-    for b in range(batch):
-        for i in range(nodes):
-            for j in range(nodes):
-                if i != j:
-                    rows.append(b * nodes + i)
-                    cols.append(b * nodes + j)
-    return torch.tensor(rows), torch.tensor(cols)
-
-
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch", type=int, default=100)
-    p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--mode", choices=("eager", "graph", "compile"), default="eager",
-                   help="graph: the whole step captured in a CUDA graph (cuda only); compile: torch.compile")
+    add_run_flags(p)
     a = p.parse_args()
-    if a.mode == "graph" and a.device != "cuda":
-        raise SystemExit("--mode graph needs --device cuda")
-    if a.mode == "compile" and not hasattr(torch, "compile"):
-        raise SystemExit(f"--mode compile needs PyTorch 2 (this is {torch.__version__})")
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    dev = torch.device(a.device)
+    dev = start(a)
     n = 5
     model = SEGNN().to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=9e-4, **({"capturable": True} if a.mode == "graph" else {}))
     row, col = (e.to(dev) for e in complete_edges(n, a.batch))
-    x = torch.randn(a.batch * n, 3).to(dev)
-    v = (0.5 * torch.randn(a.batch * n, 3)).to(dev)
-    h = v.norm(dim=1, keepdim=True)
-    q = (torch.randint(0, 2, (a.batch * n, 1)).float() * 2 - 1).to(dev)
+    x, v, h, q = random_nbody(a.batch, n, dev)
     target = x + v
     net = torch.compile(model) if a.mode == "compile" else model
 
@@ -144,12 +119,8 @@ def main():
         loss.backward()
         opt.step()
 
-    step_ms, forward_ms, rate = time_step_and_forward(step, lambda: net(x, v, h, q, row, col, n), a.device, a.mode,
-                                                      a.seconds, warmup=3)
-    where = torch.cuda.get_device_name() if a.device == "cuda" else f"threads={a.threads}"
-    print(f"{where} mode={a.mode} batch={a.batch} parameters={sum(p.numel() for p in model.parameters())} "
-          f"forward_ms={forward_ms:.3f} train_step_ms={step_ms:.3f} samples_per_second={a.batch * rate:.0f}")
-
+    report(a, model, *time_step_and_forward(step, lambda: net(x, v, h, q, row, col, n), a.device, a.mode, a.seconds,
+                                            warmup=3))
 
 if __name__ == "__main__":
     main()
