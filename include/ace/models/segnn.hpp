@@ -186,7 +186,7 @@ class SEGNN {
     UpdateTP2 update2;
     Mlp<GELUOp, T, B> mlp1, mlp2;  // the non-equivariant branches (relaxed SEGNN only)
     Relaxation<T, B> relax;        // [γ0, γ1]
-    tensor message_in, agg, update_in, u1, u2;
+    tensor message_in, agg, update_in, u1, u2;  // u1, u2: the updates with their branches (relaxed runs)
     tensor d_agg, d_m2, d_update_in, d_u1, d_branch;
   };
 
@@ -328,14 +328,18 @@ class SEGNN {
     B::copy(view(h), view(k.update_in).columns(0, D));
     B::copy(view(std::as_const(k.agg)), view(k.update_in).columns(D, D));
     const auto ui = view(std::as_const(k.update_in));
-    ensure_shape(k.u1, rows, D);
-    B::copy(view(k.update1.forward(ui, na)), view(k.u1));
-    if (branches) k.relax.add_branch(0, view(k.mlp1.forward(ui)), view(k.u1));
-    ensure_shape(k.u2, rows, D);
-    B::copy(view(k.update2.forward(view(std::as_const(k.u1)), na)), view(k.u2));
-    if (branches) k.relax.add_branch(1, view(k.mlp2.forward(view(std::as_const(k.u1)))), view(k.u2));
+    // f_eq's output, or (with the branches) a copy of it that the branch is added to
+    const auto relaxed = [&](std::size_t i, const tensor& eq, auto& mlp, MatrixRef<const T> in, tensor& out) {
+      if (!branches) return &eq;
+      ensure_shape(out, rows, D);
+      B::copy(view(eq), view(out));
+      k.relax.add_branch(i, view(mlp.forward(in)), view(out));
+      return &std::as_const(out);
+    };
+    const tensor* u1 = relaxed(0, k.update1.forward(ui, na), k.mlp1, ui, k.u1);
+    const tensor* u2 = relaxed(1, k.update2.forward(view(*u1), na), k.mlp2, view(*u1), k.u2);
     ensure_shape(next, rows, D);
-    B::add(view(h), view(std::as_const(k.u2)), view(next));  // the residual
+    B::add(view(h), view(*u2), view(next));  // the residual
   }
 
   // dh_ holds dL/d(the layer's output); leaves dL/d(its input) there.
