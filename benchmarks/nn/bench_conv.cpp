@@ -8,6 +8,8 @@
 
 #include <ace/ace.hpp>
 
+#include "../common/fma_peak.hpp"
+
 namespace {
 using namespace ace;
 using C4 = Cyclic<4>;
@@ -71,36 +73,7 @@ void BM_sgemm(benchmark::State& state) {
   rate(state, 2.0 * double(n) * double(n) * double(n));
 }
 
-#if ACE_HAS_X86_KERNELS
-// The core's float FMA peak: 12 independent accumulators of 8 floats, nothing but FMAs (the ceiling the convolution
-// kernels are read against).
-ACE_DETAIL_AVX2 __attribute__((noinline)) float fma_loop(std::int64_t steps, float seed) {
-  __m256 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(seed * static_cast<float>(i));
-  const __m256 a = _mm256_set1_ps(0.9999f), b = _mm256_set1_ps(1e-4f);
-  for (std::int64_t k = 0; k < steps; ++k) {
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-  }
-  for (int i = 1; i < 12; ++i) acc[0] = _mm256_add_ps(acc[0], acc[i]);
-  return _mm256_cvtss_f32(acc[0]);
-}
-
-void BM_fma_peak(benchmark::State& state) {
-  if (!simd_kernels_available()) {
-    state.SkipWithError("no AVX2/FMA on this CPU");
-    return;
-  }
-  constexpr std::int64_t steps = 10'000'000;
-  for (auto _ : state) {
-    float seed = 0.001f;
-    benchmark::DoNotOptimize(seed);
-    benchmark::DoNotOptimize(fma_loop(steps, seed));
-  }
-  rate(state, 2.0 * 8 * 12 * double(steps));
-}
-BENCHMARK(BM_fma_peak)->Name("fma_peak/one_core")->Unit(benchmark::kMillisecond);
-#endif
+BENCHMARK(bench::BM_fma_peak<false>)->Name("fma_peak/one_core")->Unit(benchmark::kMillisecond);
 
 constexpr auto CL = Layout::channels_last;
 constexpr auto CF = Layout::channels_first;
