@@ -70,14 +70,19 @@ std::unique_ptr<GemmPlan> plain_plan(const GemmShape& s, F f) {
   return std::make_unique<PlainPlan<F>>(s, std::move(f));
 }
 
-GemmLibrary ace_eigen() {
+/// ace's Cpu::gemm on one of its implementations (the choice is set before every call: it is process-wide).
+GemmLibrary ace_gemm(CpuGemm choice) {
   GemmLibrary lib;
-  lib.name = "ace-eigen";
-  lib.detail = "ace::Cpu::gemm (Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
-               "." + std::to_string(EIGEN_MINOR_VERSION) + ", OpenMP threads)";
+  const bool eigen = choice == CpuGemm::eigen;
+  lib.name = eigen ? "ace-eigen" : "ace-onednn";
+  lib.detail = eigen ? "ace::Cpu::gemm on Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." +
+                           std::to_string(EIGEN_MAJOR_VERSION) + "." + std::to_string(EIGEN_MINOR_VERSION) +
+                           " (OpenMP threads)"
+                     : "ace::Cpu::gemm on oneDNN's sgemm, one thread per block of C fixed by the shape";
   lib.threads = set_omp_threads;
-  lib.plan = [](const GemmShape& s, std::string&) -> std::unique_ptr<GemmPlan> {
-    return plain_plan(s, [s](const float* a, const float* b, float* c) {
+  lib.plan = [choice](const GemmShape& s, std::string&) -> std::unique_ptr<GemmPlan> {
+    return plain_plan(s, [s, choice](const float* a, const float* b, float* c) {
+      set_cpu_gemm(choice);
       Cpu::gemm<float>(s.ta ? Transpose::yes : Transpose::no, s.tb ? Transpose::yes : Transpose::no, 1.0f,
                        a_view(s, a), b_view(s, b), 0.0f, c_view(s, c));
     });
@@ -271,7 +276,8 @@ GemmLibrary onednn_matmul() {
 
 std::vector<GemmLibrary> gemm_libraries() {
   std::vector<GemmLibrary> out;
-  out.push_back(ace_eigen());
+  out.push_back(ace_gemm(CpuGemm::eigen));
+  if (onednn_available()) out.push_back(ace_gemm(CpuGemm::onednn));
 #ifdef ACE_BENCH_OPENBLAS
   add_cblas<int>(out, "openblas", ACE_BENCH_OPENBLAS, "openblas_set_num_threads");
 #endif

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The GEMM implementations bench_gemm compares, behind one interface: ace's Cpu backend (Eigen's GEMM) always; and,
-// where CMake found them, OpenBLAS and BLIS (loaded with dlopen, each with its own symbols: both export the CBLAS
-// names), libxsmm's JIT kernels over row tiles, and oneDNN's sgemm and matmul primitive (the latter with the bias and
-// SiLU fused into its epilogue).
+// The GEMM implementations bench_gemm compares, behind one interface: ace's Cpu backend on Eigen always (and on
+// oneDNN in builds with ACE_WITH_ONEDNN); and, where CMake found them, OpenBLAS and BLIS (loaded with dlopen, each
+// with its own symbols: both export the CBLAS names), libxsmm's JIT kernels over row tiles, and oneDNN's sgemm and
+// matmul primitive (the latter with the bias and SiLU fused into its epilogue).
 #pragma once
 
 #include <functional>

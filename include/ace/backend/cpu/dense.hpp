@@ -1,23 +1,117 @@
 // SPDX-License-Identifier: MIT
-// The Cpu backend's GEMM: Eigen's, on strided views of host memory.
+// The Cpu backend's GEMM on strided views of host memory: oneDNN's sgemm for float where the build found oneDNN
+// (ACE_WITH_ONEDNN), Eigen's otherwise; either on blocks of C fixed by the shape, one thread per block, so that results
+// do not depend on the thread count.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdlib>
+#include <string_view>
 #include <type_traits>
 
 #include "ace/backend/checks.hpp"
+#include "ace/backend/cpu/parallel.hpp"
 #include "ace/backend/ops.hpp"
+#include "ace/error.hpp"
 #include "ace/tensor/eigen.hpp"
 #include "ace/tensor/tensor.hpp"
 
-namespace ace::cpu {
+#if defined(ACE_WITH_ONEDNN) && !defined(_OPENMP)
+#error "ace: ACE_WITH_ONEDNN needs OpenMP (the blocks of C run on OpenMP threads, oneDNN one thread per block)"
+#endif
+#if defined(ACE_WITH_ONEDNN)
+#include <oneapi/dnnl/dnnl.h>
+#endif
 
-/// c = alpha op(a) op(b) + beta c on views (c must already have the shape of the product; beta = 0 ignores its old
-/// contents, as in BLAS). With OpenMP enabled, Eigen splits large products across threads; each entry is still
-/// summed in a fixed order.
+namespace ace {
+
+/// The implementations of the Cpu backend's float GEMM (double always runs on Eigen's).
+enum class CpuGemm {
+  eigen,   ///< Eigen's GEMM
+  onednn,  ///< oneDNN's sgemm (builds with ACE_WITH_ONEDNN only)
+};
+
+/// Whether this build can run float GEMMs on oneDNN (CMake's ACE_WITH_ONEDNN: on where libdnnl is installed).
+constexpr bool onednn_available() {
+#if defined(ACE_WITH_ONEDNN)
+  return true;
+#else
+  return false;
+#endif
+}
+
+namespace detail {
+/// The start-up choice: the environment variable ACE_CPU_GEMM (eigen or onednn) where set, else oneDNN where the
+/// build has it.
+inline CpuGemm initial_cpu_gemm() {
+  const char* env = std::getenv("ACE_CPU_GEMM");
+  if (!env || !*env) return onednn_available() ? CpuGemm::onednn : CpuGemm::eigen;
+  const std::string_view v(env);
+  ACE_THROW_IF(v != "eigen" && v != "onednn", invalid_argument, "ACE_CPU_GEMM=", v,
+               ": the Cpu backend's GEMM is eigen or onednn");
+  ACE_THROW_IF(v == "onednn" && !onednn_available(), unsupported,
+               "ACE_CPU_GEMM=onednn: this build has no oneDNN (install libdnnl-dev and configure with ACE_WITH_ONEDNN=ON)");
+  return v == "onednn" ? CpuGemm::onednn : CpuGemm::eigen;
+}
+inline std::atomic<CpuGemm>& cpu_gemm_switch() {
+  static std::atomic<CpuGemm> choice{initial_cpu_gemm()};
+  return choice;
+}
+}  // namespace detail
+
+/// Chooses the implementation of float GEMMs on the Cpu backend for the whole process, e.g. to compare them; results
+/// differ by rounding only. The default is the environment variable ACE_CPU_GEMM (eigen or onednn) where set, else
+/// oneDNN where the build has it, else Eigen. Throws ace::unsupported for CpuGemm::onednn in a build without oneDNN.
+inline void set_cpu_gemm(CpuGemm choice) {
+  ACE_THROW_IF(choice == CpuGemm::onednn && !onednn_available(), unsupported,
+               "set_cpu_gemm(CpuGemm::onednn): this build has no oneDNN (install libdnnl-dev and configure with "
+               "ACE_WITH_ONEDNN=ON)");
+  detail::cpu_gemm_switch().store(choice);
+}
+/// The implementation float GEMMs on the Cpu backend run on now.
+inline CpuGemm cpu_gemm() { return detail::cpu_gemm_switch().load(); }
+
+namespace cpu {
+namespace detail {
+/// The blocks a GEMM's C is cut into: 256 rows; where that gives fewer than 4 blocks, 64 columns too. A function of
+/// the shape alone: every entry of C is computed by the same single-threaded call on the same block, whatever the
+/// number of threads, so results do not depend on it. (Eigen's own threading does not promise that: its blocking of
+/// the inner dimension depends on the thread count.)
+struct GemmBlocks {
+  static constexpr std::size_t row_block = 256, col_block = 64, few = 4;
+  std::size_t rows, cols, row_size, col_size;
+  GemmBlocks(std::size_t m, std::size_t n)
+      : rows((m + row_block - 1) / row_block),
+        cols(rows >= few ? 1 : (n + col_block - 1) / col_block),
+        row_size(row_block),
+        col_size(rows >= few ? n : col_block) {}
+  std::size_t count() const { return rows * cols; }
+};
+
+/// f(op(A) rows, op(B) columns, C block) for every block of C, the blocks spread over OpenMP threads when the
+/// product is large enough to pay for the fork, each run by one thread (the GEMM inside must not fork again).
+template <class T, class F>
+void for_gemm_blocks(Transpose ta, Transpose tb, MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, F&& f) {
+  const std::size_t m = c.rows, n = c.cols, k = ta == Transpose::no ? a.cols : a.rows;
+  const GemmBlocks blocks(m, n);
+  [[maybe_unused]] const bool fork = blocks.count() > 1 && double(m) * double(n) * double(k) > double(1 << 19);
+  ACE_OMP_FOR(fork)
+  for (std::size_t t = 0; t < blocks.count(); ++t) {
+#if defined(_OPENMP)
+    omp_set_num_threads(1);  // the GEMM of this block on this thread alone (the setting ends with the region)
+#endif
+    const std::size_t i = t / blocks.cols * blocks.row_size, j = t % blocks.cols * blocks.col_size;
+    const std::size_t mi = std::min(blocks.row_size, m - i), nj = std::min(blocks.col_size, n - j);
+    f(ta == Transpose::no ? a.row_range(i, mi) : a.columns(i, mi), tb == Transpose::no ? b.columns(j, nj) : b.row_range(j, nj),
+      c.row_range(i, mi).columns(j, nj));
+  }
+}
+
+/// Eigen's GEMM on one block, on the calling thread.
 template <class T>
-void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<const T>> a,
-          std::type_identity_t<MatrixRef<const T>> b, T beta, MatrixRef<T> c) {
-  detail::check::gemm<T>("Cpu", ta, tb, a, b, c);
+void eigen_gemm(Transpose ta, Transpose tb, T alpha, MatrixRef<const T> a, MatrixRef<const T> b, T beta, MatrixRef<T> c) {
   const auto ma = as_matrix(a);
   const auto mb = as_matrix(b);
   auto mc = as_matrix(c);
@@ -29,4 +123,48 @@ void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<co
   else mc.noalias() += alpha * ma.transpose() * mb.transpose();
 }
 
-}  // namespace ace::cpu
+#if defined(ACE_WITH_ONEDNN)
+/// oneDNN's sgemm on one block (single-threaded: for_gemm_blocks set this thread's OpenMP team size to 1); returns
+/// its status.
+inline int onednn_sgemm(Transpose ta, Transpose tb, float alpha, MatrixRef<const float> a, MatrixRef<const float> b,
+                        float beta, MatrixRef<float> c) {
+  const auto ld = [](const auto& v) { return static_cast<dnnl_dim_t>(std::max(v.stride, v.cols)); };
+  const std::size_t k = ta == Transpose::no ? a.cols : a.rows;
+  return static_cast<int>(dnnl_sgemm(ta == Transpose::no ? 'N' : 'T', tb == Transpose::no ? 'N' : 'T',
+                                     static_cast<dnnl_dim_t>(c.rows), static_cast<dnnl_dim_t>(c.cols),
+                                     static_cast<dnnl_dim_t>(k), alpha, a.data, ld(a), b.data, ld(b), beta, c.data,
+                                     ld(c)));
+}
+#endif
+}  // namespace detail
+
+/// c = alpha op(a) op(b) + beta c on views (c must already have the shape of the product; beta = 0 ignores its old
+/// contents, as in BLAS). Float products run on oneDNN's sgemm where the build has it and cpu_gemm() chooses it,
+/// products of at least 2^12 multiply-adds; the rest on Eigen's GEMM. Either way C is cut into blocks fixed by the
+/// shape (detail::GemmBlocks), spread over OpenMP threads with one thread per block, so the result does not depend
+/// on the thread count.
+template <class T>
+void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<const T>> a,
+          std::type_identity_t<MatrixRef<const T>> b, T beta, MatrixRef<T> c) {
+  ace::detail::check::gemm<T>("Cpu", ta, tb, a, b, c);
+  if (c.empty()) return;
+#if defined(ACE_WITH_ONEDNN)
+  if constexpr (std::is_same_v<T, float>) {
+    const std::size_t k = ta == Transpose::no ? a.cols : a.rows;
+    if (cpu_gemm() == CpuGemm::onednn && k > 0 && c.rows * c.cols * k >= (std::size_t{1} << 12)) {
+      std::atomic<int> status{0};
+      detail::for_gemm_blocks<float>(ta, tb, a, b, c, [&](auto ab, auto bb, auto cb) {
+        if (const int s = detail::onednn_sgemm(ta, tb, alpha, ab, bb, beta, cb); s != 0) status.store(s);
+      });
+      ACE_THROW_IF(status.load() != 0, error, "Cpu gemm: oneDNN's sgemm failed (status ", status.load(), ") on ",
+                   c.rows, "x", k, " times ", k, "x", c.cols);
+      return;
+    }
+  }
+#endif
+  detail::for_gemm_blocks<T>(ta, tb, a, b, c,
+                             [&](auto ab, auto bb, auto cb) { detail::eigen_gemm<T>(ta, tb, alpha, ab, bb, beta, cb); });
+}
+
+}  // namespace cpu
+}  // namespace ace

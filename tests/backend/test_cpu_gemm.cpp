@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+// The Cpu backend's float GEMM on each of its implementations (Eigen's; oneDNN's sgemm in builds with
+// ACE_WITH_ONEDNN): every transposition, strided views, alpha and beta (beta = 0 ignoring NaN), shapes that span
+// several of oneDNN's blocks of C, against a double-precision product; the same bits with 1 and 2 threads; the
+// switch and its errors.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "ace/backend/cpu/cpu.hpp"
+#include "ace/random.hpp"
+#include "support.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+using namespace ace;
+
+namespace {
+
+std::vector<CpuGemm> implementations() {
+  std::vector<CpuGemm> all{CpuGemm::eigen};
+  if (onednn_available()) all.push_back(CpuGemm::onednn);
+  return all;
+}
+
+/// Restores the process-wide choice and the thread count at the end of a test.
+struct Restore {
+  CpuGemm gemm = cpu_gemm();
+#if defined(_OPENMP)
+  int threads = omp_get_max_threads();
+  ~Restore() {
+    set_cpu_gemm(gemm);
+    omp_set_num_threads(threads);
+  }
+#else
+  ~Restore() { set_cpu_gemm(gemm); }
+#endif
+};
+
+struct Case {
+  std::size_t m, n, k;
+  Transpose ta, tb;
+  float alpha, beta;
+};
+
+/// Operands stored with 3 spare columns each (the views are column blocks of wider matrices, stride > cols).
+struct Operands {
+  std::size_t m, n, k;
+  Transpose ta, tb;
+  std::vector<float> a, b, c0;
+  static constexpr std::size_t pad = 3;
+  std::size_t a_rows() const { return ta == Transpose::no ? m : k; }
+  std::size_t a_cols() const { return ta == Transpose::no ? k : m; }
+  std::size_t b_rows() const { return tb == Transpose::no ? k : n; }
+  std::size_t b_cols() const { return tb == Transpose::no ? n : k; }
+  Operands(const Case& c, Rng& rng) : m(c.m), n(c.n), k(c.k), ta(c.ta), tb(c.tb) {
+    auto fill = [&](std::vector<float>& v, std::size_t size) {
+      v.resize(size);
+      for (auto& x : v) x = static_cast<float>(rng.normal());
+    };
+    fill(a, a_rows() * (a_cols() + pad));
+    fill(b, b_rows() * (b_cols() + pad));
+    fill(c0, m * (n + pad));
+  }
+  MatrixRef<const float> va() const { return {a.data() + 1, a_rows(), a_cols(), a_cols() + pad}; }
+  MatrixRef<const float> vb() const { return {b.data() + 2, b_rows(), b_cols(), b_cols() + pad}; }
+  MatrixRef<float> vc(std::vector<float>& c) const { return {c.data() + 1, m, n, n + pad}; }
+  double at_a(std::size_t i, std::size_t l) const {
+    return ta == Transpose::no ? a[i * (k + pad) + l + 1] : a[l * (m + pad) + i + 1];
+  }
+  double at_b(std::size_t l, std::size_t j) const {
+    return tb == Transpose::no ? b[l * (n + pad) + j + 2] : b[j * (k + pad) + l + 2];
+  }
+};
+
+/// C = alpha op(A) op(B) + beta C0 on `implementation`, checked entry by entry against the double product (error
+/// below 1e-5 of the sum of the magnitudes it adds up); returns the result, spare columns included.
+std::vector<float> checked_gemm(const Case& cs, CpuGemm implementation, std::uint64_t seed) {
+  Rng rng(seed);
+  const Operands x(cs, rng);
+  auto c = x.c0;
+  if (cs.beta == 0.0f)  // beta = 0 ignores the old contents, even NaN
+    for (std::size_t i = 0; i < x.m; ++i)
+      for (std::size_t j = 0; j < x.n; ++j) c[i * (x.n + Operands::pad) + j + 1] = std::numeric_limits<float>::quiet_NaN();
+  set_cpu_gemm(implementation);
+  Cpu::gemm<float>(cs.ta, cs.tb, cs.alpha, x.va(), x.vb(), cs.beta, x.vc(c));
+  double worst = 0;
+  for (std::size_t i = 0; i < x.m; ++i)
+    for (std::size_t j = 0; j < x.n; ++j) {
+      double sum = 0, scale = 0;
+      for (std::size_t l = 0; l < x.k; ++l) {
+        sum += x.at_a(i, l) * x.at_b(l, j);
+        scale += std::abs(x.at_a(i, l) * x.at_b(l, j));
+      }
+      const std::size_t at = i * (x.n + Operands::pad) + j + 1;
+      const double expected = cs.alpha * sum + (cs.beta == 0.0f ? 0.0 : cs.beta * double(x.c0[at]));
+      scale = std::abs(cs.alpha) * scale + std::abs(cs.beta * double(x.c0[at]));
+      worst = std::max(worst, std::abs(double(c[at]) - expected) / std::max(scale, 1.0));
+    }
+  CHECK(worst < 1e-5);
+  // the spare columns of C are untouched
+  for (std::size_t i = 0; i < x.m; ++i)
+    for (std::size_t j : {std::size_t{0}, x.n + 1, x.n + 2})
+      if (i * (x.n + Operands::pad) + j < c.size()) CHECK(c[i * (x.n + Operands::pad) + j] == x.c0[i * (x.n + Operands::pad) + j]);
+  return c;
+}
+
+const Case cases[] = {
+    {600, 70, 131, Transpose::no, Transpose::no, 1.0f, 0.0f},      // 3 blocks of rows, each with 2 of columns
+    {1100, 64, 64, Transpose::no, Transpose::no, 1.25f, 1.0f},     // 5 blocks of rows: whole rows, accumulate
+    {131, 64, 900, Transpose::yes, Transpose::no, 1.0f, 0.0f},     // a weight gradient: long inner dimension
+    {700, 131, 64, Transpose::no, Transpose::yes, -0.5f, 0.0f},    // an input gradient
+    {90, 200, 33, Transpose::yes, Transpose::yes, 2.0f, -0.75f},   // one block of rows, 4 of columns
+    {5, 3, 2, Transpose::no, Transpose::no, 1.0f, 0.0f},           // below oneDNN's size threshold: Eigen
+    {257, 65, 1, Transpose::no, Transpose::yes, 1.0f, 0.5f},       // k = 1, block edges
+};
+
+}  // namespace
+
+TEST_CASE("Cpu gemm: every implementation against the double product", "[backend][gemm]") {
+  Restore restore;
+  for (const auto implementation : implementations())
+    for (std::size_t i = 0; i < std::size(cases); ++i) {
+      INFO("implementation " << (implementation == CpuGemm::eigen ? "eigen" : "onednn") << ", case " << i);
+      checked_gemm(cases[i], implementation, test::seed(61 + i, "cpu gemm"));
+    }
+}
+
+TEST_CASE("Cpu gemm: the same bits with 1 and 2 threads", "[backend][gemm]") {
+#if defined(_OPENMP)
+  Restore restore;
+  for (const auto implementation : implementations())
+    for (std::size_t i = 0; i < std::size(cases); ++i) {
+      INFO("implementation " << (implementation == CpuGemm::eigen ? "eigen" : "onednn") << ", case " << i);
+      omp_set_num_threads(1);
+      const auto one = checked_gemm(cases[i], implementation, test::seed(71 + i, "cpu gemm threads"));
+      omp_set_num_threads(2);
+      const auto two = checked_gemm(cases[i], implementation, test::seed(71 + i, "cpu gemm threads"));
+      CHECK(one == two);
+    }
+#else
+  SUCCEED("a build without OpenMP runs on one thread");
+#endif
+}
+
+TEST_CASE("Cpu gemm: the implementation switch and its errors", "[backend][gemm]") {
+  Restore restore;
+  set_cpu_gemm(CpuGemm::eigen);
+  CHECK(cpu_gemm() == CpuGemm::eigen);
+  if (onednn_available()) {
+    set_cpu_gemm(CpuGemm::onednn);
+    CHECK(cpu_gemm() == CpuGemm::onednn);
+  } else {
+    CHECK_THROWS_AS(set_cpu_gemm(CpuGemm::onednn), unsupported);
+  }
+  // the start-up choice from the environment
+  const char* before = std::getenv("ACE_CPU_GEMM");
+  const std::string saved = before ? before : "";
+  setenv("ACE_CPU_GEMM", "eigen", 1);
+  CHECK(detail::initial_cpu_gemm() == CpuGemm::eigen);
+  setenv("ACE_CPU_GEMM", "mkl", 1);
+  CHECK_THROWS_AS(detail::initial_cpu_gemm(), invalid_argument);
+  setenv("ACE_CPU_GEMM", "onednn", 1);
+  if (onednn_available()) CHECK(detail::initial_cpu_gemm() == CpuGemm::onednn);
+  else CHECK_THROWS_AS(detail::initial_cpu_gemm(), unsupported);
+  unsetenv("ACE_CPU_GEMM");
+  CHECK(detail::initial_cpu_gemm() == (onednn_available() ? CpuGemm::onednn : CpuGemm::eigen));
+  if (before) setenv("ACE_CPU_GEMM", saved.c_str(), 1);
+}
