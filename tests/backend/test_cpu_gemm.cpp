@@ -143,6 +143,7 @@ TEST_CASE("Cpu gemm: the same bits with 1 and 2 threads", "[backend][gemm]") {
       omp_set_num_threads(2);
       const auto two = checked_gemm(cases[i], implementation, test::seed(71 + i, "cpu gemm threads"));
       CHECK(one == two);
+      CHECK(omp_get_max_threads() == 2);  // the one-thread setting inside the blocks does not leak to the caller
     }
 #else
   SUCCEED("a build without OpenMP runs on one thread");
