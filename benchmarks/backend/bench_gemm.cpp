@@ -2,8 +2,9 @@
 // Single-precision GEMM on the shapes ace runs, by every implementation this build found (gemm_libraries.hpp): ace's
 // Cpu backend (Eigen), OpenBLAS, BLIS, libxsmm, oneDNN's sgemm and matmul primitive; 1 and 2 threads. Every result
 // is checked against a double-precision product (sampled rows) before it is timed. Counters: GFLOP/s and peak% (the
-// rate over the FMA peak measured at start-up on one core with the widest vectors the CPU has, times the threads). "+silu" shapes are a dense layer's
-// forward pass, C = SiLU(A B + bias): fused into oneDNN matmul's epilogue, ace's own two passes after the others.
+// rate over the FMA peak measured at start-up on one core with the widest vectors the CPU has, times the threads).
+// "+silu" shapes are a dense layer's forward pass, C = SiLU(A B + bias): fused into oneDNN matmul's epilogue, ace's own
+// two passes after the others.
 // The libraries found and the kernels they picked are printed first. docs/benchmarks.md has the table.
 #include <benchmark/benchmark.h>
 
@@ -99,14 +100,14 @@ double checked_error(const GemmShape& s, const Operands& x, const std::vector<fl
 /// The core's FMA peak in GFLOP/s, best of 3 rounds: with AVX2 vectors, or AVX-512 ones (wide) where available.
 double fma_peak_gflops(bool wide) {
 #if ACE_HAS_X86_KERNELS
-  if (!ace::simd_kernels_available() || (wide && !ace::bench::avx512_available())) return 0;
+  if (!ace::bench::fma_loop_available(wide)) return 0;
   constexpr std::int64_t steps = 20'000'000;
   double best = 0;
   for (int round = 0; round < 3; ++round) {
     const auto t0 = std::chrono::steady_clock::now();
-    benchmark::DoNotOptimize(wide ? ace::bench::fma_loop_avx512(steps, 0.001f) : ace::bench::fma_loop(steps, 0.001f));
+    benchmark::DoNotOptimize(ace::bench::fma_loop(wide, steps, 0.001f));
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, (wide ? 2 : 1) * ace::bench::fma_loop_flops(steps) / s * 1e-9);
+    best = std::max(best, ace::bench::fma_loop_flops(wide, steps) / s * 1e-9);
   }
   return best;
 #else
@@ -154,11 +155,13 @@ int main(int argc, char** argv) {
   for (const auto& lib : libraries) std::printf("%-14s %s\n", lib.name.c_str(), lib.detail.c_str());
   std::fflush(stdout);
   benchmark::RegisterBenchmark("fma_peak/one_core", ace::bench::BM_fma_peak<false>)->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("fma_peak/one_core/avx512", ace::bench::BM_fma_peak<true>)->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("fma_peak/one_core/avx512", ace::bench::BM_fma_peak<true>)
+      ->Unit(benchmark::kMillisecond);
   for (const auto& named : shapes)
     for (int threads : {1, 2})
       for (const auto& lib : libraries) {
-        const std::string name = "gemm/" + std::string(named.name) + "/" + lib.name + "/threads:" + std::to_string(threads);
+        const std::string name =
+            "gemm/" + std::string(named.name) + "/" + lib.name + "/threads:" + std::to_string(threads);
         benchmark::RegisterBenchmark(name.c_str(), [&lib, &named, threads, peak](benchmark::State& st) {
           run(st, lib, named, threads, peak);
         })->Unit(benchmark::kMicrosecond)->UseRealTime();

@@ -36,9 +36,12 @@ void set_omp_threads(int threads) {
 MatrixRef<const float> stored(const float* p, int rows, int cols) {
   return {p, static_cast<std::size_t>(rows), static_cast<std::size_t>(cols), static_cast<std::size_t>(cols)};
 }
-/// A's and B's storage shapes (the transposed operand is stored the other way round).
-MatrixRef<const float> a_view(const GemmShape& s, const float* a) { return s.ta ? stored(a, s.k, s.m) : stored(a, s.m, s.k); }
-MatrixRef<const float> b_view(const GemmShape& s, const float* b) { return s.tb ? stored(b, s.n, s.k) : stored(b, s.k, s.n); }
+/// The row lengths (row-major leading dimensions) of A and B as stored: a transposed operand is stored the other way
+/// round.
+int ld_a(const GemmShape& s) { return s.ta ? s.m : s.k; }
+int ld_b(const GemmShape& s) { return s.tb ? s.k : s.n; }
+MatrixRef<const float> a_view(const GemmShape& s, const float* a) { return stored(a, s.ta ? s.k : s.m, ld_a(s)); }
+MatrixRef<const float> b_view(const GemmShape& s, const float* b) { return stored(b, s.tb ? s.n : s.k, ld_b(s)); }
 MatrixRef<float> c_view(const GemmShape& s, float* c) {
   return {c, static_cast<std::size_t>(s.m), static_cast<std::size_t>(s.n), static_cast<std::size_t>(s.n)};
 }
@@ -134,7 +137,7 @@ void add_cblas(std::vector<GemmLibrary>& out, const std::string& name, const cha
   lib.plan = [sgemm](const GemmShape& s, std::string&) -> std::unique_ptr<GemmPlan> {
     return plain_plan(s, [s, sgemm](const float* a, const float* b, float* c) {
       sgemm(cblas_row_major, s.ta ? cblas_trans : cblas_no_trans, s.tb ? cblas_trans : cblas_no_trans, s.m, s.n, s.k,
-            1.0f, a, s.ta ? s.m : s.k, b, s.tb ? s.k : s.n, 0.0f, c, s.n);
+            1.0f, a, ld_a(s), b, ld_b(s), 0.0f, c, s.n);
     });
   };
   out.push_back(std::move(lib));
@@ -168,7 +171,7 @@ class XsmmPlan final : public GemmPlan {
 
 libxsmm_smmfunction xsmm_kernel(const GemmShape& s, int rows) {
   const libxsmm_blasint m = s.n, n = rows, k = s.k;
-  const libxsmm_blasint lda = s.tb ? s.k : s.n, ldb = s.ta ? s.m : s.k, ldc = s.n;
+  const libxsmm_blasint lda = ld_b(s), ldb = ld_a(s), ldc = s.n;  // the kernel's A is our B (see above)
   const float alpha = 1.0f, beta = 0.0f;
   const int flags = (s.tb ? LIBXSMM_GEMM_FLAG_TRANS_A : 0) | (s.ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0);
   const int prefetch = LIBXSMM_PREFETCH_NONE;
@@ -179,9 +182,8 @@ GemmLibrary libxsmm_tiles() {
   libxsmm_init();
   GemmLibrary lib;
   lib.name = "libxsmm";
-  lib.detail = std::string("libxsmm ") + std::to_string(LIBXSMM_VERSION_MAJOR) + "." + std::to_string(LIBXSMM_VERSION_MINOR) +
-               " JIT kernels on 64-row tiles, OpenMP across tiles, target " +
-               libxsmm_get_target_arch();
+  lib.detail = "libxsmm " + std::to_string(LIBXSMM_VERSION_MAJOR) + "." + std::to_string(LIBXSMM_VERSION_MINOR) +
+               " JIT kernels on 64-row tiles, OpenMP across tiles, target " + libxsmm_get_target_arch();
   lib.threads = set_omp_threads;
   lib.plan = [](const GemmShape& s, std::string& why) -> std::unique_ptr<GemmPlan> {
     const auto full = xsmm_kernel(s, XsmmPlan::tile);
@@ -198,7 +200,7 @@ GemmLibrary libxsmm_tiles() {
 #endif
 
 #if ACE_BENCH_ONEDNN
-// ---- oneDNN: its BLAS-like sgemm, and the matmul primitive with the epilogue as post-ops -----------------------------
+// ---- oneDNN: its BLAS-like sgemm, and the matmul primitive with the epilogue as post-ops ---------------------------
 GemmLibrary onednn_sgemm() {
   GemmLibrary lib;
   lib.name = "onednn-sgemm";
@@ -208,8 +210,7 @@ GemmLibrary onednn_sgemm() {
   lib.threads = set_omp_threads;
   lib.plan = [](const GemmShape& s, std::string&) -> std::unique_ptr<GemmPlan> {
     return plain_plan(s, [s](const float* a, const float* b, float* c) {
-      dnnl_sgemm(s.ta ? 'T' : 'N', s.tb ? 'T' : 'N', s.m, s.n, s.k, 1.0f, a, s.ta ? s.m : s.k, b, s.tb ? s.k : s.n,
-                 0.0f, c, s.n);
+      dnnl_sgemm(s.ta ? 'T' : 'N', s.tb ? 'T' : 'N', s.m, s.n, s.k, 1.0f, a, ld_a(s), b, ld_b(s), 0.0f, c, s.n);
     });
   };
   return lib;
@@ -236,7 +237,6 @@ class MatmulPlan final : public GemmPlan {
     pd_ = dnnl::matmul::primitive_desc(desc, attr, engine_);
     matmul_ = dnnl::matmul(pd_);
   }
-  std::string implementation() const { return pd_.impl_info_str(); }
   void run(const float* a, const float* b, const float* bias, float* c) override {
     using dnnl::memory;
     memory am(a_md_, engine_, const_cast<float*>(a)), bm(b_md_, engine_, const_cast<float*>(b)), cm(c_md_, engine_, c);

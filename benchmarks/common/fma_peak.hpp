@@ -37,8 +37,16 @@ __attribute__((target("avx512f"), noinline)) inline float fma_loop_avx512(std::i
   return _mm512_reduce_add_ps(acc[0]);
 }
 inline bool avx512_available() { return __builtin_cpu_supports("avx512f"); }
-/// Floating-point operations of fma_loop(steps, ...) (twice that for fma_loop_avx512).
-constexpr double fma_loop_flops(std::int64_t steps) { return 2.0 * 8 * 12 * static_cast<double>(steps); }
+/// Whether this CPU has the vectors of fma_loop (wide: fma_loop_avx512).
+inline bool fma_loop_available(bool wide) { return simd_kernels_available() && (!wide || avx512_available()); }
+/// fma_loop, or fma_loop_avx512 when wide (call only where fma_loop_available(wide)).
+inline float fma_loop(bool wide, std::int64_t steps, float seed) {
+  return wide ? fma_loop_avx512(steps, seed) : fma_loop(steps, seed);
+}
+/// Floating-point operations of fma_loop(wide, steps, ...).
+constexpr double fma_loop_flops(bool wide, std::int64_t steps) {
+  return (wide ? 2.0 : 1.0) * 2.0 * 8 * 12 * static_cast<double>(steps);
+}
 #endif
 
 /// The benchmarks "fma_peak/one_core" (Wide = false: fma_loop) and "fma_peak/one_core/avx512" (fma_loop_avx512);
@@ -46,7 +54,7 @@ constexpr double fma_loop_flops(std::int64_t steps) { return 2.0 * 8 * 12 * stat
 template <bool Wide>
 void BM_fma_peak(benchmark::State& state) {
 #if ACE_HAS_X86_KERNELS
-  if (!simd_kernels_available() || (Wide && !avx512_available())) {
+  if (!fma_loop_available(Wide)) {
     state.SkipWithError(Wide ? "no AVX-512 on this CPU" : "no AVX2/FMA on this CPU");
     return;
   }
@@ -54,10 +62,10 @@ void BM_fma_peak(benchmark::State& state) {
   for (auto _ : state) {
     float seed = 0.001f;
     benchmark::DoNotOptimize(seed);
-    benchmark::DoNotOptimize(Wide ? fma_loop_avx512(steps, seed) : fma_loop(steps, seed));
+    benchmark::DoNotOptimize(fma_loop(Wide, steps, seed));
   }
-  state.counters["GFLOP/s"] = benchmark::Counter((Wide ? 2 : 1) * fma_loop_flops(steps) * double(state.iterations()) *
-                                                 1e-9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(fma_loop_flops(Wide, steps) * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
 #else
   state.SkipWithError("not an x86-64 build");
 #endif

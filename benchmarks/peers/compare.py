@@ -16,10 +16,10 @@ ACE_WITH_BLAS build on OpenBLAS) against the same computation in PyTorch (1 and 
 
 PyTorch runs twice: tuned (OPENBLAS_CORETYPE=Cooperlake OMP_WAIT_POLICY=PASSIVE) and with its default setup.
 The headline ratio is PyTorch's best tuned time over ace's best time; the last column also holds ace against
-PyTorch's fastest setup of all (tuned or default, 1 or 2 threads). The table's samples/s column is computed
-from the step (the training step, or forward+backward), never from the forward pass alone. Rounds alternate ace and PyTorch, and each side
-keeps its best round, so background load on a shared machine penalises neither side systematically. Where the
-PyTorch script reports the best of N single passes (conv), ace is timed the same way.
+PyTorch's fastest setup of all (tuned or default, 1 or 2 threads). The table's samples/s column is computed from
+the step (the training step, or forward+backward), never from the forward pass alone. Rounds alternate ace and
+PyTorch, and each side keeps its best round, so background load on a shared machine penalises neither side
+systematically. Where the PyTorch script reports the best of N single passes (conv), ace is timed the same way.
 
   /usr/bin/python3 benchmarks/peers/compare.py --case deepsets \
       --bench eigen=build/release/benchmarks/bench_sets --bench blas=build/release-blas/benchmarks/bench_sets

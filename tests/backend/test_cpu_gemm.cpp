@@ -87,7 +87,8 @@ std::vector<float> checked_gemm(const Case& cs, CpuGemm implementation, std::uin
   auto c = x.c0;
   if (cs.beta == 0.0f)  // beta = 0 ignores the old contents, even NaN
     for (std::size_t i = 0; i < x.m; ++i)
-      for (std::size_t j = 0; j < x.n; ++j) c[i * (x.n + Operands::pad) + j + 1] = std::numeric_limits<float>::quiet_NaN();
+      for (std::size_t j = 0; j < x.n; ++j)
+        c[i * (x.n + Operands::pad) + j + 1] = std::numeric_limits<float>::quiet_NaN();
   set_cpu_gemm(implementation);
   Cpu::gemm<float>(cs.ta, cs.tb, cs.alpha, x.va(), x.vb(), cs.beta, x.vc(c));
   double worst = 0;
@@ -106,8 +107,10 @@ std::vector<float> checked_gemm(const Case& cs, CpuGemm implementation, std::uin
   CHECK(worst < 1e-5);
   // the spare columns of C are untouched
   for (std::size_t i = 0; i < x.m; ++i)
-    for (std::size_t j : {std::size_t{0}, x.n + 1, x.n + 2})
-      if (i * (x.n + Operands::pad) + j < c.size()) CHECK(c[i * (x.n + Operands::pad) + j] == x.c0[i * (x.n + Operands::pad) + j]);
+    for (std::size_t j : {std::size_t{0}, x.n + 1, x.n + 2}) {
+      const std::size_t at = i * (x.n + Operands::pad) + j;
+      CHECK(c[at] == x.c0[at]);
+    }
   return c;
 }
 

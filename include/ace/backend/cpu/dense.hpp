@@ -43,6 +43,11 @@ constexpr bool onednn_available() {
 }
 
 namespace detail {
+/// Throws ace::unsupported where `what` (the caller's request) asks for oneDNN and the build has none.
+inline void require_onednn(std::string_view what) {
+  ACE_THROW_IF(!onednn_available(), unsupported, what,
+               ": this build has no oneDNN (install libdnnl-dev and configure with ACE_WITH_ONEDNN=ON)");
+}
 /// The start-up choice: the environment variable ACE_CPU_GEMM (eigen or onednn) where set, else oneDNN where the
 /// build has it.
 inline CpuGemm initial_cpu_gemm() {
@@ -51,8 +56,7 @@ inline CpuGemm initial_cpu_gemm() {
   const std::string_view v(env);
   ACE_THROW_IF(v != "eigen" && v != "onednn", invalid_argument, "ACE_CPU_GEMM=", v,
                ": the Cpu backend's GEMM is eigen or onednn");
-  ACE_THROW_IF(v == "onednn" && !onednn_available(), unsupported,
-               "ACE_CPU_GEMM=onednn: this build has no oneDNN (install libdnnl-dev and configure with ACE_WITH_ONEDNN=ON)");
+  if (v == "onednn") require_onednn("ACE_CPU_GEMM=onednn");
   return v == "onednn" ? CpuGemm::onednn : CpuGemm::eigen;
 }
 inline std::atomic<CpuGemm>& cpu_gemm_switch() {
@@ -65,9 +69,7 @@ inline std::atomic<CpuGemm>& cpu_gemm_switch() {
 /// differ by rounding only. The default is the environment variable ACE_CPU_GEMM (eigen or onednn) where set, else
 /// oneDNN where the build has it, else Eigen. Throws ace::unsupported for CpuGemm::onednn in a build without oneDNN.
 inline void set_cpu_gemm(CpuGemm choice) {
-  ACE_THROW_IF(choice == CpuGemm::onednn && !onednn_available(), unsupported,
-               "set_cpu_gemm(CpuGemm::onednn): this build has no oneDNN (install libdnnl-dev and configure with "
-               "ACE_WITH_ONEDNN=ON)");
+  if (choice == CpuGemm::onednn) detail::require_onednn("set_cpu_gemm(CpuGemm::onednn)");
   detail::cpu_gemm_switch().store(choice);
 }
 /// The implementation float GEMMs on the Cpu backend run on now.
@@ -104,14 +106,15 @@ void for_gemm_blocks(Transpose ta, Transpose tb, MatrixRef<const T> a, MatrixRef
 #endif
     const std::size_t i = t / blocks.cols * blocks.row_size, j = t % blocks.cols * blocks.col_size;
     const std::size_t mi = std::min(blocks.row_size, m - i), nj = std::min(blocks.col_size, n - j);
-    f(ta == Transpose::no ? a.row_range(i, mi) : a.columns(i, mi), tb == Transpose::no ? b.columns(j, nj) : b.row_range(j, nj),
-      c.row_range(i, mi).columns(j, nj));
+    f(ta == Transpose::no ? a.row_range(i, mi) : a.columns(i, mi),
+      tb == Transpose::no ? b.columns(j, nj) : b.row_range(j, nj), c.row_range(i, mi).columns(j, nj));
   }
 }
 
 /// Eigen's GEMM on one block, on the calling thread.
 template <class T>
-void eigen_gemm(Transpose ta, Transpose tb, T alpha, MatrixRef<const T> a, MatrixRef<const T> b, T beta, MatrixRef<T> c) {
+void eigen_gemm(Transpose ta, Transpose tb, T alpha, MatrixRef<const T> a, MatrixRef<const T> b, T beta,
+                MatrixRef<T> c) {
   const auto ma = as_matrix(a);
   const auto mb = as_matrix(b);
   auto mc = as_matrix(c);
@@ -162,8 +165,9 @@ void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<co
     }
   }
 #endif
-  detail::for_gemm_blocks<T>(ta, tb, a, b, c,
-                             [&](auto ab, auto bb, auto cb) { detail::eigen_gemm<T>(ta, tb, alpha, ab, bb, beta, cb); });
+  detail::for_gemm_blocks<T>(ta, tb, a, b, c, [&](auto ab, auto bb, auto cb) {
+    detail::eigen_gemm<T>(ta, tb, alpha, ab, bb, beta, cb);
+  });
 }
 
 }  // namespace cpu
