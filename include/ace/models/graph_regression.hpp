@@ -118,10 +118,11 @@ class GraphRegression {
         wk.net.backward(wk.dy);
       }
     });
-    if (gradients)
-      for (std::size_t k = 0; k < w; ++k)  // a fixed order: the same sums for any thread count
-        for (std::size_t p = 0; p < grads_.size(); ++p)
+    if (gradients)  // each parameter's sum over the workers in a fixed order: the same for any thread count
+      B::parallel_tasks(grads_.size(), [&](std::size_t p) {
+        for (std::size_t k = 0; k < w; ++k)
           B::axpy(T(1), MatrixRef<const T>(workers_state_[k].grads[p].row()), grads_[p].row());
+      });
     double value = 0.0;
     for (double l : losses_) value += l;
     return value;

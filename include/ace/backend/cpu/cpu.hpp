@@ -17,8 +17,11 @@
 #include "ace/backend/concept.hpp"
 #include "ace/backend/cpu/conv_kernel.hpp"
 #include "ace/backend/cpu/dense.hpp"
+#include "ace/backend/cpu/elementwise.hpp"
 #include "ace/backend/cpu/graph.hpp"
 #include "ace/backend/cpu/parallel.hpp"
+#include "ace/backend/cpu/update.hpp"
+#include "ace/backend/dense_fused.hpp"
 #include "ace/backend/reference/reference.hpp"
 #include "ace/error.hpp"
 #include "ace/tensor/eigen.hpp"
@@ -55,6 +58,21 @@ struct Cpu : ReferenceOps<Cpu> {
   static void flat_runs(std::size_t rows, std::size_t cols, F&& f, const V&... views) {
     if ((views.contiguous() && ...)) return f(std::array<std::size_t, sizeof...(V)>{}, rows * cols);
     for (std::size_t r = 0; r < rows; ++r) f(std::array<std::size_t, sizeof...(V)>{(r * views.stride)...}, cols);
+  }
+  // flat_runs for elementwise f (each entry written from the same entries of the views alone), in parallel where the
+  // work (entries x `cost`) pays for the fork: contiguous views in chunks of cpu::update_chunk entries, others row by
+  // row; either way each run is the same call whatever the thread count, so the bits do not depend on it.
+  template <class F, class... V>
+  static void parallel_runs(std::size_t rows, std::size_t cols, std::size_t cost, F&& f, const V&... views) {
+    if ((views.contiguous() && ...))
+      return cpu::for_chunks(1, [&](std::size_t) { return rows * cols; }, cpu::update_chunk, cost,
+                             [&](std::size_t, std::size_t first, std::size_t n) {
+                               f(std::array<std::size_t, sizeof...(V)>{((void)views, first)...}, n);
+                             });
+    cpu::for_row_blocks(rows, 1, cols * cost, [&](std::size_t first, std::size_t count) {
+      for (std::size_t r = first; r < first + count; ++r)
+        f(std::array<std::size_t, sizeof...(V)>{(r * views.stride)...}, cols);
+    });
   }
   // f(path row, i, j, k, coefficient) for every Clebsch-Gordan entry of every path of a tensor product's table.
   template <class T, class F>
@@ -112,6 +130,13 @@ struct Cpu : ReferenceOps<Cpu> {
     else
       for (std::size_t r = 0; r < src.rows; ++r) std::copy_n(src.data + r * src.stride, src.cols, dst.data + r * dst.stride);
   }
+  template <class T>
+  static void add(In<T> a, In<T> b, MatrixRef<T> c) {
+    detail::check::same_shape(name, "add", a, b);
+    detail::check::same_shape(name, "add", a, c);
+    parallel_runs(a.rows, a.cols, 1, [&](auto o, std::size_t n) { array(c, o[2], n) = array(a, o[0], n) + array(b, o[1], n); },
+                  a, b, c);
+  }
   /// Σ x² in double, in eight independent lanes (vectorised, not bound by the latency of one serial sum).
   template <class U>
   static double sum_squares(MatrixRef<U> x) {
@@ -157,51 +182,74 @@ struct Cpu : ReferenceOps<Cpu> {
   static void gemm(Transpose ta, Transpose tb, Scalar<T> alpha, In<T> a, In<T> b, Scalar<T> beta, MatrixRef<T> c) {
     cpu::gemm<T>(ta, tb, alpha, a, b, beta, c);
   }
+  /// The fused dense operations (FusedDenseBackend, backend/dense_fused.hpp): the bias and the activation (or the
+  /// activation's derivative) applied to each block of the GEMM's output by the thread that computed it, while the
+  /// block is in its cache. The blocks are fixed by the shape: the same bits for any thread count.
+  template <class Op, class T>
+  static void gemm_bias_act(Transpose ta, Transpose tb, Scalar<T> alpha, In<T> a, In<T> b, Scalar<T> beta, In<T> bias,
+                            MatrixRef<T> z, MatrixRef<T> y) {
+    constexpr bool act = !std::is_same_v<Op, NoActivation>;
+    if (!bias.empty()) detail::check::row_vector(name, "gemm_bias_act", bias, z.cols);
+    if constexpr (act) detail::check::same_shape(name, "gemm_bias_act", MatrixRef<const T>(z), y);
+    cpu::gemm<T>(ta, tb, alpha, a, b, beta, z, [&](std::size_t i, std::size_t j, MatrixRef<T> block) {
+      for (std::size_t r = 0; r < block.rows; ++r) {
+        T* zr = block.data + r * block.stride;
+        if (!bias.empty())
+          for (std::size_t c = 0; c < block.cols; ++c) zr[c] += bias.data[j + c];
+        if constexpr (act) cpu::activate<Op>(zr, y.data + (i + r) * y.stride + j, block.cols);
+      }
+    });
+  }
+  template <class Op, class T>
+  static void gemm_act_grad(Transpose ta, Transpose tb, Scalar<T> alpha, In<T> a, In<T> b, Scalar<T> beta, In<T> x,
+                            In<T> y, MatrixRef<T> d) {
+    detail::check::same_shape(name, "gemm_act_grad", x, MatrixRef<const T>(d));
+    detail::check::same_shape(name, "gemm_act_grad", y, MatrixRef<const T>(d));
+    cpu::gemm<T>(ta, tb, alpha, a, b, beta, d, [&](std::size_t i, std::size_t j, MatrixRef<T> block) {
+      for (std::size_t r = 0; r < block.rows; ++r) {
+        T* dr = block.data + r * block.stride;
+        const std::size_t at = (i + r) * x.stride + j, at_y = (i + r) * y.stride + j;
+        cpu::activate_backward<Op>(x.data + at, y.data + at_y, dr, dr, block.cols);
+      }
+    });
+  }
   template <class T>
   static void add_row(MatrixRef<T> c, In<T> v) {
     detail::check::row_vector(name, "add_row", v, c.cols);
-    as_matrix(c).rowwise() += as_matrix(v).row(0);
+    rows_parallel(c.rows, c.cols, [&](std::size_t r, std::size_t k) {
+      as_matrix(c.row_range(r, k)).rowwise() += as_matrix(v).row(0);
+    });
   }
+  /// v = beta v + Σ_i a[i, :] (a bias gradient): rows added in order within blocks of cpu::sum_rows_block rows, the
+  /// blocks' partial sums (in parallel where there are several) then added in block order: the blocks depend on the
+  /// shape alone, so the result does not depend on the thread count.
   template <class T>
   static void sum_rows(In<T> a, Scalar<T> beta, MatrixRef<T> v) {
     detail::check::row_vector(name, "sum_rows", v, a.cols);
-    auto mv = as_matrix(v);
-    if (beta == T(0)) mv = as_matrix(a).colwise().sum();  // never 0 * (uninitialised memory, possibly NaN)
-    else mv = beta * mv + as_matrix(a).colwise().sum();
+    cpu::sum_rows<T>(a, beta, v.data);
   }
 
-  // ---- elementwise: SiLU vectorised (sigmoid through Eigen's tanh), the rest as in Reference -----------------------
+  // ---- elementwise activations (cpu/elementwise.hpp): SiLU vectorised, the others by their scalar formulas -------
 
-  /// SiLU: y = x sigmoid(x) with sigmoid(x) = 1/2 + tanh(x/2)/2 through Eigen's vectorised tanh.
+  static constexpr std::size_t activation_cost = 8;  // a vectorised tanh: about as costly as 8 plain entries
+
+  /// y = Op(x) (cpu::activate: SiLU vectorised), on chunks of rows in parallel.
   template <class Op, class T>
   static void map(In<T> x, MatrixRef<T> y) {
-    if constexpr (std::is_same_v<Op, SiLUOp>) {
-      detail::check::same_shape(name, "map", x, y);
-      flat_runs(x.rows, x.cols, [&](auto o, std::size_t n) {
-        const auto xa = array(x, o[0], n);
-        array(y, o[1], n) = xa * (T(0.5) + T(0.5) * (T(0.5) * xa).tanh());
-      }, x, y);
-    } else {
-      Base::template map<Op, T>(x, y);
-    }
+    detail::check::same_shape(name, "map", x, y);
+    parallel_runs(x.rows, x.cols, activation_cost, [&](auto o, std::size_t n) {
+      cpu::activate<Op>(x.data + o[0], y.data + o[1], n);
+    }, x, y);
   }
-  /// SiLU: dx = dy (s + y (1 - s)) with s = sigmoid(x) evaluated again as in the forward pass (the same bits: one
-  /// vectorised tanh is cheaper than keeping s in memory).
+  /// dx = Op'(x, y) dy (cpu::activate_backward), on chunks of rows in parallel.
   template <class Op, class T>
   static void map_backward(In<T> x, In<T> y, In<T> dy, MatrixRef<T> dx) {
-    if constexpr (std::is_same_v<Op, SiLUOp>) {
-      detail::check::same_shape(name, "map_backward", x, y);
-      detail::check::same_shape(name, "map_backward", x, dy);
-      detail::check::same_shape(name, "map_backward", x, dx);
-      flat_runs(x.rows, x.cols, [&](auto o, std::size_t n) {
-        const auto xa = array(x, o[0], n);
-        const auto ya = array(y, o[1], n);
-        const auto s = T(0.5) + T(0.5) * (T(0.5) * xa).tanh();
-        array(dx, o[3], n) = array(dy, o[2], n) * (s + ya * (T(1) - s));
-      }, x, y, dy, dx);
-    } else {
-      Base::template map_backward<Op, T>(x, y, dy, dx);
-    }
+    detail::check::same_shape(name, "map_backward", x, y);
+    detail::check::same_shape(name, "map_backward", x, dy);
+    detail::check::same_shape(name, "map_backward", x, dx);
+    parallel_runs(x.rows, x.cols, activation_cost, [&](auto o, std::size_t n) {
+      cpu::activate_backward<Op>(x.data + o[0], y.data + o[1], dy.data + o[2], dx.data + o[3], n);
+    }, x, y, dy, dx);
   }
 
   // ---- segment reductions: OpenMP across segments -----------------------------------------------------------------
@@ -519,6 +567,42 @@ struct Cpu : ReferenceOps<Cpu> {
     conv.backward(x, w.data, dy, dw.data, dbias.empty() ? nullptr : dbias.data, dx);
   }
 
+  // ---- optimisers and zeroing: vectorised, the entries of all tensors split across threads (cpu/update.hpp) -------
+
+  static constexpr std::size_t adam_cost = 4;  // a square root and a division per entry
+  template <class T>
+  static void adam_update(MatrixRef<T> value, In<T> grad, MatrixRef<T> m, MatrixRef<T> v, const AdamStep& s,
+                          In<double> t) {
+    detail::check::same_shape(name, "adam_update", value, grad);
+    detail::check::same_shape(name, "adam_update", value, m);
+    detail::check::same_shape(name, "adam_update", value, v);
+    detail::check::scalar(name, "adam_update", t);
+    ACE_THROW_IF(!value.contiguous() || !grad.contiguous() || !m.contiguous() || !v.contiguous(), shape_error, name,
+                 "::adam_update: the value, gradient and moments must be contiguous");
+    const AdamStep::Corrections k = s.corrections(t.data[0]);
+    cpu::for_chunks(1, [&](std::size_t) { return value.size(); }, cpu::update_chunk, adam_cost,
+                    [&](std::size_t, std::size_t first, std::size_t n) {
+                      cpu::adam_entries(s, k, value.data + first, grad.data + first, m.data + first, v.data + first, n);
+                    });
+  }
+  /// Adam on many tensors in one parallel pass (MultiTensorBackend): the same updates as adam_update on each.
+  template <class T>
+  static void adam_update_many(std::span<const AdamTensor<T>> tensors, In<double> t) {
+    detail::check::scalar(name, "adam_update_many", t);
+    cpu::for_chunks(tensors.size(), [&](std::size_t i) { return tensors[i].size; }, cpu::update_chunk, adam_cost,
+                    [&](std::size_t i, std::size_t first, std::size_t n) {
+                      const AdamTensor<T>& a = tensors[i];
+                      cpu::adam_entries(a.step, a.step.corrections(t.data[0]), a.value + first, a.grad + first,
+                                        a.m + first, a.v + first, n);
+                    });
+  }
+  /// Zeroes (fills) many tensors in one parallel pass (MultiTensorBackend).
+  template <class T>
+  static void fill_many(std::span<const VectorRef<T>> xs, Scalar<T> value) {
+    cpu::for_chunks(xs.size(), [&](std::size_t i) { return xs[i].size(); }, cpu::update_chunk, 1,
+                    [&](std::size_t i, std::size_t first, std::size_t n) { std::fill_n(xs[i].data() + first, n, value); });
+  }
+
   // ---- graphs: OpenMP across the graphs of a batch (cpu/graph.hpp) -------------------------------------------------
 
   template <class T>
@@ -613,5 +697,9 @@ struct Cpu : ReferenceOps<Cpu> {
 };
 
 static_assert(Backend<Cpu>, "ace: the Cpu backend must model the Backend concept.");
+static_assert(FusedDenseBackend<Cpu, float> && FusedDenseBackend<Cpu, double>,
+              "ace: the Cpu backend runs a dense layer's bias and activation in its GEMM's epilogue.");
+static_assert(MultiTensorBackend<Cpu, float> && MultiTensorBackend<Cpu, double>,
+              "ace: the Cpu backend updates and zeroes many tensors at once.");
 
 }  // namespace ace

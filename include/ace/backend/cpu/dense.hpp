@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "ace/backend/checks.hpp"
 #include "ace/backend/cpu/parallel.hpp"
@@ -92,8 +93,9 @@ struct GemmBlocks {
   std::size_t count() const { return rows * cols; }
 };
 
-/// f(op(A) rows, op(B) columns, C block) for every block of C, the blocks spread over OpenMP threads when the
-/// product is large enough to pay for the fork, each run by one thread (the GEMM inside must not fork again).
+/// f(op(A) rows, op(B) columns, C block, first row, first column) for every block of C, the blocks spread over OpenMP
+/// threads when the product is large enough to pay for the fork, each run by one thread (the GEMM inside must not
+/// fork again).
 template <class T, class F>
 void for_gemm_blocks(Transpose ta, Transpose tb, MatrixRef<const T> a, MatrixRef<const T> b, MatrixRef<T> c, F&& f) {
   const std::size_t m = c.rows, n = c.cols, k = ta == Transpose::no ? a.cols : a.rows;
@@ -107,7 +109,7 @@ void for_gemm_blocks(Transpose ta, Transpose tb, MatrixRef<const T> a, MatrixRef
     const std::size_t i = t / blocks.cols * blocks.row_size, j = t % blocks.cols * blocks.col_size;
     const std::size_t mi = std::min(blocks.row_size, m - i), nj = std::min(blocks.col_size, n - j);
     f(ta == Transpose::no ? a.row_range(i, mi) : a.columns(i, mi),
-      tb == Transpose::no ? b.columns(j, nj) : b.row_range(j, nj), c.row_range(i, mi).columns(j, nj));
+      tb == Transpose::no ? b.columns(j, nj) : b.row_range(j, nj), c.row_range(i, mi).columns(j, nj), i, j);
   }
 }
 
@@ -141,14 +143,21 @@ inline int onednn_sgemm(Transpose ta, Transpose tb, float alpha, MatrixRef<const
 #endif
 }  // namespace detail
 
+/// A GEMM epilogue that does nothing.
+struct NoEpilogue {
+  template <class T>
+  void operator()(std::size_t, std::size_t, MatrixRef<T>) const noexcept {}
+};
+
 /// c = alpha op(a) op(b) + beta c on views (c must already have the shape of the product; beta = 0 ignores its old
-/// contents, as in BLAS). Float products run on oneDNN's sgemm where the build has it and cpu_gemm() chooses it,
-/// products of at least 2^12 multiply-adds; the rest on Eigen's GEMM. Either way C is cut into blocks fixed by the
-/// shape (detail::GemmBlocks), spread over OpenMP threads with one thread per block, so the result does not depend
-/// on the thread count.
-template <class T>
+/// contents, as in BLAS), then epilogue(first row, first column, block) on each block of C right after the thread
+/// that computed it (the block still in its cache; the fused dense operations' bias and activation). Float products
+/// run on oneDNN's sgemm where the build has it and cpu_gemm() chooses it, products of at least 2^12 multiply-adds;
+/// the rest on Eigen's GEMM. Either way C is cut into blocks fixed by the shape (detail::GemmBlocks), spread over
+/// OpenMP threads with one thread per block, so the result does not depend on the thread count.
+template <class T, class Epilogue = NoEpilogue>
 void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<const T>> a,
-          std::type_identity_t<MatrixRef<const T>> b, T beta, MatrixRef<T> c) {
+          std::type_identity_t<MatrixRef<const T>> b, T beta, MatrixRef<T> c, Epilogue&& epilogue = {}) {
   ace::detail::check::gemm<T>("Cpu", ta, tb, a, b, c);
   if (c.empty()) return;
 #if defined(ACE_WITH_ONEDNN)
@@ -156,8 +165,9 @@ void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<co
     const std::size_t k = ta == Transpose::no ? a.cols : a.rows;
     if (cpu_gemm() == CpuGemm::onednn && k > 0 && c.rows * c.cols * k >= (std::size_t{1} << 12)) {
       std::atomic<int> status{0};
-      detail::for_gemm_blocks<float>(ta, tb, a, b, c, [&](auto ab, auto bb, auto cb) {
+      detail::for_gemm_blocks<float>(ta, tb, a, b, c, [&](auto ab, auto bb, auto cb, std::size_t i, std::size_t j) {
         if (const int s = detail::onednn_sgemm(ta, tb, alpha, ab, bb, beta, cb); s != 0) status.store(s);
+        else epilogue(i, j, cb);
       });
       ACE_THROW_IF(status.load() != 0, error, "Cpu gemm: oneDNN's sgemm failed (status ", status.load(), ") on ",
                    c.rows, "x", k, " times ", k, "x", c.cols);
@@ -165,9 +175,41 @@ void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<co
     }
   }
 #endif
-  detail::for_gemm_blocks<T>(ta, tb, a, b, c, [&](auto ab, auto bb, auto cb) {
+  detail::for_gemm_blocks<T>(ta, tb, a, b, c, [&](auto ab, auto bb, auto cb, std::size_t i, std::size_t j) {
     detail::eigen_gemm<T>(ta, tb, alpha, ab, bb, beta, cb);
+    epilogue(i, j, cb);
   });
+}
+
+/// The rows of a block of sum_rows: each block's rows are added in order, the blocks' partial sums then in block
+/// order; a function of the shape alone.
+inline constexpr std::size_t sum_rows_block = 256;
+
+/// v[0, :] = beta v + Σ_i a[i, :] (v contiguous, a.cols entries; beta = 0 ignores v's old contents): see
+/// sum_rows_block. Allocates only when a larger shape than before needs more per-block scratch.
+template <class T>
+void sum_rows(MatrixRef<const T> a, T beta, T* v) {
+  const std::size_t n = a.cols, blocks = (a.rows + sum_rows_block - 1) / sum_rows_block;
+  const auto add_block = [&](std::size_t b, T* acc) {  // acc = Σ of block b's rows
+    const std::size_t first = b * sum_rows_block, last = std::min(a.rows, first + sum_rows_block);
+    std::fill_n(acc, n, T(0));
+    for (std::size_t r = first; r < last; ++r) {
+      const T* row = a.data + r * a.stride;
+      for (std::size_t j = 0; j < n; ++j) acc[j] += row[j];
+    }
+  };
+  thread_local std::vector<T> partial;
+  if (partial.size() < std::max<std::size_t>(blocks, 1) * n) partial.resize(std::max<std::size_t>(blocks, 1) * n);
+  if (blocks <= 1) {
+    add_block(0, partial.data());
+  } else {
+    T* parts = partial.data();
+    ACE_OMP_FOR(a.rows * n > (std::size_t{1} << 15))
+    for (std::size_t b = 0; b < blocks; ++b) add_block(b, parts + b * n);
+    for (std::size_t b = 1; b < blocks; ++b)
+      for (std::size_t j = 0; j < n; ++j) parts[j] += parts[b * n + j];
+  }
+  for (std::size_t j = 0; j < n; ++j) v[j] = beta == T(0) ? partial[j] : beta * v[j] + partial[j];
 }
 
 }  // namespace cpu

@@ -47,4 +47,32 @@ void for_row_blocks(std::size_t rows, std::size_t unit, std::size_t cost, F&& f)
     if (last > first) f(first, last - first);
   }
 }
+
+/// f(i, first, count) over the entries of `tensors` runs of entries (size_of(i) each) in chunks of `chunk` entries
+/// counted from the start of each run (the last chunk of a run may be shorter), the chunks in order spread over the
+/// threads in contiguous groups where the work (entries x `cost`) pays for the fork. Each chunk is one call on the
+/// same entries whatever the thread count, so vectorised code (whose first and last entries may take a scalar path)
+/// gives the same bits for any number of threads.
+template <class Size, class F>
+void for_chunks(std::size_t tensors, Size&& size_of, std::size_t chunk, std::size_t cost, F&& f) {
+  std::size_t entries = 0, chunks = 0;
+  for (std::size_t i = 0; i < tensors; ++i) {
+    entries += size_of(i);
+    chunks += (size_of(i) + chunk - 1) / chunk;
+  }
+  const std::size_t groups = entries * cost > (std::size_t{1} << 15) ? std::min(omp_threads(), chunks) : 1;
+  ACE_OMP_FOR(groups > 1)
+  for (std::size_t g = 0; g < groups; ++g) {
+    const std::size_t begin = chunks * g / groups, end = chunks * (g + 1) / groups;
+    std::size_t offset = 0;  // chunks of the runs before run i
+    for (std::size_t i = 0; i < tensors && offset < end; ++i) {
+      const std::size_t size = size_of(i), own = (size + chunk - 1) / chunk;
+      for (std::size_t c = std::max(begin, offset); c < std::min(end, offset + own); ++c) {
+        const std::size_t first = (c - offset) * chunk;
+        f(i, first, std::min(chunk, size - first));
+      }
+      offset += own;
+    }
+  }
+}
 }  // namespace ace::cpu

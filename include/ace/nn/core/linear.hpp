@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "ace/backend/dense_fused.hpp"
 #include "ace/error.hpp"
 #include "ace/nn/module.hpp"
 #include "ace/random.hpp"
@@ -75,8 +76,21 @@ class Dense {
                  x.rows, ", ", x.cols, "]");
     x_.set(x);
     ensure_shape(y_, x.rows, out());
-    B::gemm(Transpose::no, Transpose::yes, T(1), x, view(std::as_const(weight_.value)), T(0), view(y_));
-    if (has_bias_) B::add_row(view(y_), view(std::as_const(bias_.value)));
+    gemm_bias_act<NoActivation, B, T>(Transpose::no, Transpose::yes, T(1), x, view(std::as_const(weight_.value)),
+                                      T(0), bias_view(), view(y_), {});
+    return y_;
+  }
+  /// z = x W^T + b (the layer's output, kept for backward) and y = Op(z) into a view of the caller's [rows, out]:
+  /// one fused operation on backends that have it (FusedDenseBackend), else the same steps in turn.
+  template <class Op>
+  const tensor& forward_activated(MatrixRef<const T> x, MatrixRef<T> y) {
+    ACE_THROW_IF(x.cols != in() || y.rows != x.rows || y.cols != out(), shape_error,
+                 "Dense::forward_activated: expected input [batch, ", in(), "] and output [batch, ", out(), "], got [",
+                 x.rows, ", ", x.cols, "] and [", y.rows, ", ", y.cols, "]");
+    x_.set(x);
+    ensure_shape(y_, x.rows, out());
+    gemm_bias_act<Op, B, T>(Transpose::no, Transpose::yes, T(1), x, view(std::as_const(weight_.value)), T(0),
+                            bias_view(), view(y_), y);
     return y_;
   }
   /// dW += dy^T x, db += Σ_rows dy; returns dx = dy W (the layer's buffer).
@@ -89,6 +103,14 @@ class Dense {
   void backward_into(MatrixRef<const T> dy, MatrixRef<T> dx, T dx_beta) {
     accumulate_gradients(dy);
     B::gemm(Transpose::no, Transpose::no, T(1), dy, view(std::as_const(weight_.value)), dx_beta, dx);
+  }
+  /// The same through the activation that produced this layer's input x = Op(pre): dx = (dx_beta dx + dy W) ⊙
+  /// Op'(pre, x), the gradient of the previous layer's pre-activation (one fused operation where the backend has it).
+  template <class Op>
+  void backward_into_through(MatrixRef<const T> dy, MatrixRef<const T> pre, MatrixRef<T> dx, T dx_beta) {
+    accumulate_gradients(dy);
+    gemm_act_grad<Op, B, T>(Transpose::no, Transpose::no, T(1), dy, view(std::as_const(weight_.value)), dx_beta, pre,
+                            x_.get(), dx);
   }
   /// dW += dy^T x and db += Σ_rows dy only (a first layer whose input needs no gradient).
   void accumulate_gradients(MatrixRef<const T> dy) {
@@ -126,6 +148,8 @@ class Dense {
   bool has_bias() const { return has_bias_; }
 
  private:
+  MatrixRef<const T> bias_view() const { return has_bias_ ? view(bias_.value) : MatrixRef<const T>{}; }
+
   detail::Parameter<B, T> weight_, bias_;
   bool has_bias_ = true;
   detail::ForwardRef<T> x_;

@@ -33,9 +33,8 @@ class SiluMlp {
   const tensor& forward(const tensor& x) { return forward(view(x)); }
   /// On a view of the caller's (kept for backward).
   const tensor& forward(MatrixRef<const T> x) {
-    const tensor& z = first_.forward(x);
-    ensure_shape(s_, z.shape()[0], z.shape()[1]);
-    B::template map<SiLUOp>(view(z), view(s_));
+    ensure_shape(s_, x.rows, first_.out());
+    first_.template forward_activated<SiLUOp>(x, view(s_));
     return second_.forward(view(std::as_const(s_)));
   }
   const tensor& backward(const tensor& dy) {
@@ -46,6 +45,13 @@ class SiluMlp {
   void backward_into(MatrixRef<const T> dy, MatrixRef<T> dx, T dx_beta) {
     backward_hidden(dy);
     first_.backward_into(view(std::as_const(ds_)), dx, dx_beta);
+  }
+  /// The same through the activation that produced this MLP's input x = Op(pre): dx = (dx_beta dx + dL/dx) ⊙
+  /// Op'(pre, x) (Dense::backward_into_through).
+  template <class Op>
+  void backward_into_through(MatrixRef<const T> dy, MatrixRef<const T> pre, MatrixRef<T> dx, T dx_beta) {
+    backward_hidden(dy);
+    first_.template backward_into_through<Op>(view(std::as_const(ds_)), pre, dx, dx_beta);
   }
   const tensor& output() const { return second_.output(); }
   /// The two dense layers (a fused kernel reads their weights and forms their gradients itself).
@@ -64,9 +70,7 @@ class SiluMlp {
   // ds = dL/dz of the first layer's output z.
   void backward_hidden(MatrixRef<const T> dy) {
     ensure_shape(ds_, s_.shape()[0], s_.shape()[1]);
-    second_.backward_into(dy, view(ds_), T(0));
-    B::template map_backward<SiLUOp>(view(first_.output()), view(std::as_const(s_)), view(std::as_const(ds_)),
-                                     view(ds_));
+    second_.template backward_into_through<SiLUOp>(dy, view(first_.output()), view(ds_), T(0));
   }
 
   Dense<T, B> first_, second_;
@@ -96,13 +100,11 @@ class Mlp {
   const tensor& forward(const tensor& x) { return forward(view(x)); }
   /// On a view of the caller's (kept for backward).
   const tensor& forward(MatrixRef<const T> x) {
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-      const tensor& z = layers_[i].forward(i == 0 ? x : view(std::as_const(act_[i - 1])));
-      if (i + 1 == layers_.size()) return z;
-      ensure_shape(act_[i], z.shape()[0], z.shape()[1]);
-      B::template map<Op>(view(z), view(act_[i]));
+    for (std::size_t i = 0; i + 1 < layers_.size(); ++i) {
+      ensure_shape(act_[i], x.rows, layers_[i].out());
+      layers_[i].template forward_activated<Op>(i == 0 ? x : view(std::as_const(act_[i - 1])), view(act_[i]));
     }
-    return layers_.back().output();  // not reached
+    return layers_.back().forward(layers_.size() == 1 ? x : view(std::as_const(act_[layers_.size() - 2])));
   }
   const tensor& backward(const tensor& dy) {
     ensure_shape(dx_, dy.shape()[0], layers_.front().in());
@@ -114,9 +116,8 @@ class Mlp {
     for (std::size_t i = layers_.size(); i-- > 1;) {
       tensor& d = dact_[i - 1];
       ensure_shape(d, dy.rows, layers_[i].in());
-      layers_[i].backward_into(i + 1 == layers_.size() ? dy : view(std::as_const(dact_[i])), view(d), T(0));
-      B::template map_backward<Op>(view(layers_[i - 1].output()), view(std::as_const(act_[i - 1])),
-                                   view(std::as_const(d)), view(d));
+      layers_[i].template backward_into_through<Op>(i + 1 == layers_.size() ? dy : view(std::as_const(dact_[i])),
+                                                   view(layers_[i - 1].output()), view(d), T(0));
     }
     layers_.front().backward_into(layers_.size() == 1 ? dy : view(std::as_const(dact_[0])), dx, dx_beta);
   }

@@ -112,9 +112,8 @@ class EGNNLayer {
               T(1), view(z1_));
     ensure_shape(s1_, gs_.edge_rows(), hd);
     B::template map<SiLUOp>(view(std::as_const(z1_)), view(s1_));
-    const tensor& z2 = edge2_.forward(view(std::as_const(s1_)));
     ensure_shape(m_, gs_.edge_rows(), hd);
-    B::template map<SiLUOp>(view(z2), view(m_));
+    edge2_.template forward_activated<SiLUOp>(view(std::as_const(s1_)), view(m_));
 
     // Coordinates: mean of the clamped relative moves, plus phi_v(h_i) v_i; the sum of the messages at each node.
     const tensor& cw = coord_.forward(view(std::as_const(m_)));  // phi_x(m_ij)
@@ -130,10 +129,9 @@ class EGNNLayer {
     const auto wn = view(std::as_const(node1_.weight()));
     ensure_shape(z5_, rows, hd);
     B::gemm(Transpose::no, Transpose::yes, T(1), view(h), wn.columns(0, hd), T(0), view(z5_));
-    B::gemm(Transpose::no, Transpose::yes, T(1), view(std::as_const(agg_)), wn.columns(hd, hd), T(1), view(z5_));
-    B::add_row(view(z5_), view(std::as_const(node1_.bias())));
     ensure_shape(s5_, rows, hd);
-    B::template map<SiLUOp>(view(std::as_const(z5_)), view(s5_));
+    gemm_bias_act<SiLUOp, B, T>(Transpose::no, Transpose::yes, T(1), view(std::as_const(agg_)), wn.columns(hd, hd),
+                                T(1), view(std::as_const(node1_.bias())), view(z5_), view(s5_));
     const tensor& update = node2_.forward(view(std::as_const(s5_)));
     ensure_shape(h_out, rows, hd);
     B::add(view(update), view(h), view(h_out));
@@ -165,9 +163,7 @@ class EGNNLayer {
       B::fill(view(dh), T(0));
     } else {
       ensure_shape(ds5_, rows, hd);
-      node2_.backward_into(view(dh_out), view(ds5_), T(0));
-      B::template map_backward<SiLUOp>(view(std::as_const(z5_)), view(std::as_const(s5_)), view(std::as_const(ds5_)),
-                                       view(ds5_));
+      node2_.template backward_into_through<SiLUOp>(view(dh_out), view(std::as_const(z5_)), view(ds5_), T(0));
       const auto wn = view(std::as_const(node1_.weight()));
       const auto gn = view(node1_.weight_grad());
       B::gemm(Transpose::yes, Transpose::no, T(1), view(std::as_const(ds5_)), h_.get(), T(1), gn.columns(0, hd));
@@ -191,13 +187,11 @@ class EGNNLayer {
     B::egnn_aggregate_backward(gs_, indices(graph.row), view(std::as_const(graph.inv_degree)),
                                view(std::as_const(diff_)), view(cw), clamp, view(dx_out),
                                features_ ? view(std::as_const(dagg_)) : MatrixRef<const T>{}, view(dc_), view(dm_));
-    coord_.backward_into(view(std::as_const(dc_)), view(dm_), T(1));
-    B::template map_backward<SiLUOp>(view(edge2_.output()), view(std::as_const(m_)), view(std::as_const(dm_)),
-                                     view(dm_));  // dm_ is now dz2
+    coord_.template backward_into_through<SiLUOp>(view(std::as_const(dc_)), view(edge2_.output()), view(dm_),
+                                                  T(1));  // dm_ is now dz2
     ensure_shape(ds1_, gs_.edge_rows(), hd);
-    edge2_.backward_into(view(std::as_const(dm_)), view(ds1_), T(0));
-    B::template map_backward<SiLUOp>(view(std::as_const(z1_)), view(std::as_const(s1_)), view(std::as_const(ds1_)),
-                                     view(ds1_));  // ds1_ is now dz1
+    edge2_.template backward_into_through<SiLUOp>(view(std::as_const(dm_)), view(std::as_const(z1_)), view(ds1_),
+                                                  T(0));  // ds1_ is dz1
 
     // z1 = p_i + q_j + b + w_d |x_i - x_j|² + W_a a: gradients of W (per block), b, and of p, q and x.
     const auto w1 = view(std::as_const(edge1_.weight()));
