@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The Cpu backend: xtensor storage in host memory, Eigen's GEMM, ace's AVX2/FMA convolution kernels, OpenMP across
-// batches. Every operation the CPU can do better than the plain loop is its own here; the others are the Reference
+// The Cpu backend: xtensor storage in host memory, oneDNN's or Eigen's GEMM, ace's AVX2/FMA convolution kernels,
+// OpenMP across batches. Every operation the CPU can do better than the plain loop is its own here; the others are the Reference
 // backend's loops (ReferenceOps), run on blocks of rows in parallel where the rows are independent.
 #pragma once
 
@@ -33,8 +33,9 @@
 
 namespace ace {
 
-/// Host memory (xtensor), Eigen's GEMM (about 64 GFLOP/s sgemm per Zen 3 core), direct AVX2/FMA convolutions chosen at
-/// run time, OpenMP across samples, graphs and row blocks with results that do not depend on the thread count.
+/// Host memory (xtensor), oneDNN's or Eigen's GEMM with fused bias and activation epilogues (cpu/dense.hpp), direct
+/// AVX2/FMA convolutions chosen at run time, OpenMP across samples, graphs, row blocks and chunks of entries with
+/// results that do not depend on the thread count.
 /// Shapes are checked; operations never allocate after the first call of a shape.
 struct Cpu : ReferenceOps<Cpu> {
   static constexpr const char* name = "Cpu";
