@@ -60,8 +60,9 @@ TEST_CASE("Cpu: bias gradients (sum_rows) over one and several row blocks", "[ba
   Rng rng(test::seed(5, "cpu sum_rows"));
   test::for_each_scalar([&]<class T>(std::type_identity<T>) {
     // one block, exactly two, several with a ragged last one, narrow and wide rows
-    for (const auto& [rows, cols] : {std::pair<std::size_t, std::size_t>{200, 64}, {512, 33}, {2000, 64},
-                                    {4099, 3}, {700, 257}}) {
+    for (const auto& shape : {std::pair<std::size_t, std::size_t>{200, 64}, {512, 33}, {2000, 64}, {4099, 3},
+                              {700, 257}}) {
+      const std::size_t rows = shape.first, cols = shape.second;  // named: lambdas below capture them
       const Host<T> a = random_values<T>(rows, cols, rng), v0 = random_values<T>(1, cols, rng);
       for (const T beta : {T(0), T(1), T(0.5)}) {
         same_on_threads<T>("sum_rows", [&]<class B>(std::type_identity<B>) {
@@ -79,7 +80,8 @@ TEST_CASE("Cpu: bias gradients (sum_rows) over one and several row blocks", "[ba
 TEST_CASE("Cpu: SiLU, its backward pass, bias rows and sums on blocks of rows", "[backend][threads]") {
   Rng rng(test::seed(6, "cpu elementwise"));
   test::for_each_scalar([&]<class T>(std::type_identity<T>) {
-    for (const auto& [rows, cols] : {std::pair<std::size_t, std::size_t>{3001, 64}, {2999, 7}, {40, 5}}) {
+    for (const auto& shape : {std::pair<std::size_t, std::size_t>{3001, 64}, {2999, 7}, {40, 5}}) {
+      const std::size_t rows = shape.first, cols = shape.second;
       const Host<T> x = random_values<T>(rows, cols, rng), dy = random_values<T>(rows, cols, rng);
       const Host<T> b = random_values<T>(1, cols, rng);
       same_on_threads<T>("map, map_backward, add_row, add", [&]<class B>(std::type_identity<B>) {
