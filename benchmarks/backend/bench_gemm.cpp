@@ -3,8 +3,8 @@
 // Cpu backend (Eigen), OpenBLAS, BLIS, libxsmm, oneDNN's sgemm and matmul primitive; 1 and 2 threads. Every result
 // is checked against a double-precision product (sampled rows) before it is timed. Counters: GFLOP/s and peak% (the
 // rate over the FMA peak measured at start-up on one core with the widest vectors the CPU has, times the threads).
-// "+silu" shapes are a dense layer's forward pass, C = SiLU(A B + bias): fused into oneDNN matmul's epilogue, ace's own
-// two passes after the others.
+// "+silu" shapes are a dense layer's forward pass, C = SiLU(A B + bias): fused into oneDNN matmul's epilogue and into
+// ace's block epilogue (ace-*-fused: Cpu::gemm_bias_act), ace's own two passes after the others.
 // The libraries found and the kernels they picked are printed first. docs/benchmarks.md has the table.
 #include <benchmark/benchmark.h>
 

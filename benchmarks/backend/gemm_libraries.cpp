@@ -93,6 +93,42 @@ GemmLibrary ace_gemm(CpuGemm choice) {
   return lib;
 }
 
+/// ace's fused dense operation, Cpu::gemm_bias_act<SiLUOp>: the bias and SiLU on each block of the product while it
+/// is in cache; z kept in a buffer of the plan's (as a layer keeps its pre-activation), SiLU(z) in C.
+class FusedPlan final : public GemmPlan {
+ public:
+  FusedPlan(GemmShape s, CpuGemm choice)
+      : s_(s), choice_(choice), z_(static_cast<std::size_t>(s.m) * static_cast<std::size_t>(s.n)) {}
+  void run(const float* a, const float* b, const float* bias, float* c) override {
+    set_cpu_gemm(choice_);
+    Cpu::gemm_bias_act<SiLUOp, float>(s_.ta ? Transpose::yes : Transpose::no, s_.tb ? Transpose::yes : Transpose::no,
+                                      1.0f, a_view(s_, a), b_view(s_, b), 0.0f, stored(bias, 1, s_.n),
+                                      c_view(s_, z_.data()), c_view(s_, c));
+  }
+
+ private:
+  GemmShape s_;
+  CpuGemm choice_;
+  std::vector<float> z_;
+};
+
+/// ace's fused epilogue on one of its GEMMs; "+silu" shapes only (the plain products are ace_gemm's).
+GemmLibrary ace_fused(CpuGemm choice) {
+  GemmLibrary lib;
+  lib.name = choice == CpuGemm::eigen ? "ace-eigen-fused" : "ace-onednn-fused";
+  lib.detail = "ace::Cpu::gemm_bias_act (bias + SiLU in the block epilogue) on " +
+               std::string(choice == CpuGemm::eigen ? "Eigen" : "oneDNN's sgemm");
+  lib.threads = set_omp_threads;
+  lib.plan = [choice](const GemmShape& s, std::string& why) -> std::unique_ptr<GemmPlan> {
+    if (!s.bias_silu) {
+      why = "a fused epilogue only: the plain product is ace-eigen's / ace-onednn's";
+      return nullptr;
+    }
+    return std::make_unique<FusedPlan>(s, choice);
+  };
+  return lib;
+}
+
 // ---- CBLAS libraries through dlopen: OpenBLAS and BLIS both export cblas_sgemm, so each is loaded with its own
 // symbol table (RTLD_LOCAL) and called through the address its own handle gives -------------------------------------
 
@@ -277,7 +313,11 @@ GemmLibrary onednn_matmul() {
 std::vector<GemmLibrary> gemm_libraries() {
   std::vector<GemmLibrary> out;
   out.push_back(ace_gemm(CpuGemm::eigen));
-  if (onednn_available()) out.push_back(ace_gemm(CpuGemm::onednn));
+  out.push_back(ace_fused(CpuGemm::eigen));
+  if (onednn_available()) {
+    out.push_back(ace_gemm(CpuGemm::onednn));
+    out.push_back(ace_fused(CpuGemm::onednn));
+  }
 #ifdef ACE_BENCH_OPENBLAS
   add_cblas<int>(out, "openblas", ACE_BENCH_OPENBLAS, "openblas_set_num_threads");
 #endif

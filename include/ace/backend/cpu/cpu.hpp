@@ -193,11 +193,16 @@ struct Cpu : ReferenceOps<Cpu> {
     if (!bias.empty()) detail::check::row_vector(name, "gemm_bias_act", bias, z.cols);
     if constexpr (act) detail::check::same_shape(name, "gemm_bias_act", MatrixRef<const T>(z), y);
     cpu::gemm<T>(ta, tb, alpha, a, b, beta, z, [&](std::size_t i, std::size_t j, MatrixRef<T> block) {
-      for (std::size_t r = 0; r < block.rows; ++r) {
-        T* zr = block.data + r * block.stride;
-        if (!bias.empty())
+      if (!bias.empty())
+        for (std::size_t r = 0; r < block.rows; ++r) {
+          T* zr = block.data + r * block.stride;
           for (std::size_t c = 0; c < block.cols; ++c) zr[c] += bias.data[j + c];
-        if constexpr (act) cpu::activate<Op>(zr, y.data + (i + r) * y.stride + j, block.cols);
+        }
+      if constexpr (act) {
+        const auto yb = y.row_range(i, block.rows).columns(j, block.cols);
+        if (block.contiguous() && yb.contiguous()) return cpu::activate<Op>(block.data, yb.data, block.size());
+        for (std::size_t r = 0; r < block.rows; ++r)
+          cpu::activate<Op>(block.data + r * block.stride, yb.data + r * yb.stride, block.cols);
       }
     });
   }
@@ -207,10 +212,13 @@ struct Cpu : ReferenceOps<Cpu> {
     detail::check::same_shape(name, "gemm_act_grad", x, MatrixRef<const T>(d));
     detail::check::same_shape(name, "gemm_act_grad", y, MatrixRef<const T>(d));
     cpu::gemm<T>(ta, tb, alpha, a, b, beta, d, [&](std::size_t i, std::size_t j, MatrixRef<T> block) {
+      const auto xb = x.row_range(i, block.rows).columns(j, block.cols);
+      const auto yb = y.row_range(i, block.rows).columns(j, block.cols);
+      if (block.contiguous() && xb.contiguous() && yb.contiguous())
+        return cpu::activate_backward<Op>(xb.data, yb.data, block.data, block.data, block.size());
       for (std::size_t r = 0; r < block.rows; ++r) {
         T* dr = block.data + r * block.stride;
-        const std::size_t at = (i + r) * x.stride + j, at_y = (i + r) * y.stride + j;
-        cpu::activate_backward<Op>(x.data + at, y.data + at_y, dr, dr, block.cols);
+        cpu::activate_backward<Op>(xb.data + r * xb.stride, yb.data + r * yb.stride, dr, dr, block.cols);
       }
     });
   }
