@@ -22,8 +22,8 @@ PyTorch, and each side keeps its best round, so background load on a shared mach
 systematically. Where the PyTorch script reports the best of N single passes (conv), ace is timed the same way.
 
   /usr/bin/python3 benchmarks/peers/compare.py --case deepsets \
-      --bench eigen=build/release/benchmarks/bench_sets --bench blas=build/release-blas/benchmarks/bench_sets
-  /usr/bin/python3 benchmarks/peers/compare.py --case egnn --bench eigen=build/release/benchmarks/bench_egnn
+      --bench release=build/release/benchmarks/bench_sets --bench release-blas=build/release-blas/benchmarks/bench_sets
+  /usr/bin/python3 benchmarks/peers/compare.py --case egnn --bench release=build/release/benchmarks/bench_egnn
 """
 import argparse
 import json
@@ -91,7 +91,7 @@ def main():
     args = parser.parse_args()
 
     default = {"deepsets": "bench_sets", "egnn": "bench_egnn", "conv": "bench_conv", "segnn": "bench_segnn"}[args.case]
-    benches = dict(b.split("=", 1) for b in (args.bench or [f"eigen=build/release/benchmarks/{default}"]))
+    benches = dict(b.split("=", 1) for b in (args.bench or [f"release=build/release/benchmarks/{default}"]))
     configs = [(f"ace ({name})", t, path) for name, path in benches.items() for t in (1, 2)]
     configs += [("torch tuned", t, True) for t in (1, 2)] + [("torch default", t, False) for t in (1, 2)]
     best, sgemm = {}, {}
