@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The Cpu backend: xtensor storage in host memory, oneDNN's or Eigen's GEMM, ace's AVX2/FMA convolution kernels,
-// OpenMP across batches. Every operation the CPU can do better than the plain loop is its own here; the others are the Reference
-// backend's loops (ReferenceOps), run on blocks of rows in parallel where the rows are independent.
+// OpenMP across batches. Every operation the CPU can do better than the plain loop is its own here; the others are the
+// Reference backend's loops (ReferenceOps), run on blocks of rows in parallel where the rows are independent.
 #pragma once
 
 #include <Eigen/Core>
@@ -135,8 +135,9 @@ struct Cpu : ReferenceOps<Cpu> {
   static void add(In<T> a, In<T> b, MatrixRef<T> c) {
     detail::check::same_shape(name, "add", a, b);
     detail::check::same_shape(name, "add", a, c);
-    parallel_runs(a.rows, a.cols, 1, [&](auto o, std::size_t n) { array(c, o[2], n) = array(a, o[0], n) + array(b, o[1], n); },
-                  a, b, c);
+    parallel_runs(a.rows, a.cols, 1, [&](auto o, std::size_t n) {
+      array(c, o[2], n) = array(a, o[0], n) + array(b, o[1], n);
+    }, a, b, c);
   }
   /// Σ x² in double, in eight independent lanes (vectorised, not bound by the latency of one serial sum).
   template <class U>
@@ -609,7 +610,9 @@ struct Cpu : ReferenceOps<Cpu> {
   template <class T>
   static void fill_many(std::span<const VectorRef<T>> xs, Scalar<T> value) {
     cpu::for_chunks(xs.size(), [&](std::size_t i) { return xs[i].size(); }, cpu::update_chunk, 1,
-                    [&](std::size_t i, std::size_t first, std::size_t n) { std::fill_n(xs[i].data() + first, n, value); });
+                    [&](std::size_t i, std::size_t first, std::size_t n) {
+                      std::fill_n(xs[i].data() + first, n, value);
+                    });
   }
 
   // ---- graphs: OpenMP across the graphs of a batch (cpu/graph.hpp) -------------------------------------------------

@@ -23,24 +23,29 @@ inline constexpr int activation_step = static_cast<int>(64 / sizeof(T));
 /// f(x, y) on fixed-size Eigen arrays of activation_step<T> entries over n entries of the inputs `in` and the output
 /// `out`, the last partial step through zero-padded copies: every entry takes the same vector path wherever it lies
 /// in the run and however runs are cut, so the bits depend on the entry's values alone.
+/// Fixed-size maps of `Step` over p[k] + i for every input k.
+template <class Map, class T, std::size_t N, std::size_t... K>
+std::array<Map, N> maps_at(const std::array<const T*, N>& p, std::size_t i, std::index_sequence<K...>) {
+  return {Map(p[K] + i)...};
+}
+
 template <class T, std::size_t N, class F>
 void vector_steps(std::array<const T*, N> in, T* out, std::size_t n, F&& f) {
   constexpr int step = activation_step<T>;
   using Step = Eigen::Array<T, step, 1>;
   using ConstMap = Eigen::Map<const Step>;
+  constexpr auto inputs = std::make_index_sequence<N>{};
   std::size_t i = 0;
-  for (; i + step <= n; i += step) {
-    const auto args = [&]<std::size_t... K>(std::index_sequence<K...>) { return std::array<ConstMap, N>{ConstMap(in[K] + i)...}; }(std::make_index_sequence<N>{});
-    Eigen::Map<Step>(out + i) = f(args);
-  }
+  for (; i + step <= n; i += step) Eigen::Map<Step>(out + i) = f(maps_at<ConstMap>(in, i, inputs));
   if (i == n) return;
   std::array<Step, N> pad;
+  std::array<const T*, N> padded;
   for (std::size_t k = 0; k < N; ++k) {
     pad[k].setZero();
     std::copy(in[k] + i, in[k] + n, pad[k].data());
+    padded[k] = pad[k].data();
   }
-  const auto args = [&]<std::size_t... K>(std::index_sequence<K...>) { return std::array<ConstMap, N>{ConstMap(pad[K].data())...}; }(std::make_index_sequence<N>{});
-  const Step result = f(args);
+  const Step result = f(maps_at<ConstMap>(padded, 0, inputs));
   std::copy(result.data(), result.data() + (n - i), out + i);
 }
 }  // namespace detail
