@@ -199,7 +199,7 @@ void sum_rows(MatrixRef<const T> a, T beta, T* v) {
     }
   };
   thread_local std::vector<T> partial;
-  if (partial.size() < std::max<std::size_t>(blocks, 1) * n) partial.resize(std::max<std::size_t>(blocks, 1) * n);
+  partial.resize(std::max(partial.size(), std::max<std::size_t>(blocks, 1) * n));  // grows, never shrinks
   if (blocks <= 1) {
     add_block(0, partial.data());
   } else {

@@ -31,8 +31,9 @@ void adam_entries(const AdamStep& s, const AdamStep::Corrections& k, T* value, c
     ma = b1 * ma + (T(1) - b1) * g;
     va = b2 * va + (T(1) - b2) * g * g;
   } else {  // L2 regularisation: the gradient g + wd x, read before x changes
-    ma = b1 * ma + (T(1) - b1) * (g + wd * x);
-    va = b2 * va + (T(1) - b2) * (g + wd * x) * (g + wd * x);
+    const auto l2 = g + wd * x;  // an expression: evaluated entry by entry where it is used
+    ma = b1 * ma + (T(1) - b1) * l2;
+    va = b2 * va + (T(1) - b2) * l2 * l2;
   }
   x -= lr * (ma / c1) / ((va / c2).sqrt() + eps);
 }
