@@ -48,7 +48,7 @@ void randomise_parameters(M& layer, Rng& rng, double scale = 1.0) {
 /// Runs check_gradients (double) and checks the worst relative error, reporting each parameter's.
 template <class M>
 void check_module_gradients(M& module, const layer_tensor_t<M>& x, std::uint64_t seed, double tolerance = 1e-6) {
-  const GradientCheckResult r = check_gradients(module, x, seed);
+  const GradientCheckResult r = check_gradients(module, x, seed, 1e-6, difference_every);
   for (const auto& [name, err] : r.parameters) UNSCOPED_INFO(name << " gradient error " << err);
   UNSCOPED_INFO("input gradient error " << r.input << " on " << M::backend::name);
   CHECK(r.max_error() < tolerance);
@@ -85,10 +85,11 @@ double graph_gradient_error(Net& net, Batch& b, std::uint64_t seed) {
   net.for_each_parameter([&](ParamView<double> p) { analytic.push_back(to_host_vector<B>(p.grad)); });
   double worst = 0.0;
   if constexpr (requires { net.position_gradient(); })
-    worst = central_difference_gap<B>(flat(b.x), to_host_vector<B>(flat(net.position_gradient())), loss);
+    worst = central_difference_gap<B>(flat(b.x), to_host_vector<B>(flat(net.position_gradient())), loss, 1e-6,
+                                      difference_every);
   std::size_t index = 0;
   net.for_each_parameter([&](ParamView<double> p) {
-    const double err = central_difference_gap<B>(p.value, analytic[index++], loss);
+    const double err = central_difference_gap<B>(p.value, analytic[index++], loss, 1e-6, difference_every);
     if (err > 1e-5) UNSCOPED_INFO(p.name << ": gap " << err);
     worst = std::max(worst, err);
   });

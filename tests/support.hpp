@@ -4,6 +4,7 @@
 #pragma once
 
 #include <catch2/catch.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -16,7 +17,26 @@
 #include "ace/random.hpp"
 #include "seed.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define ACE_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ACE_TEST_SANITIZED 1
+#endif
+#endif
+
 namespace ace::test {
+
+/// Whether this build runs under AddressSanitizer (the sanitize preset: -O0 and instrumented, where Eigen-heavy code
+/// runs tens of times slower than in the dev build). The finite-difference gradient checks of whole models sample
+/// every difference_every-th entry of each tensor there (the sanitizer still runs every forward and backward path);
+/// the dev build checks every entry.
+#if defined(ACE_TEST_SANITIZED)
+inline constexpr bool sanitized = true;
+#else
+inline constexpr bool sanitized = false;
+#endif
+inline constexpr std::size_t difference_every = sanitized ? 5 : 1;  // 5: prime to the usual widths
 
 /// Concatenation of std::tuple type lists.
 template <class... Ts>

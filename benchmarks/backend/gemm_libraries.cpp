@@ -74,14 +74,21 @@ std::unique_ptr<GemmPlan> plain_plan(const GemmShape& s, F f) {
 }
 
 /// ace's Cpu::gemm on one of its implementations (the choice is set before every call: it is process-wide).
+/// The short name of an implementation ("eigen", "onednn", "own") and what it runs on.
+std::string implementation_name(CpuGemm choice) {
+  return choice == CpuGemm::eigen ? "eigen" : choice == CpuGemm::onednn ? "onednn" : "own";
+}
+std::string implementation_detail(CpuGemm choice) {
+  if (choice == CpuGemm::eigen)
+    return "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+           std::to_string(EIGEN_MINOR_VERSION);
+  return choice == CpuGemm::onednn ? "oneDNN's sgemm" : "ace's own AVX2/FMA kernels";
+}
+
 GemmLibrary ace_gemm(CpuGemm choice) {
   GemmLibrary lib;
-  const bool eigen = choice == CpuGemm::eigen;
-  lib.name = eigen ? "ace-eigen" : "ace-onednn";
-  lib.detail = eigen ? "ace::Cpu::gemm on Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." +
-                           std::to_string(EIGEN_MAJOR_VERSION) + "." + std::to_string(EIGEN_MINOR_VERSION) +
-                           " (OpenMP threads)"
-                     : "ace::Cpu::gemm on oneDNN's sgemm, one thread per block of C fixed by the shape";
+  lib.name = "ace-" + implementation_name(choice);
+  lib.detail = "ace::Cpu::gemm on " + implementation_detail(choice) + ", one thread per block of C fixed by the shape";
   lib.threads = set_omp_threads;
   lib.plan = [choice](const GemmShape& s, std::string&) -> std::unique_ptr<GemmPlan> {
     return plain_plan(s, [s, choice](const float* a, const float* b, float* c) {
@@ -115,13 +122,12 @@ class FusedPlan final : public GemmPlan {
 /// ace's fused epilogue on one of its GEMMs; "+silu" shapes only (the plain products are ace_gemm's).
 GemmLibrary ace_fused(CpuGemm choice) {
   GemmLibrary lib;
-  lib.name = choice == CpuGemm::eigen ? "ace-eigen-fused" : "ace-onednn-fused";
-  lib.detail = "ace::Cpu::gemm_bias_act (bias + SiLU in the block epilogue) on " +
-               std::string(choice == CpuGemm::eigen ? "Eigen" : "oneDNN's sgemm");
+  lib.name = "ace-" + implementation_name(choice) + "-fused";
+  lib.detail = "ace::Cpu::gemm_bias_act (bias + SiLU in the block epilogue) on " + implementation_detail(choice);
   lib.threads = set_omp_threads;
   lib.plan = [choice](const GemmShape& s, std::string& why) -> std::unique_ptr<GemmPlan> {
     if (!s.bias_silu) {
-      why = "a fused epilogue only: the plain product is ace-eigen's / ace-onednn's";
+      why = "a fused epilogue only: the plain product is ace-" + implementation_name(choice) + "'s";
       return nullptr;
     }
     return std::make_unique<FusedPlan>(s, choice);
@@ -317,6 +323,10 @@ std::vector<GemmLibrary> gemm_libraries() {
   if (onednn_available()) {
     out.push_back(ace_gemm(CpuGemm::onednn));
     out.push_back(ace_fused(CpuGemm::onednn));
+  }
+  if (simd_kernels_available()) {
+    out.push_back(ace_gemm(CpuGemm::ace));
+    out.push_back(ace_fused(CpuGemm::ace));
   }
 #ifdef ACE_BENCH_OPENBLAS
   add_cblas<int>(out, "openblas", ACE_BENCH_OPENBLAS, "openblas_set_num_threads");

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The Cpu backend's float GEMM on each of its implementations (Eigen's; oneDNN's sgemm in builds with
-// ACE_WITH_ONEDNN): every transposition, strided views, alpha and beta (beta = 0 ignoring NaN), shapes that span
-// several of oneDNN's blocks of C, against a double-precision product; the same bits with 1 and 2 threads; the
-// switch and its errors.
+// ACE_WITH_ONEDNN; ace's own kernels on CPUs with AVX2 and FMA): every transposition, strided views, alpha and beta
+// (beta = 0 ignoring NaN), shapes that span several blocks of C and several of ace's panels and inner-dimension
+// chunks, against a double-precision product; the same bits with 1 and 2 threads; the switch and its errors.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -26,8 +26,11 @@ namespace {
 std::vector<CpuGemm> implementations() {
   std::vector<CpuGemm> all{CpuGemm::eigen};
   if (onednn_available()) all.push_back(CpuGemm::onednn);
+  if (simd_kernels_available()) all.push_back(CpuGemm::ace);
   return all;
 }
+
+const char* name(CpuGemm g) { return g == CpuGemm::eigen ? "eigen" : g == CpuGemm::onednn ? "onednn" : "ace"; }
 
 /// Restores the process-wide choice and the thread count at the end of a test.
 struct Restore {
@@ -122,6 +125,11 @@ const Case cases[] = {
     {90, 200, 33, Transpose::yes, Transpose::yes, 2.0f, -0.75f},   // one block of rows, 4 of columns
     {5, 3, 2, Transpose::no, Transpose::no, 1.0f, 0.0f},           // below oneDNN's size threshold: Eigen
     {257, 65, 1, Transpose::no, Transpose::yes, 1.0f, 0.5f},       // k = 1, block edges
+    {1030, 300, 20, Transpose::no, Transpose::no, 1.0f, 0.0f},     // whole rows wider than ace's column chunk
+    {300, 40, 600, Transpose::no, Transpose::no, 1.0f, 1.0f},      // three of ace's inner chunks, accumulate
+    {47, 29, 530, Transpose::yes, Transpose::yes, 0.5f, 0.0f},     // A^T and B^T over several inner chunks
+    {13, 17, 0, Transpose::no, Transpose::no, 1.0f, 0.5f},         // k = 0: C = beta C
+    {11, 23, 0, Transpose::yes, Transpose::no, 1.0f, 0.0f},        // k = 0, beta = 0: zeros over NaN
 };
 
 }  // namespace
@@ -130,7 +138,7 @@ TEST_CASE("Cpu gemm: every implementation against the double product", "[backend
   Restore restore;
   for (const auto implementation : implementations())
     for (std::size_t i = 0; i < std::size(cases); ++i) {
-      INFO("implementation " << (implementation == CpuGemm::eigen ? "eigen" : "onednn") << ", case " << i);
+      INFO("implementation " << name(implementation) << ", case " << i);
       checked_gemm(cases[i], implementation, test::seed(61 + i, "cpu gemm"));
     }
 }
@@ -140,7 +148,7 @@ TEST_CASE("Cpu gemm: the same bits with 1 and 2 threads", "[backend][gemm]") {
   Restore restore;
   for (const auto implementation : implementations())
     for (std::size_t i = 0; i < std::size(cases); ++i) {
-      INFO("implementation " << (implementation == CpuGemm::eigen ? "eigen" : "onednn") << ", case " << i);
+      INFO("implementation " << name(implementation) << ", case " << i);
       omp_set_num_threads(1);
       const auto one = checked_gemm(cases[i], implementation, test::seed(71 + i, "cpu gemm threads"));
       omp_set_num_threads(2);
@@ -150,6 +158,26 @@ TEST_CASE("Cpu gemm: the same bits with 1 and 2 threads", "[backend][gemm]") {
     }
 #else
   SUCCEED("a build without OpenMP runs on one thread");
+#endif
+}
+
+TEST_CASE("Cpu gemm: ace's AVX2 and AVX-512 tiles give the same bits", "[backend][gemm]") {
+#if ACE_HAS_X86_KERNELS
+  if (!simd_kernels_available() || !cpu::detail::avx512_available()) {
+    SUCCEED("this CPU has one of the two instruction sets only");
+    return;
+  }
+  Restore restore;
+  for (std::size_t i = 0; i < std::size(cases); ++i) {
+    INFO("case " << i);
+    const auto wide = checked_gemm(cases[i], CpuGemm::ace, test::seed(81 + i, "cpu gemm isa"));
+    cpu::detail::gemm_avx512_switch().store(false);
+    const auto narrow = checked_gemm(cases[i], CpuGemm::ace, test::seed(81 + i, "cpu gemm isa"));
+    cpu::detail::gemm_avx512_switch().store(true);
+    CHECK(wide == narrow);
+  }
+#else
+  SUCCEED("not an x86-64 build with GCC or clang");
 #endif
 }
 
@@ -163,6 +191,12 @@ TEST_CASE("Cpu gemm: the implementation switch and its errors", "[backend][gemm]
   } else {
     CHECK_THROWS_AS(set_cpu_gemm(CpuGemm::onednn), unsupported);
   }
+  if (simd_kernels_available()) {
+    set_cpu_gemm(CpuGemm::ace);
+    CHECK(cpu_gemm() == CpuGemm::ace);
+  } else {
+    CHECK_THROWS_AS(set_cpu_gemm(CpuGemm::ace), unsupported);
+  }
   // the start-up choice from the environment
   const char* before = std::getenv("ACE_CPU_GEMM");
   const std::string saved = before ? before : "";
@@ -170,6 +204,9 @@ TEST_CASE("Cpu gemm: the implementation switch and its errors", "[backend][gemm]
   CHECK(detail::initial_cpu_gemm() == CpuGemm::eigen);
   setenv("ACE_CPU_GEMM", "mkl", 1);
   CHECK_THROWS_AS(detail::initial_cpu_gemm(), invalid_argument);
+  setenv("ACE_CPU_GEMM", "ace", 1);
+  if (simd_kernels_available()) CHECK(detail::initial_cpu_gemm() == CpuGemm::ace);
+  else CHECK_THROWS_AS(detail::initial_cpu_gemm(), unsupported);
   setenv("ACE_CPU_GEMM", "onednn", 1);
   if (onednn_available()) CHECK(detail::initial_cpu_gemm() == CpuGemm::onednn);
   else CHECK_THROWS_AS(detail::initial_cpu_gemm(), unsupported);

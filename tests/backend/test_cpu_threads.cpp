@@ -242,4 +242,13 @@ TEST_CASE("Cpu: fused dense operations equal gemm, add_row and map (and map_back
     check_fused<GELUOp, T>(cases[2], rng, false);
     check_fused<TanhOp, T>(cases[3], rng, false);
   });
+  // the epilogue after each float GEMM implementation this build and CPU have
+  const CpuGemm before = cpu_gemm();
+  for (const CpuGemm g : {CpuGemm::eigen, CpuGemm::onednn, CpuGemm::ace}) {
+    if ((g == CpuGemm::onednn && !onednn_available()) || (g == CpuGemm::ace && !simd_kernels_available())) continue;
+    set_cpu_gemm(g);
+    check_fused<SiLUOp, float>(cases[1], rng);
+    check_fused<NoActivation, float>(cases[4], rng, true);
+  }
+  set_cpu_gemm(before);
 }

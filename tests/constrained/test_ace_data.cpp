@@ -26,8 +26,8 @@ using namespace ace;
 namespace {
 using G = Cyclic<4>;
 using R = Multiple<Regular<G>, 2>;  // 8 channels
-using Net = Sequential<Relaxed<EquivariantLinear<double, R, R>, Linear<double, R, R>>>;
-using Model = SupervisedModel<Net, MSELoss<double>>;
+using DataNet = Sequential<Relaxed<EquivariantLinear<double, R, R>, Linear<double, R, R>>>;
+using DataModel = SupervisedModel<DataNet, MSELoss<double>>;
 
 struct Data {
   Tensor<double, 2> x, y;
@@ -56,7 +56,7 @@ struct Trajectory {
 template <class Policy, class Optimizer>
 Trajectory train(const Data& d, Policy policy, Optimizer primal, std::size_t steps, std::uint64_t seed) {
   Rng rng(seed);
-  Model model{Net(rng)};
+  DataModel model{DataNet(rng)};
   ConstrainedTrainer trainer(model, std::move(primal), policy, DualSGD{.lr = 5e-2});
   const std::size_t n = d.x.shape()[0], b = 32;
   Tensor<double, 2> xb({b, R::dim}), yb({b, R::dim});
@@ -128,8 +128,8 @@ TEST_CASE("ace on broken symmetry: the resilient slack stays above 0, the equali
 TEST_CASE("equivariance_error of a relaxed model: 0 deployed or at gamma = 0, grows with gamma", "[ace][data]") {
   const Data d = teacher(32, 0.0, 5);
   Rng rng(3);
-  Model model{Net(rng)};
-  const Model::batch b{d.x, d.y};
+  DataModel model{DataNet(rng)};
+  const DataModel::batch b{d.x, d.y};
   model.set_relaxation(false);
   CHECK(equivariance_error(model, b, 1) < 1e-12);
   model.set_relaxation(true);

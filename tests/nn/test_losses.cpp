@@ -98,3 +98,23 @@ TEST_CASE("loss: non-finite values are reported, not propagated", "[loss]") {
   CHECK_THROWS_AS(MSELoss<double>().forward(p, t), numerical_error);
   CHECK_THROWS_WITH(MSELoss<double>().forward(p, t), Catch::Contains("nan") && Catch::Contains("learning rate"));
 }
+
+TEST_CASE("gradient check: `every` checks a fixed sample of the entries, and 0 is refused", "[check]") {
+  std::vector<double> v{0.5, -1.0, 2.0, 0.25, -0.75, 1.5, 3.0};
+  const auto loss = [&] {
+    double s = 0.0;
+    for (const double x : v) s += x * x;
+    return s;
+  };
+  std::vector<double> analytic(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) analytic[i] = 2 * v[i];
+  const std::vector<double> before = v;
+  CHECK(central_difference_gap(std::span<double>(v), analytic, loss) < 1e-8);
+  analytic[3] += 1.0;  // a wrong entry that the sample 0, 2, 4, 6 skips and 0, 3, 6 checks
+  CHECK(central_difference_gap(std::span<double>(v), analytic, loss) > 0.1);
+  CHECK(central_difference_gap(std::span<double>(v), analytic, loss, 1e-6, 2) < 1e-8);
+  CHECK(central_difference_gap(std::span<double>(v), analytic, loss, 1e-6, 3) > 0.1);
+  CHECK(central_difference_gap(std::span<double>(v), analytic, loss, 1e-6, 100) < 1e-8);  // entry 0 only
+  CHECK(v == before);  // every entry restored
+  CHECK_THROWS_AS(central_difference_gap(std::span<double>(v), analytic, loss, 1e-6, 0), invalid_argument);
+}

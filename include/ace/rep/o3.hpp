@@ -37,6 +37,11 @@
 
 namespace ace {
 
+// "Lazy": the functions below that run Eigen's dynamic-size products and eigensolver are function templates with an
+// unused, defaulted parameter (called as plain functions: wigner_d(l, r)). An inline non-template function would make
+// every translation unit that includes this header instantiate those Eigen templates (~8 s of g++ per unit, used or
+// not); a template instantiates them only where it is called.
+
 /// The largest degree the spherical harmonics, Wigner D matrices and Clebsch-Gordan coefficients are implemented for.
 inline constexpr int o3_max_l = 3;
 
@@ -69,7 +74,8 @@ struct WignerSamples {
   Eigen::MatrixXd points;  // 3 x n
   Eigen::MatrixXd pinv;    // n x (2l + 1)
 };
-inline const WignerSamples& wigner_samples(int l) {
+template <class Lazy = void>  // see "Lazy" above
+const WignerSamples& wigner_samples(int l) {
   static const std::array<WignerSamples, o3_max_l + 1> samples = [] {
     std::array<WignerSamples, o3_max_l + 1> all;
     for (int d = 0; d <= o3_max_l; ++d) {
@@ -92,7 +98,8 @@ inline const WignerSamples& wigner_samples(int l) {
 }  // namespace detail
 
 /// D^l(R) for a rotation R (det +1), l = 0 ... 3: Y^l(R x) = D^l(R) Y^l(x).
-inline Eigen::MatrixXd wigner_d(int l, const Eigen::Matrix3d& r) {
+template <class Lazy = void>  // see "Lazy" above
+Eigen::MatrixXd wigner_d(int l, const Eigen::Matrix3d& r) {
   detail::check_degree(l, "wigner_d");
   check_orthogonal(r);
   ACE_THROW_IF(r.determinant() < 0.0, invalid_argument, "wigner_d: R is improper (det -1); use O3Irrep::matrix, "
@@ -107,7 +114,8 @@ inline Eigen::MatrixXd wigner_d(int l, const Eigen::Matrix3d& r) {
 enum class Parity : int { even = 1, odd = -1 };
 
 /// The matrix of the O(3) irrep (l, p) at an orthogonal R: D^l(R) for a rotation, p D^l(-R) for an improper R.
-inline Eigen::MatrixXd o3_irrep_matrix(int l, Parity p, const Eigen::Matrix3d& r) {
+template <class Lazy = void>  // see "Lazy" above
+Eigen::MatrixXd o3_irrep_matrix(int l, Parity p, const Eigen::Matrix3d& r) {
   check_orthogonal(r);
   if (r.determinant() > 0.0) return wigner_d(l, r);
   Eigen::MatrixXd d = wigner_d(l, Eigen::Matrix3d(-r));
@@ -118,7 +126,8 @@ inline Eigen::MatrixXd o3_irrep_matrix(int l, Parity p, const Eigen::Matrix3d& r
 /// The real Clebsch-Gordan coefficients C(l1, l2 -> l3) (conventions above), as [m1][m2][m3] in a flat row-major
 /// vector of (2 l1 + 1)(2 l2 + 1)(2 l3 + 1) entries; computed once per triple (the invariant of D1 x D2 x D3 over
 /// sampled rotations) and cached. A triple outside |l1 - l2| <= l3 <= l1 + l2 throws.
-inline const std::vector<double>& clebsch_gordan(int l1, int l2, int l3) {
+template <class Lazy = void>  // see "Lazy" above
+const std::vector<double>& clebsch_gordan(int l1, int l2, int l3) {
   for (int l : {l1, l2, l3}) detail::check_degree(l, "clebsch_gordan");
   ACE_THROW_IF(l3 < std::abs(l1 - l2) || l3 > l1 + l2, invalid_argument, "clebsch_gordan: l3 = ", l3,
                " is outside |l1 - l2| ... l1 + l2 for l1 = ", l1, ", l2 = ", l2);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The Cpu backend's GEMM on strided views of host memory: oneDNN's sgemm for float where the build found oneDNN
-// (ACE_WITH_ONEDNN), Eigen's otherwise; either on blocks of C fixed by the shape, one thread per block, so that results
-// do not depend on the thread count.
+// The Cpu backend's GEMM on strided views of host memory: for float, oneDNN's sgemm where the build found oneDNN
+// (ACE_WITH_ONEDNN), ace's own AVX2/FMA kernels (cpu/gemm_kernel.hpp) or Eigen's, as cpu_gemm() chooses; for double,
+// Eigen's. All on blocks of C fixed by the shape, one thread per block, so that results do not depend on the thread
+// count.
 #pragma once
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "ace/backend/checks.hpp"
+#include "ace/backend/cpu/gemm_kernel.hpp"
 #include "ace/backend/cpu/parallel.hpp"
 #include "ace/backend/ops.hpp"
 #include "ace/error.hpp"
@@ -32,6 +34,7 @@ namespace ace {
 enum class CpuGemm {
   eigen,   ///< Eigen's GEMM
   onednn,  ///< oneDNN's sgemm (builds with ACE_WITH_ONEDNN only)
+  ace,     ///< ace's own packed-panel AVX2/FMA kernels (x86-64 CPUs with AVX2 and FMA: simd_kernels_available())
 };
 
 /// Whether this build can run float GEMMs on oneDNN (CMake's ACE_WITH_ONEDNN: on where libdnnl is installed).
@@ -44,21 +47,24 @@ constexpr bool onednn_available() {
 }
 
 namespace detail {
-/// Throws ace::unsupported where `what` (the caller's request) asks for oneDNN and the build has none.
-inline void require_onednn(std::string_view what) {
-  ACE_THROW_IF(!onednn_available(), unsupported, what,
+/// Throws ace::unsupported where `what` (the caller's request) asks for an implementation this build or CPU lacks.
+inline void require_cpu_gemm(CpuGemm choice, std::string_view what) {
+  ACE_THROW_IF(choice == CpuGemm::onednn && !onednn_available(), unsupported, what,
                ": this build has no oneDNN (install libdnnl-dev and configure with ACE_WITH_ONEDNN=ON)");
+  ACE_THROW_IF(choice == CpuGemm::ace && !simd_kernels_available(), unsupported, what,
+               ": ace's GEMM kernels need an x86-64 CPU with AVX2 and FMA (and GCC or clang)");
 }
-/// The start-up choice: the environment variable ACE_CPU_GEMM (eigen or onednn) where set, else oneDNN where the
+/// The start-up choice: the environment variable ACE_CPU_GEMM (eigen, onednn or ace) where set, else oneDNN where the
 /// build has it.
 inline CpuGemm initial_cpu_gemm() {
   const char* env = std::getenv("ACE_CPU_GEMM");
   if (!env || !*env) return onednn_available() ? CpuGemm::onednn : CpuGemm::eigen;
   const std::string_view v(env);
-  ACE_THROW_IF(v != "eigen" && v != "onednn", invalid_argument, "ACE_CPU_GEMM=", v,
-               ": the Cpu backend's GEMM is eigen or onednn");
-  if (v == "onednn") require_onednn("ACE_CPU_GEMM=onednn");
-  return v == "onednn" ? CpuGemm::onednn : CpuGemm::eigen;
+  ACE_THROW_IF(v != "eigen" && v != "onednn" && v != "ace", invalid_argument, "ACE_CPU_GEMM=", v,
+               ": the Cpu backend's GEMM is eigen, onednn or ace");
+  const CpuGemm choice = v == "onednn" ? CpuGemm::onednn : v == "ace" ? CpuGemm::ace : CpuGemm::eigen;
+  require_cpu_gemm(choice, "ACE_CPU_GEMM");
+  return choice;
 }
 inline std::atomic<CpuGemm>& cpu_gemm_switch() {
   static std::atomic<CpuGemm> choice{initial_cpu_gemm()};
@@ -67,10 +73,11 @@ inline std::atomic<CpuGemm>& cpu_gemm_switch() {
 }  // namespace detail
 
 /// Chooses the implementation of float GEMMs on the Cpu backend for the whole process, e.g. to compare them; results
-/// differ by rounding only. The default is the environment variable ACE_CPU_GEMM (eigen or onednn) where set, else
-/// oneDNN where the build has it, else Eigen. Throws ace::unsupported for CpuGemm::onednn in a build without oneDNN.
+/// differ by rounding only. The default is the environment variable ACE_CPU_GEMM (eigen, onednn or ace) where set,
+/// else oneDNN where the build has it, else Eigen. Throws ace::unsupported for CpuGemm::onednn in a build without
+/// oneDNN and for CpuGemm::ace on a CPU without AVX2 and FMA.
 inline void set_cpu_gemm(CpuGemm choice) {
-  if (choice == CpuGemm::onednn) detail::require_onednn("set_cpu_gemm(CpuGemm::onednn)");
+  detail::require_cpu_gemm(choice, "set_cpu_gemm");
   detail::cpu_gemm_switch().store(choice);
 }
 /// The implementation float GEMMs on the Cpu backend run on now.
@@ -154,12 +161,24 @@ struct NoEpilogue {
 /// that computed it (the block still in its cache; the fused dense operations' bias and activation). Float products
 /// run on oneDNN's sgemm where the build has it and cpu_gemm() chooses it, products of at least 2^12 multiply-adds;
 /// the rest on Eigen's GEMM. Either way C is cut into blocks fixed by the shape (detail::GemmBlocks), spread over
-/// OpenMP threads with one thread per block, so the result does not depend on the thread count.
+/// OpenMP threads with one thread per block, so the result does not depend on the thread count. CpuGemm::ace runs
+/// ace's own kernels (cpu/gemm_kernel.hpp) on every float product.
 template <class T, class Epilogue = NoEpilogue>
 void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<const T>> a,
           std::type_identity_t<MatrixRef<const T>> b, T beta, MatrixRef<T> c, Epilogue&& epilogue = {}) {
   ace::detail::check::gemm<T>("Cpu", ta, tb, a, b, c);
   if (c.empty()) return;
+#if ACE_HAS_X86_KERNELS
+  if constexpr (std::is_same_v<T, float>) {
+    if (cpu_gemm() == CpuGemm::ace) {
+      detail::for_gemm_blocks<float>(ta, tb, a, b, c, [&](auto ab, auto bb, auto cb, std::size_t i, std::size_t j) {
+        detail::ace_sgemm(ta, tb, alpha, ab, bb, beta, cb);
+        epilogue(i, j, cb);
+      });
+      return;
+    }
+  }
+#endif
 #if defined(ACE_WITH_ONEDNN)
   if constexpr (std::is_same_v<T, float>) {
     const std::size_t k = ta == Transpose::no ? a.cols : a.rows;

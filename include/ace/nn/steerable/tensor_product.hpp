@@ -80,8 +80,8 @@ struct O3ProductPlan {
   std::vector<O3ProductBlock> blocks;
 };
 
-inline O3ProductPlan o3_product_plan(std::span<const O3Term> in1, std::span<const O3Term> in2,
-                                     std::span<const O3Term> out) {
+template <class Lazy = void>  // a template, so only the units that call it instantiate clebsch_gordan (rep/o3.hpp)
+O3ProductPlan o3_product_plan(std::span<const O3Term> in1, std::span<const O3Term> in2, std::span<const O3Term> out) {
   const auto offsets = [](std::span<const O3Term> terms) {
     std::vector<std::size_t> at;
     std::size_t next = 0;
