@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The Cpu backend's float GEMM on each of its implementations (Eigen's; oneDNN's sgemm in builds with
 // ACE_WITH_ONEDNN; ace's own kernels on CPUs with AVX2 and FMA): every transposition, strided views, alpha and beta
-// (beta = 0 ignoring NaN), shapes that span several blocks of C and several of ace's panels and inner-dimension
-// chunks, against a double-precision product; the same bits with 1 and 2 threads; the switch and its errors.
+// (beta = 0 ignoring NaN), shapes that span several blocks of C, several of ace's panels and inner-dimension chunks,
+// and long inner dimensions cut into slabs across threads, against a double-precision product; the same bits with 1 and 2 threads; the switch and its errors.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -64,7 +64,7 @@ struct Operands {
   std::size_t b_cols() const { return tb == Transpose::no ? n : k; }
   Operands(const Case& c, Rng& rng) : m(c.m), n(c.n), k(c.k), ta(c.ta), tb(c.tb) {
     auto fill = [&](std::vector<float>& v, std::size_t size) {
-      v.resize(size);
+      v.resize(std::max<std::size_t>(size, 4));  // never empty (k = 0): the views' data pointers stay valid
       for (auto& x : v) x = static_cast<float>(rng.normal());
     };
     fill(a, a_rows() * (a_cols() + pad));
@@ -130,6 +130,8 @@ const Case cases[] = {
     {47, 29, 530, Transpose::yes, Transpose::yes, 0.5f, 0.0f},     // A^T and B^T over several inner chunks
     {13, 17, 0, Transpose::no, Transpose::no, 1.0f, 0.5f},         // k = 0: C = beta C
     {11, 23, 0, Transpose::yes, Transpose::no, 1.0f, 0.0f},        // k = 0, beta = 0: zeros over NaN
+    {70, 64, 1100, Transpose::yes, Transpose::no, 1.0f, 1.0f},     // a weight gradient cut into 3 inner slabs
+    {40, 30, 1500, Transpose::no, Transpose::yes, 0.5f, 0.0f},     // inner slabs, beta = 0 over NaN
 };
 
 }  // namespace

@@ -249,6 +249,7 @@ TEST_CASE("Cpu: fused dense operations equal gemm, add_row and map (and map_back
     set_cpu_gemm(g);
     check_fused<SiLUOp, float>(cases[1], rng);
     check_fused<NoActivation, float>(cases[4], rng, true);
+    check_fused<SiLUOp, float>({20, 24, 1100, Transpose::yes, Transpose::no}, rng);  // C in one block: inner slabs
   }
   set_cpu_gemm(before);
 }

@@ -402,7 +402,8 @@ TEST_CASE("convolutions: the float kernels agree with double, AVX2/FMA tiles and
     CHECK(float_vs_double<Image<Features<16>, 11, 11, L>, Features<32>, ConvSpec{1, 1, 0}>(3, rng) < 2e-6);
     CHECK(float_vs_double<Image<Features<25>, 20, 17, L>, Features<6>, k3>(3, rng) < 2e-6);
     CHECK(float_vs_double<Image<Features<12>, 10, 10, L>, Features<27>, ConvSpec{5, 3, 2}>(7, rng) < 2e-6);
-    CHECK(float_vs_double<Image<Features<64>, 8, 8, L>, Features<64>, same_padding(5)>(17, rng) < 2e-6);  // 2 chunks
+    if (simd || !test::sanitized)  // under the sanitizers (-O0) the widest case runs on the AVX2/FMA path only
+      CHECK(float_vs_double<Image<Features<64>, 8, 8, L>, Features<64>, same_padding(5)>(17, rng) < 2e-6);  // 2 chunks
     // Channels-first maps: each chunk is transposed around the same kernels.
     constexpr Layout F = Layout::channels_first;
     CHECK(float_vs_double<Image<Features<20>, 7, 6, F>, Features<37>, same_padding(5)>(4, rng) < 2e-6);

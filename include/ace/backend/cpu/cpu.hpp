@@ -61,12 +61,12 @@ struct Cpu : ReferenceOps<Cpu> {
     for (std::size_t r = 0; r < rows; ++r) f(std::array<std::size_t, sizeof...(V)>{(r * views.stride)...}, cols);
   }
   // flat_runs for elementwise f (each entry written from the same entries of the views alone), in parallel where the
-  // work (entries x `cost`) pays for the fork: contiguous views in chunks of cpu::update_chunk entries, others row by
-  // row; either way each run is the same call whatever the thread count, so the bits do not depend on it.
+  // work (entries x `cost`) pays for the fork: contiguous views in chunks of cpu::elementwise_chunk entries, others
+  // row by row; either way each run is the same call whatever the thread count, so the bits do not depend on it.
   template <class F, class... V>
   static void parallel_runs(std::size_t rows, std::size_t cols, std::size_t cost, F&& f, const V&... views) {
     if ((views.contiguous() && ...))
-      return cpu::for_chunks(1, [&](std::size_t) { return rows * cols; }, cpu::update_chunk, cost,
+      return cpu::for_chunks(1, [&](std::size_t) { return rows * cols; }, cpu::elementwise_chunk, cost,
                              [&](std::size_t, std::size_t first, std::size_t n) {
                                f(std::array<std::size_t, sizeof...(V)>{((void)views, first)...}, n);
                              });
@@ -590,7 +590,7 @@ struct Cpu : ReferenceOps<Cpu> {
     ACE_THROW_IF(!value.contiguous() || !grad.contiguous() || !m.contiguous() || !v.contiguous(), shape_error, name,
                  "::adam_update: the value, gradient and moments must be contiguous");
     const AdamStep::Corrections k = s.corrections(t.data[0]);
-    cpu::for_chunks(1, [&](std::size_t) { return value.size(); }, cpu::update_chunk, adam_cost,
+    cpu::for_chunks(1, [&](std::size_t) { return value.size(); }, cpu::elementwise_chunk, adam_cost,
                     [&](std::size_t, std::size_t first, std::size_t n) {
                       cpu::adam_entries(s, k, value.data + first, grad.data + first, m.data + first, v.data + first, n);
                     });
@@ -599,7 +599,7 @@ struct Cpu : ReferenceOps<Cpu> {
   template <class T>
   static void adam_update_many(std::span<const AdamTensor<T>> tensors, In<double> t) {
     detail::check::scalar(name, "adam_update_many", t);
-    cpu::for_chunks(tensors.size(), [&](std::size_t i) { return tensors[i].size; }, cpu::update_chunk, adam_cost,
+    cpu::for_chunks(tensors.size(), [&](std::size_t i) { return tensors[i].size; }, cpu::elementwise_chunk, adam_cost,
                     [&](std::size_t i, std::size_t first, std::size_t n) {
                       const AdamTensor<T>& a = tensors[i];
                       cpu::adam_entries(a.step, a.step.corrections(t.data[0]), a.value + first, a.grad + first,
@@ -609,7 +609,7 @@ struct Cpu : ReferenceOps<Cpu> {
   /// Zeroes (fills) many tensors in one parallel pass (MultiTensorBackend).
   template <class T>
   static void fill_many(std::span<const VectorRef<T>> xs, Scalar<T> value) {
-    cpu::for_chunks(xs.size(), [&](std::size_t i) { return xs[i].size(); }, cpu::update_chunk, 1,
+    cpu::for_chunks(xs.size(), [&](std::size_t i) { return xs[i].size(); }, cpu::elementwise_chunk, 1,
                     [&](std::size_t i, std::size_t first, std::size_t n) {
                       std::fill_n(xs[i].data() + first, n, value);
                     });

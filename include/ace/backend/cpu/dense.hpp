@@ -120,6 +120,69 @@ void for_gemm_blocks(Transpose ta, Transpose tb, MatrixRef<const T> a, MatrixRef
   }
 }
 
+/// A product whose C is a single block (GemmBlocks: the weight gradients X^T dY, few rows and columns, a long inner
+/// dimension) would run on one thread. From 1 024 inner indices on, its inner dimension is cut into slabs of 512 (a
+/// function of the shape alone), each slab's product computed into its own scratch by one thread, and the slabs
+/// added to C in slab order: every core works, and the bits still do not depend on the thread count.
+struct InnerSlabs {
+  static constexpr std::size_t slab = 512, min_k = 1024;
+  static bool apply(std::size_t m, std::size_t n, std::size_t k) {
+    return k >= min_k && GemmBlocks(m, n).count() == 1 && double(m) * double(n) * double(k) > double(1 << 19);
+  }
+};
+
+/// This thread's scratch of at least `count` T (grown, never shrunk: no allocation once the largest shape was seen).
+template <class T>
+T* gemm_scratch(std::size_t count) {
+  thread_local std::vector<T> scratch;
+  if (scratch.size() < count) scratch.resize(count);
+  return scratch.data();
+}
+
+/// c = beta c + sum over the slabs s of product(op(a) slab s, op(b) slab s, T(0), scratch s) in slab order (see
+/// InnerSlabs; beta = 0 ignores c's old contents); product(a, b, beta, c) is one single-threaded block product.
+template <class T, class Product>
+void gemm_inner_slabs(Transpose ta, Transpose tb, MatrixRef<const T> a, MatrixRef<const T> b, T beta, MatrixRef<T> c,
+                      Product&& product) {
+  const std::size_t m = c.rows, n = c.cols, k = ta == Transpose::no ? a.cols : a.rows;
+  const std::size_t slabs = (k + InnerSlabs::slab - 1) / InnerSlabs::slab;
+  T* const scratch = gemm_scratch<T>(slabs * m * n);
+  ACE_OMP_FOR(true)
+  for (std::size_t s = 0; s < slabs; ++s) {
+#if defined(_OPENMP)
+    omp_set_num_threads(1);  // this slab's product on this thread alone
+#endif
+    const std::size_t p0 = s * InnerSlabs::slab, ks = std::min(InnerSlabs::slab, k - p0);
+    product(ta == Transpose::no ? a.columns(p0, ks) : a.row_range(p0, ks),
+            tb == Transpose::no ? b.row_range(p0, ks) : b.columns(p0, ks), T(0),
+            MatrixRef<T>{scratch + s * m * n, m, n, n});
+  }
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      T sum = scratch[i * n + j];
+      for (std::size_t s = 1; s < slabs; ++s) sum += scratch[(s * m + i) * n + j];
+      T& out = c.data[i * c.stride + j];
+      out = beta == T(0) ? sum : beta * out + sum;
+    }
+}
+
+/// Runs product(a, b, beta, c) (one single-threaded block product) over C: on the blocks of GemmBlocks, or on inner
+/// slabs (InnerSlabs), then epilogue(first row, first column, block) on each block.
+template <class T, class Product, class Epilogue>
+void gemm_driver(Transpose ta, Transpose tb, MatrixRef<const T> a, MatrixRef<const T> b, T beta, MatrixRef<T> c,
+                 Product&& product, Epilogue& epilogue) {
+  const std::size_t k = ta == Transpose::no ? a.cols : a.rows;
+  if (InnerSlabs::apply(c.rows, c.cols, k)) {
+    gemm_inner_slabs<T>(ta, tb, a, b, beta, c, product);
+    epilogue(std::size_t{0}, std::size_t{0}, c);
+    return;
+  }
+  for_gemm_blocks<T>(ta, tb, a, b, c, [&](auto ab, auto bb, auto cb, std::size_t i, std::size_t j) {
+    product(ab, bb, beta, cb);
+    epilogue(i, j, cb);
+  });
+}
+
 /// Eigen's GEMM on one block, on the calling thread.
 template <class T>
 void eigen_gemm(Transpose ta, Transpose tb, T alpha, MatrixRef<const T> a, MatrixRef<const T> b, T beta,
@@ -161,8 +224,9 @@ struct NoEpilogue {
 /// that computed it (the block still in its cache; the fused dense operations' bias and activation). Float products
 /// run on oneDNN's sgemm where the build has it and cpu_gemm() chooses it, products of at least 2^12 multiply-adds;
 /// the rest on Eigen's GEMM. Either way C is cut into blocks fixed by the shape (detail::GemmBlocks), spread over
-/// OpenMP threads with one thread per block, so the result does not depend on the thread count. CpuGemm::ace runs
-/// ace's own kernels (cpu/gemm_kernel.hpp) on every float product.
+/// OpenMP threads with one thread per block, so the result does not depend on the thread count; a product with a
+/// single block and a long inner dimension is cut along it instead (detail::InnerSlabs). CpuGemm::ace runs ace's own
+/// kernels (cpu/gemm_kernel.hpp) on every float product.
 template <class T, class Epilogue = NoEpilogue>
 void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<const T>> a,
           std::type_identity_t<MatrixRef<const T>> b, T beta, MatrixRef<T> c, Epilogue&& epilogue = {}) {
@@ -171,10 +235,9 @@ void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<co
 #if ACE_HAS_X86_KERNELS
   if constexpr (std::is_same_v<T, float>) {
     if (cpu_gemm() == CpuGemm::ace) {
-      detail::for_gemm_blocks<float>(ta, tb, a, b, c, [&](auto ab, auto bb, auto cb, std::size_t i, std::size_t j) {
-        detail::ace_sgemm(ta, tb, alpha, ab, bb, beta, cb);
-        epilogue(i, j, cb);
-      });
+      detail::gemm_driver<float>(ta, tb, a, b, beta, c, [&](auto ab, auto bb, float bt, auto cb) {
+        detail::ace_sgemm(ta, tb, alpha, ab, bb, bt, cb);
+      }, epilogue);
       return;
     }
   }
@@ -184,20 +247,18 @@ void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<co
     const std::size_t k = ta == Transpose::no ? a.cols : a.rows;
     if (cpu_gemm() == CpuGemm::onednn && k > 0 && c.rows * c.cols * k >= (std::size_t{1} << 12)) {
       std::atomic<int> status{0};
-      detail::for_gemm_blocks<float>(ta, tb, a, b, c, [&](auto ab, auto bb, auto cb, std::size_t i, std::size_t j) {
-        if (const int s = detail::onednn_sgemm(ta, tb, alpha, ab, bb, beta, cb); s != 0) status.store(s);
-        else epilogue(i, j, cb);
-      });
+      detail::gemm_driver<float>(ta, tb, a, b, beta, c, [&](auto ab, auto bb, float bt, auto cb) {
+        if (const int s = detail::onednn_sgemm(ta, tb, alpha, ab, bb, bt, cb); s != 0) status.store(s);
+      }, epilogue);
       ACE_THROW_IF(status.load() != 0, error, "Cpu gemm: oneDNN's sgemm failed (status ", status.load(), ") on ",
                    c.rows, "x", k, " times ", k, "x", c.cols);
       return;
     }
   }
 #endif
-  detail::for_gemm_blocks<T>(ta, tb, a, b, c, [&](auto ab, auto bb, auto cb, std::size_t i, std::size_t j) {
-    detail::eigen_gemm<T>(ta, tb, alpha, ab, bb, beta, cb);
-    epilogue(i, j, cb);
-  });
+  detail::gemm_driver<T>(ta, tb, a, b, beta, c, [&](auto ab, auto bb, T bt, auto cb) {
+    detail::eigen_gemm<T>(ta, tb, alpha, ab, bb, bt, cb);
+  }, epilogue);
 }
 
 /// The rows of a block of sum_rows: each block's rows are added in order, the blocks' partial sums then in block

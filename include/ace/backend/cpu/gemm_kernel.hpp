@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 // ace's own single-precision GEMM for one block of C on the calling thread, in the packed-panel form: op(B) packed
-// into panels of NR columns, op(A) read where it lies (rows of A, or runs of A's rows for A^T), and a register tile of MR x NR accumulators that
-// runs down the inner dimension: 6 x 16 (12 AVX2 registers) on CPUs with AVX2 and FMA, 12 x 32 (24 AVX-512
-// registers) on CPUs with AVX-512F. Compiled for those instruction sets whatever the build's flags (function target
-// attributes) and chosen at run time. Every entry of C is the same chain of fused multiply-adds along k in order, in
-// chunks of gemm_kc added to C in order, on either instruction set: the two give the same bits, whatever the number of
-// threads. cpu::gemm (cpu/dense.hpp) runs it on each block of C when cpu_gemm() is CpuGemm::ace.
+// into panels of NR columns, op(A) read where it lies (rows of A, or runs of A's rows for A^T), and a register tile of
+// MR x NR accumulators that runs down the inner dimension: 6 x 16 (12 AVX2 registers) on CPUs with AVX2 and FMA,
+// 12 x 32 (24 AVX-512 registers) on CPUs with AVX-512F. Compiled for those instruction sets whatever the build's flags
+// (function target attributes) and chosen at run time. Every entry of C is the same chain of fused multiply-adds along
+// k in order, in chunks of gemm_kc added to C in order, on either instruction set: the two give the same bits,
+// whatever the number of threads. cpu::gemm (cpu/dense.hpp) runs it on each block of C when cpu_gemm() is
+// CpuGemm::ace.
 #pragma once
 
 #include <algorithm>
@@ -178,7 +179,7 @@ void packed_sgemm(Transpose ta, Transpose tb, float alpha, MatrixRef<const float
         const float* rows[mr] = {};
         if (ta == Transpose::no)
           for (std::size_t r = 0; r < mi; ++r) rows[r] = a.data + (i0 + r) * a.stride + p0;
-        const StridedRuns runs{a.data + p0 * a.stride + i0, a.stride};
+        const StridedRuns runs{ta == Transpose::yes ? a.data + p0 * a.stride + i0 : a.data, a.stride};
         float* tile[mr] = {};
         for (std::size_t q = 0; q < nc; q += nr) {
           for (std::size_t r = 0; r < mi; ++r) tile[r] = c.data + (i0 + r) * c.stride + j0 + q;

@@ -48,6 +48,10 @@ void for_row_blocks(std::size_t rows, std::size_t unit, std::size_t cost, F&& f)
   }
 }
 
+/// The entries of one call of for_chunks in the Cpu backend's elementwise passes, updates and zeroing: a function of
+/// each tensor's size alone, and a whole number of 64-byte vectors.
+inline constexpr std::size_t elementwise_chunk = 4096;
+
 /// f(i, first, count) over the entries of `tensors` runs of entries (size_of(i) each) in chunks of `chunk` entries
 /// counted from the start of each run (the last chunk of a run may be shorter), the chunks in order spread over the
 /// threads in contiguous groups where the work (entries x `cost`) pays for the fork. Each chunk is one call on the

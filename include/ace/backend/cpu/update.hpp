@@ -11,9 +11,6 @@
 
 namespace ace::cpu {
 
-/// The entries of one call of an update (cpu::for_chunks): a function of the tensor's size alone.
-inline constexpr std::size_t update_chunk = 4096;
-
 /// AdamStep::apply on n consecutive entries, vectorised (the same arithmetic in the same order).
 template <class T>
 void adam_entries(const AdamStep& s, const AdamStep::Corrections& k, T* value, const T* grad, T* m, T* v,
