@@ -117,7 +117,7 @@ std::vector<float> checked_gemm(const Case& cs, CpuGemm implementation, std::uin
   return c;
 }
 
-const Case cases[] = {
+const Case gemm_cases[] = {
     {600, 70, 131, Transpose::no, Transpose::no, 1.0f, 0.0f},      // 3 blocks of rows, each with 2 of columns
     {1100, 64, 64, Transpose::no, Transpose::no, 1.25f, 1.0f},     // 5 blocks of rows: whole rows, accumulate
     {131, 64, 900, Transpose::yes, Transpose::no, 1.0f, 0.0f},     // a weight gradient: long inner dimension
@@ -139,9 +139,9 @@ const Case cases[] = {
 TEST_CASE("Cpu gemm: every implementation against the double product", "[backend][gemm]") {
   Restore restore;
   for (const auto implementation : implementations())
-    for (std::size_t i = 0; i < std::size(cases); ++i) {
+    for (std::size_t i = 0; i < std::size(gemm_cases); ++i) {
       INFO("implementation " << name(implementation) << ", case " << i);
-      checked_gemm(cases[i], implementation, test::seed(61 + i, "cpu gemm"));
+      checked_gemm(gemm_cases[i], implementation, test::seed(61 + i, "cpu gemm"));
     }
 }
 
@@ -149,12 +149,12 @@ TEST_CASE("Cpu gemm: the same bits with 1 and 2 threads", "[backend][gemm]") {
 #if defined(_OPENMP)
   Restore restore;
   for (const auto implementation : implementations())
-    for (std::size_t i = 0; i < std::size(cases); ++i) {
+    for (std::size_t i = 0; i < std::size(gemm_cases); ++i) {
       INFO("implementation " << name(implementation) << ", case " << i);
       omp_set_num_threads(1);
-      const auto one = checked_gemm(cases[i], implementation, test::seed(71 + i, "cpu gemm threads"));
+      const auto one = checked_gemm(gemm_cases[i], implementation, test::seed(71 + i, "cpu gemm threads"));
       omp_set_num_threads(2);
-      const auto two = checked_gemm(cases[i], implementation, test::seed(71 + i, "cpu gemm threads"));
+      const auto two = checked_gemm(gemm_cases[i], implementation, test::seed(71 + i, "cpu gemm threads"));
       CHECK(one == two);
       CHECK(omp_get_max_threads() == 2);  // the one-thread setting inside the blocks does not leak to the caller
     }
@@ -170,11 +170,11 @@ TEST_CASE("Cpu gemm: ace's AVX2 and AVX-512 tiles give the same bits", "[backend
     return;
   }
   Restore restore;
-  for (std::size_t i = 0; i < std::size(cases); ++i) {
+  for (std::size_t i = 0; i < std::size(gemm_cases); ++i) {
     INFO("case " << i);
-    const auto wide = checked_gemm(cases[i], CpuGemm::ace, test::seed(81 + i, "cpu gemm isa"));
+    const auto wide = checked_gemm(gemm_cases[i], CpuGemm::ace, test::seed(81 + i, "cpu gemm isa"));
     cpu::detail::gemm_avx512_switch().store(false);
-    const auto narrow = checked_gemm(cases[i], CpuGemm::ace, test::seed(81 + i, "cpu gemm isa"));
+    const auto narrow = checked_gemm(gemm_cases[i], CpuGemm::ace, test::seed(81 + i, "cpu gemm isa"));
     cpu::detail::gemm_avx512_switch().store(true);
     CHECK(wide == narrow);
   }
