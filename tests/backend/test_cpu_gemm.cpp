@@ -125,13 +125,13 @@ const Case gemm_cases[] = {
     {90, 200, 33, Transpose::yes, Transpose::yes, 2.0f, -0.75f},   // one block of rows, 4 of columns
     {5, 3, 2, Transpose::no, Transpose::no, 1.0f, 0.0f},           // below oneDNN's size threshold: Eigen
     {257, 65, 1, Transpose::no, Transpose::yes, 1.0f, 0.5f},       // k = 1, block edges
-    {1030, 300, 20, Transpose::no, Transpose::no, 1.0f, 0.0f},     // whole rows wider than ace's column chunk
-    {300, 40, 600, Transpose::no, Transpose::no, 1.0f, 1.0f},      // three of ace's inner chunks, accumulate
+    {800, 260, 3, Transpose::no, Transpose::no, 1.0f, 0.0f},       // whole rows wider than ace's column chunk
+    {30, 20, 600, Transpose::no, Transpose::no, 1.0f, 1.0f},       // three of ace's inner chunks, accumulate
     {47, 29, 530, Transpose::yes, Transpose::yes, 0.5f, 0.0f},     // A^T and B^T over several inner chunks
     {13, 17, 0, Transpose::no, Transpose::no, 1.0f, 0.5f},         // k = 0: C = beta C
     {11, 23, 0, Transpose::yes, Transpose::no, 1.0f, 0.0f},        // k = 0, beta = 0: zeros over NaN
-    {70, 64, 1100, Transpose::yes, Transpose::no, 1.0f, 1.0f},     // a weight gradient cut into 3 inner slabs
-    {40, 30, 1500, Transpose::no, Transpose::yes, 0.5f, 0.0f},     // inner slabs, beta = 0 over NaN
+    {24, 24, 1100, Transpose::yes, Transpose::no, 1.0f, 1.0f},     // a weight gradient cut into 3 inner slabs
+    {20, 30, 1100, Transpose::no, Transpose::yes, 0.5f, 0.0f},     // inner slabs, beta = 0 over NaN
 };
 
 }  // namespace

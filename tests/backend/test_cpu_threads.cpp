@@ -247,9 +247,8 @@ TEST_CASE("Cpu: fused dense operations equal gemm, add_row and map (and map_back
   for (const CpuGemm g : {CpuGemm::eigen, CpuGemm::onednn, CpuGemm::ace}) {
     if ((g == CpuGemm::onednn && !onednn_available()) || (g == CpuGemm::ace && !simd_kernels_available())) continue;
     set_cpu_gemm(g);
-    check_fused<SiLUOp, float>(cases[1], rng);
-    check_fused<NoActivation, float>(cases[4], rng, true);
-    check_fused<SiLUOp, float>({20, 24, 1100, Transpose::yes, Transpose::no}, rng);  // C in one block: inner slabs
+    check_fused<SiLUOp, float>(cases[1], rng, g == CpuGemm::ace);
+    check_fused<SiLUOp, float>({20, 28, 1100, Transpose::yes, Transpose::no}, rng, false);  // one block: inner slabs
   }
   set_cpu_gemm(before);
 }
