@@ -82,7 +82,7 @@ std::string implementation_detail(CpuGemm choice) {
   if (choice == CpuGemm::eigen)
     return "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
            std::to_string(EIGEN_MINOR_VERSION);
-  return choice == CpuGemm::onednn ? "oneDNN's sgemm" : "ace's own AVX2/FMA kernels";
+  return choice == CpuGemm::onednn ? "oneDNN's sgemm" : "ace's own kernels (AVX-512 or AVX2/FMA tiles)";
 }
 
 GemmLibrary ace_gemm(CpuGemm choice) {
