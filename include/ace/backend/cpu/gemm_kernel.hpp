@@ -88,35 +88,34 @@ struct RowPointers {
   const float* at(std::size_t k, int i) const { return rows[i] + k; }
 };
 
-/// c[i][0, n) (+)= sum over k < kc of op(A)(i, k) * b[k * 32 + j], i < MR, n in [1, 32]: AVX-512, two registers
-/// per row.
-template <int MR, bool Accumulate, class A>
+/// c[i][0, n) (+)= sum over k < kc of op(A)(i, k) * b[k * 32 + j], i < MR, n in [1, 16 V]: AVX-512, V registers per
+/// row (V = 1 for a last panel of at most 16 columns: half the work of a full one, the same FMA chains).
+template <int MR, bool Accumulate, int V, class A>
 ACE_DETAIL_AVX512 void avx512_tile(std::size_t kc, A a, const float* b, float* const* c, std::size_t n) {
-  __m512 acc[MR][2];
+  __m512 acc[MR][V];
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_ps();
   for (std::size_t k = 0; k < kc; ++k, b += 32) {
-    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    __m512 bv[V];
+    for (int v = 0; v < V; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const __m512 v = _mm512_set1_ps(*a.at(k, i));
-      acc[i][0] = _mm512_fmadd_ps(v, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(v, b1, acc[i][1]);
+      const __m512 x = _mm512_set1_ps(*a.at(k, i));
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(x, bv[v], acc[i][v]);
     }
   }
-  const auto mask = [](std::size_t lanes) {
-    return static_cast<__mmask16>(lanes >= 16 ? 0xFFFFu : (1u << lanes) - 1u);
-  };
-  const __mmask16 m0 = mask(n), m1 = mask(n > 16 ? n - 16 : 0);
+  __mmask16 mask[V];
+  for (int v = 0; v < V; ++v) {
+    const std::size_t lanes = n > 16 * std::size_t(v) ? n - 16 * std::size_t(v) : 0;
+    mask[v] = static_cast<__mmask16>(lanes >= 16 ? 0xFFFFu : (1u << lanes) - 1u);
+  }
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    if constexpr (Accumulate) {
-      acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_maskz_loadu_ps(m0, c[i]));
-      acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_maskz_loadu_ps(m1, c[i] + 16));
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < V; ++v) {
+      if constexpr (Accumulate) acc[i][v] = _mm512_add_ps(acc[i][v], _mm512_maskz_loadu_ps(mask[v], c[i] + 16 * v));
+      _mm512_mask_storeu_ps(c[i] + 16 * v, mask[v], acc[i][v]);
     }
-    _mm512_mask_storeu_ps(c[i], m0, acc[i][0]);
-    _mm512_mask_storeu_ps(c[i] + 16, m1, acc[i][1]);
-  }
 }
 
 /// The same on AVX2/FMA, 16 columns (n in [1, 16]): the store is conv_simd.hpp's.
@@ -149,7 +148,8 @@ struct Avx512Tile {
   static constexpr std::size_t mr = 12, nr = 32;
   template <int M, bool Accumulate, class A>
   static void kernel(std::size_t kc, A a, const float* b, float* const* c, std::size_t n) {
-    avx512_tile<M, Accumulate>(kc, a, b, c, n);
+    if (n <= 16) avx512_tile<M, Accumulate, 1>(kc, a, b, c, n);
+    else avx512_tile<M, Accumulate, 2>(kc, a, b, c, n);
   }
 };
 
