@@ -76,7 +76,7 @@ std::unique_ptr<GemmPlan> plain_plan(const GemmShape& s, F f) {
 /// ace's Cpu::gemm on one of its implementations (the choice is set before every call: it is process-wide).
 /// The short name of an implementation ("eigen", "onednn", "own") and what it runs on.
 std::string implementation_name(CpuGemm choice) {
-  return choice == CpuGemm::eigen ? "eigen" : choice == CpuGemm::onednn ? "onednn" : "own";
+  return choice == CpuGemm::ace ? "own" : std::string(cpu_gemm_name(choice));  // "ace-ace" would read badly
 }
 std::string implementation_detail(CpuGemm choice) {
   if (choice == CpuGemm::eigen)

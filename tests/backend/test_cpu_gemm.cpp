@@ -30,7 +30,6 @@ std::vector<CpuGemm> implementations() {
   return all;
 }
 
-const char* name(CpuGemm g) { return g == CpuGemm::eigen ? "eigen" : g == CpuGemm::onednn ? "onednn" : "ace"; }
 
 /// Restores the process-wide choice and the thread count at the end of a test.
 struct Restore {
@@ -140,7 +139,7 @@ TEST_CASE("Cpu gemm: every implementation against the double product", "[backend
   Restore restore;
   for (const auto implementation : implementations())
     for (std::size_t i = 0; i < std::size(gemm_cases); ++i) {
-      INFO("implementation " << name(implementation) << ", case " << i);
+      INFO("implementation " << cpu_gemm_name(implementation) << ", case " << i);
       checked_gemm(gemm_cases[i], implementation, test::seed(61 + i, "cpu gemm"));
     }
 }
@@ -150,7 +149,7 @@ TEST_CASE("Cpu gemm: the same bits with 1 and 2 threads", "[backend][gemm]") {
   Restore restore;
   for (const auto implementation : implementations())
     for (std::size_t i = 0; i < std::size(gemm_cases); ++i) {
-      INFO("implementation " << name(implementation) << ", case " << i);
+      INFO("implementation " << cpu_gemm_name(implementation) << ", case " << i);
       omp_set_num_threads(1);
       const auto one = checked_gemm(gemm_cases[i], implementation, test::seed(71 + i, "cpu gemm threads"));
       omp_set_num_threads(2);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The Cpu backend's GEMM on strided views of host memory: for float, oneDNN's sgemm where the build found oneDNN
-// (ACE_WITH_ONEDNN), ace's own AVX2/FMA kernels (cpu/gemm_kernel.hpp) or Eigen's, as cpu_gemm() chooses; for double,
-// Eigen's. All on blocks of C fixed by the shape, one thread per block, so that results do not depend on the thread
-// count.
+// (ACE_WITH_ONEDNN), ace's own AVX-512 / AVX2 kernels (cpu/gemm_kernel.hpp) or Eigen's, as cpu_gemm() chooses; for
+// double, Eigen's. All on blocks of C fixed by the shape, one thread per block, so that results do not depend on the
+// thread count.
 #pragma once
 
 #include <algorithm>
@@ -34,8 +34,13 @@ namespace ace {
 enum class CpuGemm {
   eigen,   ///< Eigen's GEMM
   onednn,  ///< oneDNN's sgemm (builds with ACE_WITH_ONEDNN only)
-  ace,     ///< ace's own packed-panel AVX2/FMA kernels (x86-64 CPUs with AVX2 and FMA: simd_kernels_available())
+  ace,     ///< ace's own packed-panel kernels, AVX-512 or AVX2 tiles (CPUs with AVX2 and FMA: simd_kernels_available())
 };
+
+/// The name of an implementation as ACE_CPU_GEMM spells it: "eigen", "onednn" or "ace".
+constexpr std::string_view cpu_gemm_name(CpuGemm g) {
+  return g == CpuGemm::eigen ? "eigen" : g == CpuGemm::onednn ? "onednn" : "ace";
+}
 
 /// Whether this build can run float GEMMs on oneDNN (CMake's ACE_WITH_ONEDNN: on where libdnnl is installed).
 constexpr bool onednn_available() {
@@ -60,11 +65,12 @@ inline CpuGemm initial_cpu_gemm() {
   const char* env = std::getenv("ACE_CPU_GEMM");
   if (!env || !*env) return onednn_available() ? CpuGemm::onednn : CpuGemm::eigen;
   const std::string_view v(env);
-  ACE_THROW_IF(v != "eigen" && v != "onednn" && v != "ace", invalid_argument, "ACE_CPU_GEMM=", v,
-               ": the Cpu backend's GEMM is eigen, onednn or ace");
-  const CpuGemm choice = v == "onednn" ? CpuGemm::onednn : v == "ace" ? CpuGemm::ace : CpuGemm::eigen;
-  require_cpu_gemm(choice, "ACE_CPU_GEMM");
-  return choice;
+  for (const CpuGemm choice : {CpuGemm::eigen, CpuGemm::onednn, CpuGemm::ace}) {
+    if (v != cpu_gemm_name(choice)) continue;
+    require_cpu_gemm(choice, "ACE_CPU_GEMM");
+    return choice;
+  }
+  throw invalid_argument(ace::detail::concat("ACE_CPU_GEMM=", v, ": the Cpu backend's GEMM is eigen, onednn or ace"));
 }
 inline std::atomic<CpuGemm>& cpu_gemm_switch() {
   static std::atomic<CpuGemm> choice{initial_cpu_gemm()};
@@ -84,6 +90,9 @@ inline void set_cpu_gemm(CpuGemm choice) {
 inline CpuGemm cpu_gemm() { return detail::cpu_gemm_switch().load(); }
 
 namespace cpu {
+template <class T>
+void sum_rows(MatrixRef<const T> a, T beta, T* v);  // below
+
 namespace detail {
 /// The blocks a GEMM's C is cut into: 256 rows; where that gives fewer than 4 blocks, 64 columns too. A function of
 /// the shape alone: every entry of C is computed by the same single-threaded call on the same block, whatever the
@@ -131,22 +140,15 @@ struct InnerSlabs {
   }
 };
 
-/// This thread's scratch of at least `count` T (grown, never shrunk: no allocation once the largest shape was seen).
-template <class T>
-T* gemm_scratch(std::size_t count) {
-  thread_local std::vector<T> scratch;
-  if (scratch.size() < count) scratch.resize(count);
-  return scratch.data();
-}
-
 /// c = beta c + sum over the slabs s of product(op(a) slab s, op(b) slab s, T(0), scratch s) in slab order (see
 /// InnerSlabs; beta = 0 ignores c's old contents); product(a, b, beta, c) is one single-threaded block product.
+struct SlabScratch;
 template <class T, class Product>
 void gemm_inner_slabs(Transpose ta, Transpose tb, MatrixRef<const T> a, MatrixRef<const T> b, T beta, MatrixRef<T> c,
                       Product&& product) {
   const std::size_t m = c.rows, n = c.cols, k = ta == Transpose::no ? a.cols : a.rows;
   const std::size_t slabs = (k + InnerSlabs::slab - 1) / InnerSlabs::slab;
-  T* const scratch = gemm_scratch<T>(slabs * m * n);
+  T* const scratch = thread_scratch<SlabScratch, T>(slabs * m * n);
   ACE_OMP_FOR(true)
   for (std::size_t s = 0; s < slabs; ++s) {
 #if defined(_OPENMP)
@@ -157,13 +159,8 @@ void gemm_inner_slabs(Transpose ta, Transpose tb, MatrixRef<const T> a, MatrixRe
             tb == Transpose::no ? b.row_range(p0, ks) : b.columns(p0, ks), T(0),
             MatrixRef<T>{scratch + s * m * n, m, n, n});
   }
-  for (std::size_t i = 0; i < m; ++i)
-    for (std::size_t j = 0; j < n; ++j) {
-      T sum = scratch[i * n + j];
-      for (std::size_t s = 1; s < slabs; ++s) sum += scratch[(s * m + i) * n + j];
-      T& out = c.data[i * c.stride + j];
-      out = beta == T(0) ? sum : beta * out + sum;
-    }
+  for (std::size_t i = 0; i < m; ++i)  // row i of C = beta row i + its rows of the slabs, in slab order
+    cpu::sum_rows<T>(MatrixRef<const T>{scratch + i * n, slabs, n, m * n}, beta, c.data + i * c.stride);
 }
 
 /// Runs product(a, b, beta, c) (one single-threaded block product) over C: on the blocks of GemmBlocks, or on inner
@@ -267,6 +264,7 @@ inline constexpr std::size_t sum_rows_block = 256;
 
 /// v[0, :] = beta v + Σ_i a[i, :] (v contiguous, a.cols entries; beta = 0 ignores v's old contents): see
 /// sum_rows_block. Allocates only when a larger shape than before needs more per-block scratch.
+struct SumRowsScratch;
 template <class T>
 void sum_rows(MatrixRef<const T> a, T beta, T* v) {
   const std::size_t n = a.cols, blocks = (a.rows + sum_rows_block - 1) / sum_rows_block;
@@ -278,12 +276,11 @@ void sum_rows(MatrixRef<const T> a, T beta, T* v) {
       for (std::size_t j = 0; j < n; ++j) acc[j] += row[j];
     }
   };
-  thread_local std::vector<T> partial;
-  partial.resize(std::max(partial.size(), std::max<std::size_t>(blocks, 1) * n));  // grows, never shrinks
+  T* const partial = thread_scratch<SumRowsScratch, T>(std::max<std::size_t>(blocks, 1) * n);
   if (blocks <= 1) {
-    add_block(0, partial.data());
+    add_block(0, partial);
   } else {
-    T* parts = partial.data();
+    T* parts = partial;
     ACE_OMP_FOR(a.rows * n > (std::size_t{1} << 15))
     for (std::size_t b = 0; b < blocks; ++b) add_block(b, parts + b * n);
     for (std::size_t b = 1; b < blocks; ++b)

@@ -13,13 +13,14 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
 #include "ace/backend/cpu/conv_simd.hpp"
+#include "ace/backend/cpu/parallel.hpp"
 #include "ace/backend/ops.hpp"
 #include "ace/tensor/view.hpp"
 
-namespace ace::cpu::detail {
+namespace ace::cpu {
+namespace detail {
 
 /// The inner-dimension chunk and the column chunk: a packed chunk of op(B) (at most kc x nc floats, 256 KiB) stays in
 /// L2 while every tile of the block's rows runs over it; one of its panels (kc x NR floats) and the tile's part of
@@ -39,14 +40,14 @@ inline std::atomic<bool>& gemm_avx512_switch() {
   return on;
 }
 
-/// This thread's buffer for packed operands, 64-byte aligned, grown to the largest chunk seen (no allocation after the
-/// first product of a shape).
+/// This thread's buffer for packed panels of op(B), 64-byte aligned (cpu::thread_scratch: no allocation after the
+/// first product of the largest shape).
+struct GemmPanels;
 inline float* gemm_buffer(std::size_t floats) {
-  thread_local std::vector<float> buffer;
   constexpr std::size_t align = 64 / sizeof(float);
-  if (buffer.size() < floats + align) buffer.resize(floats + align);
-  const auto misaligned = reinterpret_cast<std::uintptr_t>(buffer.data()) % 64 / sizeof(float);
-  return buffer.data() + (misaligned == 0 ? 0 : align - misaligned);
+  float* const buffer = thread_scratch<GemmPanels, float>(floats + align);
+  const auto misaligned = reinterpret_cast<std::uintptr_t>(buffer) % 64 / sizeof(float);
+  return buffer + (misaligned == 0 ? 0 : align - misaligned);
 }
 
 /// Packs rows [p0, p0 + kc) and columns [j0, j0 + nc) of op(B), times alpha, into panels of NR columns: panel q / NR
@@ -219,4 +220,5 @@ inline void ace_sgemm(Transpose ta, Transpose tb, float alpha, MatrixRef<const f
 
 #endif  // ACE_HAS_X86_KERNELS
 
-}  // namespace ace::cpu::detail
+}  // namespace detail
+}  // namespace ace::cpu

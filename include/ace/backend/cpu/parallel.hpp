@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <vector>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -46,6 +47,16 @@ void for_row_blocks(std::size_t rows, std::size_t unit, std::size_t cost, F&& f)
     const std::size_t last = k + 1 == blocks ? rows : units * (k + 1) / blocks * unit;
     if (last > first) f(first, last - first);
   }
+}
+
+/// This thread's scratch of at least `count` T for the caller that Tag names (each Tag its own buffer, so a caller's
+/// scratch stays valid across calls that use another's on the same thread), grown, never shrunk: no allocation once
+/// the largest shape was seen.
+template <class Tag, class T>
+T* thread_scratch(std::size_t count) {
+  thread_local std::vector<T> scratch;
+  if (scratch.size() < count) scratch.resize(count);
+  return scratch.data();
 }
 
 /// The entries of one call of for_chunks in the Cpu backend's elementwise passes, updates and zeroing: a function of
