@@ -24,6 +24,8 @@ systematically. Where the PyTorch script reports the best of N single passes (co
   /usr/bin/python3 benchmarks/peers/compare.py --case deepsets \
       --bench release=build/release/benchmarks/bench_sets --bench release-blas=build/release-blas/benchmarks/bench_sets
   /usr/bin/python3 benchmarks/peers/compare.py --case egnn --bench release=build/release/benchmarks/bench_egnn
+  /usr/bin/python3 benchmarks/peers/compare.py --case conv --bench direct=build/release/benchmarks/bench_conv \
+      --bench winograd=build/release/benchmarks/bench_conv --env winograd:ACE_CONV_ALGORITHM=winograd
 """
 import argparse
 import json
@@ -56,9 +58,11 @@ SINGLE_PASSES = {"conv": 10}
 
 
 def ace_ms(case, bench, threads, flt=None):
+    """bench: (executable, extra environment)."""
     flt = flt or CASES[case][0]
     kind_of = CASES[case][1]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    bench, extra = bench
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), **extra)
     timing = (["--benchmark_min_time=0.001", f"--benchmark_repetitions={SINGLE_PASSES[case]}"]
               if case in SINGLE_PASSES else ["--benchmark_min_time=0.5"])
     out = subprocess.run([bench, f"--benchmark_filter={flt}", *timing, "--benchmark_format=json"], env=env,
@@ -87,22 +91,32 @@ def main():
     parser.add_argument("--case", choices=sorted(CASES), default="deepsets")
     parser.add_argument("--bench", action="append", metavar="NAME=PATH",
                         help="an ace benchmark executable to measure (repeatable)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME:VAR=VALUE",
+                        help="an environment variable for the ace executable NAME (repeatable), e.g. "
+                             "winograd:ACE_CONV_ALGORITHM=winograd with --bench winograd=build/release/benchmarks/bench_conv")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     default = {"deepsets": "bench_sets", "egnn": "bench_egnn", "conv": "bench_conv", "segnn": "bench_segnn"}[args.case]
     benches = dict(b.split("=", 1) for b in (args.bench or [f"release=build/release/benchmarks/{default}"]))
-    configs = [(f"ace ({name})", t, path) for name, path in benches.items() for t in (1, 2)]
+    extra = {name: {} for name in benches}
+    for e in args.env:
+        name, assignment = e.split(":", 1)
+        if name not in extra:
+            parser.error(f"--env {e}: no --bench named {name}")
+        var, value = assignment.split("=", 1)
+        extra[name][var] = value
+    configs = [(f"ace ({name})", t, (path, extra[name])) for name, path in benches.items() for t in (1, 2)]
     configs += [("torch tuned", t, True) for t in (1, 2)] + [("torch default", t, False) for t in (1, 2)]
     best, sgemm = {}, {}
     for _ in range(args.rounds):
         for name, threads, how in configs:
-            r = ace_ms(args.case, how, threads) if isinstance(how, str) else torch_ms(args.case, threads, how)
+            r = ace_ms(args.case, how, threads) if isinstance(how, tuple) else torch_ms(args.case, threads, how)
             key = (name, threads)
             best[key] = {k: min(v, best.get(key, r)[k]) for k, v in r.items()}
         if args.case == "conv":  # Eigen's sgemm (1024^3) in the same rounds, per ace build and thread count
             for name, threads, how in configs:
-                if isinstance(how, str):
+                if isinstance(how, tuple):
                     ms = ace_ms(args.case, how, threads, flt="sgemm/")["forward"]
                     key = ("sgemm " + name, threads)
                     sgemm[key] = min(ms, sgemm.get(key, ms))

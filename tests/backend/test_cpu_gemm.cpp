@@ -182,6 +182,44 @@ TEST_CASE("Cpu gemm: ace's AVX2 and AVX-512 tiles give the same bits", "[backend
 #endif
 }
 
+// The right-hand matrix packed once (layer weights used by many products): the same bits as packing it per product,
+// for both instruction sets' panels, over several column and inner chunks, with beta 0 (over NaN), 1 and other.
+TEST_CASE("Cpu gemm: ace's kernels on a packed B give the same bits as ace_sgemm", "[backend][gemm]") {
+#if ACE_HAS_X86_KERNELS
+  if (!simd_kernels_available()) {
+    SUCCEED("this CPU has no AVX2 and FMA");
+    return;
+  }
+  Rng rng(test::seed(91, "cpu gemm packed"));
+  for (const bool wide : {true, false}) {
+    cpu::detail::gemm_avx512_switch().store(wide);
+    for (const Case cs : {Case{37, 64, 64, Transpose::no, Transpose::no, 1.0f, 0.0f},
+                          Case{25, 300, 530, Transpose::no, Transpose::no, 1.0f, 1.0f},
+                          Case{12, 17, 5, Transpose::no, Transpose::yes, 1.0f, -0.5f},
+                          Case{7, 270, 260, Transpose::no, Transpose::yes, 1.0f, 0.0f}}) {
+      INFO("AVX-512 panels " << wide << ", " << cs.m << " x " << cs.n << " x " << cs.k);
+      const Operands x(cs, rng);
+      auto c = x.c0, expected = x.c0;
+      if (cs.beta == 0.0f)
+        for (float& v : c) v = std::numeric_limits<float>::quiet_NaN();
+      cpu::detail::PackedGemmB packed;
+      cpu::detail::ace_pack_gemm_b(cs.tb, x.vb(), packed);
+      CHECK(packed.avx512 == (wide && cpu::detail::avx512_available()));
+      cpu::detail::ace_sgemm(cs.ta, cs.tb, 1.0f, x.va(), x.vb(), cs.beta, x.vc(expected));
+      cpu::detail::ace_sgemm_packed(x.va(), packed, cs.beta, x.vc(c));
+      for (std::size_t i = 0; i < x.m; ++i)
+        for (std::size_t j = 0; j < x.n; ++j) CHECK(c[i * (x.n + Operands::pad) + j + 1] ==
+                                                    expected[i * (x.n + Operands::pad) + j + 1]);
+      const Operands wrong({cs.m, cs.n, cs.k + 1, cs.ta, cs.tb, 1.0f, 0.0f}, rng);
+      CHECK_THROWS_AS(cpu::detail::ace_sgemm_packed(wrong.va(), packed, 0.0f, x.vc(c)), shape_error);
+    }
+  }
+  cpu::detail::gemm_avx512_switch().store(true);
+#else
+  SUCCEED("not an x86-64 build with GCC or clang");
+#endif
+}
+
 TEST_CASE("Cpu gemm: the implementation switch and its errors", "[backend][gemm]") {
   Restore restore;
   set_cpu_gemm(CpuGemm::eigen);

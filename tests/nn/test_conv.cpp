@@ -2,7 +2,10 @@
 // Convolutions, pooling and batch norm on images: values against a direct loop, gradients against central
 // differences, exact equivariance of group convolutions under 90-degree rotations and flips (the pixels move and
 // the group axis is permuted), the relaxed branch, and independence of the thread count.
+#include <cstdlib>
 #include <numbers>
+#include <string>
+#include <utility>
 
 #include "ace/data/images.hpp"
 #include "ace/group/cyclic.hpp"
@@ -381,6 +384,34 @@ struct SimdSwitch {
   SimdSwitch(const SimdSwitch&) = delete;
   SimdSwitch& operator=(const SimdSwitch&) = delete;
 };
+
+// Sets the convolution algorithm for a test and restores the previous one when it ends.
+struct AlgorithmSwitch {
+  explicit AlgorithmSwitch(ConvAlgorithm a) : before(conv_algorithm()) { set_conv_algorithm(a); }
+  ~AlgorithmSwitch() { set_conv_algorithm(before); }
+  AlgorithmSwitch(const AlgorithmSwitch&) = delete;
+  AlgorithmSwitch& operator=(const AlgorithmSwitch&) = delete;
+  ConvAlgorithm before;
+};
+
+// A float Conv2d runs forward and backward, one weight changes, it runs again: the new results differ from the old
+// and agree with those of another path (to_reference() returns the switch to it) — the filters a kernel keeps
+// (packed or transformed) follow the weights.
+template <class Switch>
+void check_filters_follow_weights(Rng& rng, Switch&& to_reference) {
+  using In = Image<Features<5>, 7, 6, Layout::channels_last>;
+  Conv2d<float, In, Features<7>, k3> m(rng);
+  const Tensor<float, 2> x = random_batch<float, In>(3, rng), dy = random_batch<float, decltype(m)::output>(3, rng);
+  const Tensor<float, 2> before = m.forward(x);
+  m.backward(dy);
+  m.weight()(4, 1, 2, 3) += 1.0f;
+  const Tensor<float, 2> y = m.forward(x), dx = m.backward(dy);
+  CHECK_FALSE(as_matrix(y).isApprox(as_matrix(before), 1e-3f));
+  const auto reference = to_reference();
+  const Tensor<float, 2> y_ref = m.forward(x), dx_ref = m.backward(dy);
+  CHECK(as_matrix(y).isApprox(as_matrix(y_ref), 1e-5f));
+  CHECK(as_matrix(dx).isApprox(as_matrix(dx_ref), 1e-5f));
+}
 }  // namespace
 
 // Float convolutions run on the AVX2/FMA tiles where the CPU has them: channel counts off the 16-wide panels, pixel
@@ -411,18 +442,107 @@ TEST_CASE("convolutions: the float kernels agree with double, AVX2/FMA tiles and
   }
   // The packed filters are reused while the weights stay the same, and follow them when they change.
   Rng rng(test::seed(681, "simd conv cache"));
+  check_filters_follow_weights(rng, [] { return SimdSwitch(false); });
+}
+
+TEST_CASE("Winograd: the F(m, r) matrices compute a correlation exactly", "[conv][winograd]") {
+  Rng rng(test::seed(690, "winograd matrices"));
+  for (const auto& [m, r] : {std::pair<std::size_t, std::size_t>{2, 3}, {4, 3}, {2, 5}, {3, 3}, {6, 3}, {4, 5},
+                             {1, 1}, {3, 1}, {1, 4}}) {
+    INFO("F(" << m << ", " << r << ")");
+    const cpu::WinogradMatrices w(m, r);
+    REQUIRE(w.alpha == m + r - 1);
+    for (std::size_t j = 0; j < w.alpha && w.alpha <= 6; ++j)  // integer points: Bᵀ is exact in float
+      for (std::size_t c = 0; c < w.alpha; ++c) CHECK(w.bt[j * w.alpha + c] == std::round(w.bt[j * w.alpha + c]));
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<double> d(w.alpha), g(r);
+      for (double& v : d) v = rng.uniform(-1.0, 1.0);
+      for (double& v : g) v = rng.uniform(-1.0, 1.0);
+      for (std::size_t i = 0; i < m; ++i) {
+        double y = 0, expected = 0;
+        for (std::size_t j = 0; j < w.alpha; ++j) {
+          double gj = 0, bj = 0;
+          for (std::size_t k = 0; k < r; ++k) gj += w.g[j * r + k] * g[k];
+          for (std::size_t c = 0; c < w.alpha; ++c) bj += w.bt[j * w.alpha + c] * d[c];
+          y += w.at[i * w.alpha + j] * gj * bj;
+        }
+        for (std::size_t k = 0; k < r; ++k) expected += d[i + k] * g[k];
+        CHECK(std::abs(y - expected) < 1e-12);
+      }
+    }
+  }
+  CHECK_THROWS_AS(cpu::WinogradMatrices(4, 7), invalid_argument);  // alpha = 10: more points than the list has
+  CHECK_THROWS_AS(cpu::WinogradMatrices(0, 3), invalid_argument);
+  // The tile that multiplies less over the whole map (tiles cut by the edges count whole), the smaller on a tie.
+  constexpr Layout L = Layout::channels_last;
+  CHECK(cpu::winograd_tile(ConvGeometry{3, 5, 9, 8, 3, 1, 1, L}) == 4);     // 6 x 36 against 4 x 64
+  CHECK(cpu::winograd_tile(ConvGeometry{3, 5, 12, 13, 3, 1, 1, L}) == 6);   // 12 x 36 against 6 x 64
+  CHECK(cpu::winograd_tile(ConvGeometry{3, 5, 32, 32, 3, 1, 1, L}) == 4);   // 64 x 36 against 36 x 64: a tie
+  CHECK(cpu::winograd_tile(ConvGeometry{3, 5, 32, 32, 5, 1, 2, L}) == 4);   // 256 x 36 against 64 x 64
+  CHECK(cpu::winograd_tile(ConvGeometry{3, 5, 6, 6, 5, 1, 0, L}) == 2);     // 2 x 2 outputs: 1 x 36 against 1 x 64
+}
+
+// Stride-1 3x3 and 5x5 float convolutions run on Winograd's F(4x4, 3x3) and F(2x2, 5x5) when chosen: tiles cut by
+// the edges, channel counts off the 8-wide vectors, no padding, the full padding (kernel - 1), several blocks of
+// tiles, both layouts; held to the double result of the Eigen path (forward, input, filter and bias gradients).
+TEST_CASE("Winograd: float convolutions agree with double; other geometries run direct", "[conv][winograd]") {
+  constexpr Layout L = Layout::channels_last, F = Layout::channels_first;
+  if (!simd_kernels_available()) {
+    CHECK_FALSE(cpu::winograd_applies(ConvGeometry{3, 5, 9, 8, 3, 1, 1, L}));
+    return;
+  }
+  AlgorithmSwitch use(ConvAlgorithm::winograd);
+  CHECK(cpu::ConvKernel<float>(ConvGeometry{3, 5, 9, 8, 3, 1, 1, L}).winograd());
+  CHECK(cpu::ConvKernel<float>(ConvGeometry{3, 5, 9, 8, 5, 1, 4, F}).winograd());
+  CHECK_FALSE(cpu::ConvKernel<float>(ConvGeometry{3, 5, 9, 8, 3, 2, 1, L}).winograd());  // stride 2
+  CHECK_FALSE(cpu::ConvKernel<float>(ConvGeometry{3, 5, 9, 8, 7, 1, 3, L}).winograd());  // 7x7
+  CHECK_FALSE(cpu::ConvKernel<float>(ConvGeometry{3, 5, 9, 8, 3, 1, 3, L}).winograd());  // padding 3 > 2
+  CHECK_FALSE(cpu::ConvKernel<double>(ConvGeometry{3, 5, 9, 8, 3, 1, 1, L}).winograd());
+  CHECK_THROWS_AS(cpu::WinogradConv(ConvGeometry{3, 5, 9, 8, 3, 2, 1, L}), invalid_argument);
+  {
+    SimdSwitch portable(false);  // the portable path has no Winograd form
+    CHECK_FALSE(cpu::ConvKernel<float>(ConvGeometry{3, 5, 9, 8, 3, 1, 1, L}).winograd());
+  }
+  Rng rng(test::seed(691, "winograd conv"));
+  // Each of the four tiles (winograd_tile), the last tiles of a map cut by its edges; F(6x6, 3x3) and F(4x4, 5x5)
+  // reach the points +-1/2 and +-2, so their errors are the larger ones.
+  CHECK(float_vs_double<Image<Features<3>, 9, 8, L>, Features<5>, k3>(5, rng) < 2e-5);                      // F(4, 3)
+  CHECK(float_vs_double<Image<Features<13>, 11, 10, L>, Features<9>, ConvSpec{3, 1, 0}>(3, rng) < 2e-5);    // F(4, 3)
+  CHECK(float_vs_double<Image<Features<10>, 12, 13, L>, Features<9>, k3>(3, rng) < 2e-5);                   // F(6, 3)
+  CHECK(float_vs_double<Image<Features<20>, 7, 6, L>, Features<37>, same_padding(5)>(4, rng) < 2e-5);       // F(4, 5)
+  CHECK(float_vs_double<Image<Features<6>, 8, 9, L>, Features<10>, ConvSpec{5, 1, 4}>(3, rng) < 2e-5);      // F(4, 5)
+  CHECK(float_vs_double<Image<Features<4>, 6, 6, L>, Features<3>, ConvSpec{5, 1, 0}>(2, rng) < 2e-5);       // F(2, 5)
+  CHECK(float_vs_double<Image<Features<4>, 5, 5, L>, Features<3>, ConvSpec{5, 1, 0}>(2, rng) < 2e-5);       // 1 pixel
+  if (!test::sanitized)  // several blocks of tiles, hence several slots of the filter gradient
+    CHECK(float_vs_double<Image<Features<64>, 16, 16, L>, Features<64>, same_padding(5)>(5, rng) < 2e-5);
+  CHECK(float_vs_double<Image<Features<20>, 7, 6, F>, Features<37>, same_padding(5)>(4, rng) < 2e-5);
+  CHECK(float_vs_double<Image<Features<12>, 10, 10, F>, Features<27>, k3>(3, rng) < 2e-5);
+  // Geometries without a Winograd form run direct under the same choice: the same bits as with ConvAlgorithm::direct.
   using In = Image<Features<5>, 7, 6, L>;
-  Conv2d<float, In, Features<7>, k3> m(rng);
-  const Tensor<float, 2> x = random_batch<float, In>(3, rng), dy = random_batch<float, decltype(m)::output>(3, rng);
-  const Tensor<float, 2> before = m.forward(x);
-  m.backward(dy);
-  m.weight()(4, 1, 2, 3) += 1.0f;
-  const Tensor<float, 2> y = m.forward(x), dx = m.backward(dy);
-  CHECK_FALSE(as_matrix(y).isApprox(as_matrix(before), 1e-3f));
-  SimdSwitch portable(false);
-  const Tensor<float, 2> y_ref = m.forward(x), dx_ref = m.backward(dy);
-  CHECK(as_matrix(y).isApprox(as_matrix(y_ref), 1e-5f));
-  CHECK(as_matrix(dx).isApprox(as_matrix(dx_ref), 1e-5f));
+  Conv2d<float, In, Features<7>, k3s2> strided(rng);
+  const Tensor<float, 2> xs = random_batch<float, In>(3, rng);
+  const Tensor<float, 2> ys = strided.forward(xs);
+  {
+    AlgorithmSwitch direct(ConvAlgorithm::direct);
+    CHECK(strided.forward(xs) == ys);
+  }
+  // The transformed filters are reused while the weights stay the same and follow them when they change.
+  check_filters_follow_weights(rng, [] { return AlgorithmSwitch(ConvAlgorithm::direct); });
+}
+
+TEST_CASE("Winograd: ACE_CONV_ALGORITHM chooses the algorithm at start-up", "[conv][winograd]") {
+  const char* before = std::getenv("ACE_CONV_ALGORITHM");
+  const std::string saved = before != nullptr ? before : "";
+  ::setenv("ACE_CONV_ALGORITHM", "winograd", 1);
+  CHECK(ace::detail::initial_conv_algorithm() == ConvAlgorithm::winograd);
+  ::setenv("ACE_CONV_ALGORITHM", "direct", 1);
+  CHECK(ace::detail::initial_conv_algorithm() == ConvAlgorithm::direct);
+  ::setenv("ACE_CONV_ALGORITHM", "fft", 1);
+  CHECK_THROWS_AS(ace::detail::initial_conv_algorithm(), invalid_argument);
+  ::unsetenv("ACE_CONV_ALGORITHM");
+  CHECK(ace::detail::initial_conv_algorithm() == ConvAlgorithm::direct);
+  if (before != nullptr) ::setenv("ACE_CONV_ALGORITHM", saved.c_str(), 1);
+  CHECK(conv_algorithm_name(ConvAlgorithm::winograd) == "winograd");
 }
 
 TEST_CASE("convolutions: results do not depend on the number of threads", "[conv]") {
@@ -444,10 +564,14 @@ TEST_CASE("convolutions: results do not depend on the number of threads", "[conv
     return std::tuple{y, dx, grads};
   };
   const int before = omp_get_max_threads();
-  const auto one = run(1), two = run(2), three = run(3);
+  for (const ConvAlgorithm a : {ConvAlgorithm::direct, ConvAlgorithm::winograd}) {
+    AlgorithmSwitch use(a);
+    INFO(conv_algorithm_name(a));
+    const auto one = run(1), two = run(2), three = run(3);
+    CHECK(one == two);
+    CHECK(one == three);
+  }
   omp_set_num_threads(before);
-  CHECK(one == two);
-  CHECK(one == three);
 #else
   SUCCEED("built without OpenMP");
 #endif

@@ -7,12 +7,14 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
 #include "ace/backend/cpu/conv_simd.hpp"
 #include "ace/backend/cpu/dense.hpp"
 #include "ace/backend/cpu/parallel.hpp"
+#include "ace/backend/cpu/winograd.hpp"
 #include "ace/backend/geometry.hpp"
 #include "ace/error.hpp"
 #include "ace/tensor/tensor.hpp"
@@ -32,6 +34,8 @@ namespace ace::cpu {
 /// pointers (a shared zero row in the padding) and a packed copy of the filters; the input gradient is the same
 /// kernel on the output gradient (stride 1) or scattered tap by tap; the filter gradient is accumulated per chunk
 /// in registers, in the same chunk slots.
+/// With conv_algorithm() == ConvAlgorithm::winograd, float convolutions that have a Winograd form (winograd_applies)
+/// run on WinogradConv instead (cpu/winograd.hpp; channels-first maps transposed around it).
 template <class T>
 class ConvKernel {
  public:
@@ -48,7 +52,8 @@ class ConvKernel {
   void forward(MatrixRef<const T> x, const T* w, const T* bias, MatrixRef<T> y) {
     const std::size_t batch = x.rows;
     if constexpr (direct_capable)
-      if (direct()) return forward_direct(x.data, w, bias, y.data, batch);
+      if (direct()) return winograd() ? forward_winograd(x.data, w, bias, y.data, batch)
+                                      : forward_direct(x.data, w, bias, y.data, batch);
     prepare(col_);
     const std::size_t P = g_.out_pixels(), C = g_.out_channels, K = g_.patch();
     const MatrixRef<const T> filters{w, C, K, K};
@@ -78,7 +83,13 @@ class ConvKernel {
   /// dw += dL/dw, dbias += dL/dbias (when given), dx = dL/dx; x is the forward input.
   void backward(MatrixRef<const T> x, const T* w, MatrixRef<const T> dy, T* dw, T* dbias, MatrixRef<T> dx) {
     const std::size_t batch = x.rows, per = chunk_samples(batch), chunks = (batch + per - 1) / per;
-    const std::size_t P = g_.out_pixels(), C = g_.out_channels, K = g_.patch();
+    if constexpr (direct_capable)
+      if (winograd()) {
+        backward_winograd(x.data, w, dy.data, dw, dx.data, batch);
+        bias_gradient(dy, dbias, batch);
+        return;
+      }
+    const std::size_t C = g_.out_channels, K = g_.patch();
     ensure_shape(partial_, chunks, C * K);
     bool transposed = false;  // the direct path leaves each chunk's filter gradient as [patch, C]
     if constexpr (direct_capable)
@@ -92,18 +103,7 @@ class ConvKernel {
         const T* part = parts + chunk * C * K;
         for (std::size_t o = 0; o < C; ++o) dw[o * K + i] += transposed ? part[i * C + o] : part[o * K + i];
       }
-    if (dbias == nullptr) return;
-    if (g_.layout == Layout::channels_last)
-      for (std::size_t r = 0; r < batch * P; ++r) {
-        const T* row = dy.data + r * C;
-        for (std::size_t c = 0; c < C; ++c) dbias[c] += row[c];
-      }
-    else
-      for (std::size_t b = 0; b < batch; ++b)
-        for (std::size_t c = 0; c < C; ++c) {
-          const T* plane = dy.data + b * g_.out_dim() + c * P;
-          for (std::size_t p = 0; p < P; ++p) dbias[c] += plane[p];
-        }
+    bias_gradient(dy, dbias, batch);
   }
 
   /// Samples per chunk: enough for ~1024 output pixels.
@@ -119,7 +119,29 @@ class ConvKernel {
     return false;
   }
 
+  /// Whether forward and backward run on the Winograd kernels: the direct path is on, conv_algorithm() is
+  /// ConvAlgorithm::winograd and the geometry has a Winograd form (winograd_applies).
+  bool winograd() const {
+    if constexpr (direct_capable) return direct() && conv_algorithm() == ConvAlgorithm::winograd && winograd_applies(g_);
+    return false;
+  }
+
  private:
+  // dbias += the sum of dy over samples and pixels (when given), across the threads in an order fixed by the shape:
+  // channels-last rows through sum_rows, channels-first planes channel by channel.
+  void bias_gradient(MatrixRef<const T> dy, T* dbias, std::size_t batch) const {
+    const std::size_t P = g_.out_pixels(), C = g_.out_channels;
+    if (dbias == nullptr) return;
+    if (g_.layout == Layout::channels_last)
+      return sum_rows<T>(MatrixRef<const T>{dy.data, batch * P, C, C}, T(1), dbias);
+    ACE_OMP_FOR(C > 1 && batch * P * C > (std::size_t{1} << 15))
+    for (std::size_t c = 0; c < C; ++c)
+      for (std::size_t b = 0; b < batch; ++b) {
+        const T* plane = dy.data + b * g_.out_dim() + c * P;
+        for (std::size_t p = 0; p < P; ++p) dbias[c] += plane[p];
+      }
+  }
+
   // Eigen path of backward: dx and the per-chunk filter gradients partial_.
   void backward_gemm(MatrixRef<const T> x, const T* w, MatrixRef<const T> dy, MatrixRef<T> dx, std::size_t batch) {
     prepare(col_);
@@ -327,6 +349,38 @@ class ConvKernel {
     });
   }
 
+  WinogradConv& winograd_kernel() {
+    if (!winograd_) winograd_.emplace(g_);
+    return *winograd_;
+  }
+
+  void forward_winograd(const T* x, const T* w, const T* bias, T* y, std::size_t batch) {
+    if (g_.layout == Layout::channels_last) return winograd_kernel().forward(x, w, bias, y, batch);
+    T* const xt = sized(wx_, batch * g_.in_dim());
+    T* const yt = sized(wy_, batch * g_.out_dim());
+    transpose_batch(x, batch, g_.in_channels, g_.in_pixels(), xt);
+    winograd_kernel().forward(xt, w, bias, yt, batch);
+    transpose_batch(yt, batch, g_.out_pixels(), g_.out_channels, y);
+  }
+
+  void backward_winograd(const T* x, const T* w, const T* dy, T* dw, T* dx, std::size_t batch) {
+    if (g_.layout == Layout::channels_last) return winograd_kernel().backward(x, w, dy, dw, dx, batch);
+    T* const xt = sized(wx_, batch * g_.in_dim());
+    T* const gt = sized(wy_, batch * g_.out_dim());
+    T* const dxt = sized(wdx_, batch * g_.in_dim());
+    transpose_batch(x, batch, g_.in_channels, g_.in_pixels(), xt);
+    transpose_batch(dy, batch, g_.out_channels, g_.out_pixels(), gt);
+    winograd_kernel().backward(xt, w, gt, dw, dxt, batch);
+    transpose_batch(dxt, batch, g_.in_pixels(), g_.in_channels, dx);
+  }
+
+  // transpose_samples across the threads, sample by sample.
+  static void transpose_batch(const T* src, std::size_t batch, std::size_t rows, std::size_t cols, T* dst) {
+    const std::size_t n = rows * cols;
+    ACE_OMP_FOR(batch > 1 && batch * n > (std::size_t{1} << 15))
+    for (std::size_t b = 0; b < batch; ++b) transpose_samples(src + b * n, 1, rows, cols, dst + b * n);
+  }
+
   // The chunk src (count samples of channels x pixels) in channels-last layout: src itself, or its transpose in buf.
   const T* channels_last(std::vector<T>& buf, const T* src, std::size_t count, std::size_t channels,
                          std::size_t pixels) const {
@@ -467,6 +521,8 @@ class ConvKernel {
 #else
   void forward_direct(const T*, const T*, const T*, T*, std::size_t) {}
   void backward_direct(const T*, const T*, const T*, T*, std::size_t) {}
+  void forward_winograd(const T*, const T*, const T*, T*, std::size_t) {}
+  void backward_winograd(const T*, const T*, const T*, T*, T*, std::size_t) {}
 #endif
   // f(chunk, first sample, samples, thread) for the chunks of a batch, spread over the OpenMP threads when there are
   // several; `thread` indexes per-thread buffers (0 when serial, even inside a caller's team).
@@ -555,6 +611,8 @@ class ConvKernel {
   PackedFilters forward_filters_, backward_filters_;  // backward: transposed, panels of input channels
   std::vector<T> zeros_, bias_;                      // a zero input row for the padding; the bias in whole panels
   TilePlan out_plan_, in_plan_;           // tiles of the forward and of the stride-1 input gradient
+  std::optional<WinogradConv> winograd_;  // made on first use
+  std::vector<T> wx_, wy_, wdx_;          // Winograd on channels-first maps: the batch in channels-last layout
 #endif
 };
 

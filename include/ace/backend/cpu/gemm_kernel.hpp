@@ -13,10 +13,12 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "ace/backend/cpu/conv_simd.hpp"
 #include "ace/backend/cpu/parallel.hpp"
 #include "ace/backend/ops.hpp"
+#include "ace/error.hpp"
 #include "ace/tensor/view.hpp"
 
 namespace ace::cpu {
@@ -162,19 +164,20 @@ void run_tile(std::size_t mi, std::size_t kc, A a, const float* b, float* const*
   Tile::template kernel<M, Accumulate>(kc, a, b, c, n);
 }
 
-/// c = alpha op(a) op(b) + beta c on one instruction set's tiles.
-template <class Tile>
-void packed_sgemm(Transpose ta, Transpose tb, float alpha, MatrixRef<const float> a, MatrixRef<const float> b,
-                  float beta, MatrixRef<float> c, std::size_t k) {
+/// c = op(a) B + beta c on one instruction set's tiles, B (k x c.cols) given as packed chunks: panels(j0, nc, p0, kc)
+/// returns rows [p0, p0 + kc) and columns [j0, j0 + nc) of B in panels of Tile::nr columns (gemm_pack_b's layout);
+/// it is called for the chunks in order, columns outer. beta is 0 or 1.
+template <class Tile, class Panels>
+void packed_sgemm_on(Transpose ta, MatrixRef<const float> a, float beta, MatrixRef<float> c, std::size_t k,
+                     Panels&& panels) {
   constexpr std::size_t mr = Tile::mr, nr = Tile::nr;
   const std::size_t m = c.rows, n = c.cols;
-  float* const packed_b = gemm_buffer((std::min(n, gemm_nc) + nr - 1) / nr * nr * gemm_kc);
   for (std::size_t j0 = 0; j0 < n; j0 += gemm_nc) {
     const std::size_t nc = std::min(gemm_nc, n - j0);
     for (std::size_t p0 = 0; p0 < k; p0 += gemm_kc) {
       const std::size_t kc = std::min(gemm_kc, k - p0);
       const bool accumulate = p0 > 0 || beta != 0.0f;
-      gemm_pack_b<nr>(tb, alpha, b, p0, kc, j0, nc, packed_b);
+      const float* const packed_b = panels(j0, nc, p0, kc);
       for (std::size_t i0 = 0; i0 < m; i0 += mr) {
         const std::size_t mi = std::min(mr, m - i0);
         const float* rows[mr] = {};
@@ -199,23 +202,91 @@ void packed_sgemm(Transpose ta, Transpose tb, float alpha, MatrixRef<const float
   }
 }
 
+/// c = alpha op(a) op(b) + beta c on one instruction set's tiles, op(b) packed chunk by chunk into this thread's
+/// buffer.
+template <class Tile>
+void packed_sgemm(Transpose ta, Transpose tb, float alpha, MatrixRef<const float> a, MatrixRef<const float> b,
+                  float beta, MatrixRef<float> c, std::size_t k) {
+  constexpr std::size_t nr = Tile::nr;
+  float* const buffer = gemm_buffer((std::min(c.cols, gemm_nc) + nr - 1) / nr * nr * gemm_kc);
+  packed_sgemm_on<Tile>(ta, a, beta, c, k, [&](std::size_t j0, std::size_t nc, std::size_t p0, std::size_t kc) {
+    gemm_pack_b<nr>(tb, alpha, b, p0, kc, j0, nc, buffer);
+    return static_cast<const float*>(buffer);
+  });
+}
+
+/// Whether ace's GEMM runs the AVX-512 tiles now (the CPU has them and tests have not turned them off).
+inline bool gemm_uses_avx512() { return avx512_available() && gemm_avx512_switch().load(); }
+
+/// Prepares c for a product with inner dimension k and returns the beta the kernels take (0 or 1): a k = 0 product
+/// or a beta other than 0 and 1 scales c here (beta = 0 ignores c's old contents, NaN included, as in BLAS).
+inline float gemm_prepare_beta(MatrixRef<float> c, std::size_t k, float beta) {
+  if (k != 0 && (beta == 0.0f || beta == 1.0f)) return beta;
+  for (std::size_t i = 0; i < c.rows; ++i)
+    for (std::size_t j = 0; j < c.cols; ++j) {
+      float& v = c.data[i * c.stride + j];
+      v = beta == 0.0f ? 0.0f : beta * v;
+    }
+  return 1.0f;
+}
+
 /// c = alpha op(a) op(b) + beta c for one block (c.rows x c.cols, any inner dimension) on the calling thread: AVX-512
 /// tiles where the CPU has them, AVX2 ones otherwise; needs simd_kernels_available(). beta = 0 ignores c's old
 /// contents (NaN included), as in BLAS.
 inline void ace_sgemm(Transpose ta, Transpose tb, float alpha, MatrixRef<const float> a, MatrixRef<const float> b,
                       float beta, MatrixRef<float> c) {
-  const std::size_t m = c.rows, n = c.cols, k = ta == Transpose::no ? a.cols : a.rows;
-  if (k == 0 || (beta != 0.0f && beta != 1.0f)) {
-    for (std::size_t i = 0; i < m; ++i)
-      for (std::size_t j = 0; j < n; ++j) {
-        float& v = c.data[i * c.stride + j];
-        v = beta == 0.0f ? 0.0f : beta * v;
-      }
-    if (k == 0) return;
-    beta = 1.0f;
-  }
-  if (avx512_available() && gemm_avx512_switch().load()) packed_sgemm<Avx512Tile>(ta, tb, alpha, a, b, beta, c, k);
+  const std::size_t k = ta == Transpose::no ? a.cols : a.rows;
+  beta = gemm_prepare_beta(c, k, beta);
+  if (k == 0) return;
+  if (gemm_uses_avx512()) packed_sgemm<Avx512Tile>(ta, tb, alpha, a, b, beta, c, k);
   else packed_sgemm<Avx2Tile>(ta, tb, alpha, a, b, beta, c, k);
+}
+
+/// A right-hand matrix packed once for many products with ace_sgemm_packed (weights used by every block of a
+/// layer): all chunks of op(B) in the order the kernels run them, in panels of the tiles chosen when it was packed.
+struct PackedGemmB {
+  std::vector<float> panels;
+  std::size_t rows = 0, cols = 0;  // of op(B)
+  bool avx512 = false;
+};
+
+/// out = op(b) packed for ace_sgemm_packed on this CPU's tiles.
+inline void ace_pack_gemm_b(Transpose tb, MatrixRef<const float> b, PackedGemmB& out) {
+  out.avx512 = gemm_uses_avx512();
+  out.rows = tb == Transpose::no ? b.rows : b.cols;
+  out.cols = tb == Transpose::no ? b.cols : b.rows;
+  const std::size_t nr = out.avx512 ? Avx512Tile::nr : Avx2Tile::nr, k = out.rows, n = out.cols;
+  std::size_t size = 0;
+  for (std::size_t j0 = 0; j0 < n; j0 += gemm_nc) size += (std::min(gemm_nc, n - j0) + nr - 1) / nr * nr * k;
+  out.panels.resize(size);
+  float* next = out.panels.data();
+  for (std::size_t j0 = 0; j0 < n; j0 += gemm_nc) {
+    const std::size_t nc = std::min(gemm_nc, n - j0), width = (nc + nr - 1) / nr * nr;
+    for (std::size_t p0 = 0; p0 < k; p0 += gemm_kc) {
+      const std::size_t kc = std::min(gemm_kc, k - p0);
+      if (out.avx512) gemm_pack_b<Avx512Tile::nr>(tb, 1.0f, b, p0, kc, j0, nc, next);
+      else gemm_pack_b<Avx2Tile::nr>(tb, 1.0f, b, p0, kc, j0, nc, next);
+      next += width * kc;
+    }
+  }
+}
+
+/// c = a B + beta c for B packed by ace_pack_gemm_b, on the calling thread: the same bits as ace_sgemm on B.
+inline void ace_sgemm_packed(MatrixRef<const float> a, const PackedGemmB& b, float beta, MatrixRef<float> c) {
+  ACE_THROW_IF(a.cols != b.rows || c.rows != a.rows || c.cols != b.cols, shape_error, "ace_sgemm_packed: ", a.rows,
+               "x", a.cols, " times a packed ", b.rows, "x", b.cols, " into ", c.rows, "x", c.cols);
+  ACE_THROW_IF(b.avx512 && !avx512_available(), unsupported, "ace_sgemm_packed: panels packed for AVX-512");
+  beta = gemm_prepare_beta(c, b.rows, beta);
+  if (b.rows == 0) return;
+  const float* next = b.panels.data();
+  const std::size_t nr = b.avx512 ? Avx512Tile::nr : Avx2Tile::nr;
+  const auto panels = [&](std::size_t, std::size_t nc, std::size_t, std::size_t kc) {
+    const float* const chunk = next;
+    next += (nc + nr - 1) / nr * nr * kc;
+    return chunk;
+  };
+  if (b.avx512) packed_sgemm_on<Avx512Tile>(Transpose::no, a, beta, c, b.rows, panels);
+  else packed_sgemm_on<Avx2Tile>(Transpose::no, a, beta, c, b.rows, panels);
 }
 
 #endif  // ACE_HAS_X86_KERNELS
