@@ -82,6 +82,7 @@ std::string implementation_detail(CpuGemm choice) {
   if (choice == CpuGemm::eigen)
     return "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
            std::to_string(EIGEN_MINOR_VERSION);
+  if (choice == CpuGemm::libxsmm) return "libxsmm's JIT kernels (small untransposed products; the rest on oneDNN)";
   return choice == CpuGemm::onednn ? "oneDNN's sgemm" : "ace's own kernels (AVX-512 or AVX2/FMA tiles)";
 }
 
@@ -327,6 +328,10 @@ std::vector<GemmLibrary> gemm_libraries() {
   if (simd_kernels_available()) {
     out.push_back(ace_gemm(CpuGemm::ace));
     out.push_back(ace_fused(CpuGemm::ace));
+  }
+  if (libxsmm_available()) {
+    out.push_back(ace_gemm(CpuGemm::libxsmm));
+    out.push_back(ace_fused(CpuGemm::libxsmm));
   }
 #ifdef ACE_BENCH_OPENBLAS
   add_cblas<int>(out, "openblas", ACE_BENCH_OPENBLAS, "openblas_set_num_threads");

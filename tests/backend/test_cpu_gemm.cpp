@@ -27,6 +27,7 @@ std::vector<CpuGemm> implementations() {
   std::vector<CpuGemm> all{CpuGemm::eigen};
   if (onednn_available()) all.push_back(CpuGemm::onednn);
   if (simd_kernels_available()) all.push_back(CpuGemm::ace);
+  if (libxsmm_available()) all.push_back(CpuGemm::libxsmm);
   return all;
 }
 
@@ -236,6 +237,12 @@ TEST_CASE("Cpu gemm: the implementation switch and its errors", "[backend][gemm]
   } else {
     CHECK_THROWS_AS(set_cpu_gemm(CpuGemm::ace), unsupported);
   }
+  if (libxsmm_available()) {
+    set_cpu_gemm(CpuGemm::libxsmm);
+    CHECK(cpu_gemm() == CpuGemm::libxsmm);
+  } else {
+    CHECK_THROWS_AS(set_cpu_gemm(CpuGemm::libxsmm), unsupported);
+  }
   // the start-up choice from the environment
   const char* before = std::getenv("ACE_CPU_GEMM");
   const std::string saved = before ? before : "";
@@ -249,7 +256,12 @@ TEST_CASE("Cpu gemm: the implementation switch and its errors", "[backend][gemm]
   setenv("ACE_CPU_GEMM", "onednn", 1);
   if (onednn_available()) CHECK(detail::initial_cpu_gemm() == CpuGemm::onednn);
   else CHECK_THROWS_AS(detail::initial_cpu_gemm(), unsupported);
+  setenv("ACE_CPU_GEMM", "libxsmm", 1);
+  if (libxsmm_available()) CHECK(detail::initial_cpu_gemm() == CpuGemm::libxsmm);
+  else CHECK_THROWS_AS(detail::initial_cpu_gemm(), unsupported);
   unsetenv("ACE_CPU_GEMM");
-  CHECK(detail::initial_cpu_gemm() == (onednn_available() ? CpuGemm::onednn : CpuGemm::eigen));
+  CHECK(detail::initial_cpu_gemm() == (libxsmm_available()  ? CpuGemm::libxsmm
+                                       : onednn_available() ? CpuGemm::onednn
+                                                            : CpuGemm::eigen));
   if (before) setenv("ACE_CPU_GEMM", saved.c_str(), 1);
 }

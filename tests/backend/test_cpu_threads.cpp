@@ -244,8 +244,10 @@ TEST_CASE("Cpu: fused dense operations equal gemm, add_row and map (and map_back
   });
   // the epilogue after each float GEMM implementation this build and CPU have
   const CpuGemm before = cpu_gemm();
-  for (const CpuGemm g : {CpuGemm::eigen, CpuGemm::onednn, CpuGemm::ace}) {
-    if ((g == CpuGemm::onednn && !onednn_available()) || (g == CpuGemm::ace && !simd_kernels_available())) continue;
+  for (const CpuGemm g : {CpuGemm::eigen, CpuGemm::onednn, CpuGemm::ace, CpuGemm::libxsmm}) {
+    if ((g == CpuGemm::onednn && !onednn_available()) || (g == CpuGemm::ace && !simd_kernels_available()) ||
+        (g == CpuGemm::libxsmm && !libxsmm_available()))
+      continue;
     set_cpu_gemm(g);
     check_fused<SiLUOp, float>(cases[1], rng, g == CpuGemm::ace);
     check_fused<SiLUOp, float>({20, 28, 1100, Transpose::yes, Transpose::no}, rng, false);  // one block: inner slabs

@@ -27,6 +27,9 @@
 #if defined(ACE_WITH_ONEDNN)
 #include <oneapi/dnnl/dnnl.h>
 #endif
+#if defined(ACE_WITH_LIBXSMM)
+#include <libxsmm.h>
+#endif
 
 namespace ace {
 
@@ -35,11 +38,13 @@ enum class CpuGemm {
   eigen,   ///< Eigen's GEMM
   onednn,  ///< oneDNN's sgemm (builds with ACE_WITH_ONEDNN only)
   ace,     ///< ace's own packed-panel kernels, AVX-512 or AVX2 tiles (CPUs with AVX2 and FMA: simd_kernels_available())
+  libxsmm, ///< libxsmm's JIT kernels for small untransposed products (builds with ACE_WITH_LIBXSMM), the rest on
+           ///< oneDNN where the build has it, else Eigen (docs/backends.md)
 };
 
-/// The name of an implementation as ACE_CPU_GEMM spells it: "eigen", "onednn" or "ace".
+/// The name of an implementation as ACE_CPU_GEMM spells it: "eigen", "onednn", "ace" or "libxsmm".
 constexpr std::string_view cpu_gemm_name(CpuGemm g) {
-  return g == CpuGemm::eigen ? "eigen" : g == CpuGemm::onednn ? "onednn" : "ace";
+  return g == CpuGemm::eigen ? "eigen" : g == CpuGemm::onednn ? "onednn" : g == CpuGemm::ace ? "ace" : "libxsmm";
 }
 
 /// Whether this build can run float GEMMs on oneDNN (CMake's ACE_WITH_ONEDNN: on where libdnnl is installed).
@@ -51,26 +56,39 @@ constexpr bool onednn_available() {
 #endif
 }
 
+/// Whether this build runs small float products on libxsmm (CMake's ACE_WITH_LIBXSMM: on where libxsmm is installed).
+constexpr bool libxsmm_available() {
+#if defined(ACE_WITH_LIBXSMM)
+  return true;
+#else
+  return false;
+#endif
+}
+
 namespace detail {
 /// Throws ace::unsupported where `what` (the caller's request) asks for an implementation this build or CPU lacks.
 inline void require_cpu_gemm(CpuGemm choice, std::string_view what) {
+  ACE_THROW_IF(choice == CpuGemm::libxsmm && !libxsmm_available(), unsupported, what,
+               ": this build has no libxsmm (install libxsmm-dev and configure with ACE_WITH_LIBXSMM=ON)");
   ACE_THROW_IF(choice == CpuGemm::onednn && !onednn_available(), unsupported, what,
                ": this build has no oneDNN (install libdnnl-dev and configure with ACE_WITH_ONEDNN=ON)");
   ACE_THROW_IF(choice == CpuGemm::ace && !simd_kernels_available(), unsupported, what,
                ": ace's GEMM kernels need an x86-64 CPU with AVX2 and FMA (and GCC or clang)");
 }
-/// The start-up choice: the environment variable ACE_CPU_GEMM (eigen, onednn or ace) where set, else oneDNN where the
-/// build has it.
+/// The start-up choice: the environment variable ACE_CPU_GEMM (eigen, onednn, ace or libxsmm) where set, else the
+/// first of libxsmm (with oneDNN or Eigen for the rest), oneDNN and Eigen that the build has.
 inline CpuGemm initial_cpu_gemm() {
   const char* env = std::getenv("ACE_CPU_GEMM");
-  if (!env || !*env) return onednn_available() ? CpuGemm::onednn : CpuGemm::eigen;
+  if (!env || !*env)
+    return libxsmm_available() ? CpuGemm::libxsmm : onednn_available() ? CpuGemm::onednn : CpuGemm::eigen;
   const std::string_view v(env);
-  for (const CpuGemm choice : {CpuGemm::eigen, CpuGemm::onednn, CpuGemm::ace}) {
+  for (const CpuGemm choice : {CpuGemm::eigen, CpuGemm::onednn, CpuGemm::ace, CpuGemm::libxsmm}) {
     if (v != cpu_gemm_name(choice)) continue;
     require_cpu_gemm(choice, "ACE_CPU_GEMM");
     return choice;
   }
-  throw invalid_argument(ace::detail::concat("ACE_CPU_GEMM=", v, ": the Cpu backend's GEMM is eigen, onednn or ace"));
+  throw invalid_argument(
+      ace::detail::concat("ACE_CPU_GEMM=", v, ": the Cpu backend's GEMM is eigen, onednn, ace or libxsmm"));
 }
 inline std::atomic<CpuGemm>& cpu_gemm_switch() {
   static std::atomic<CpuGemm> choice{initial_cpu_gemm()};
@@ -79,9 +97,10 @@ inline std::atomic<CpuGemm>& cpu_gemm_switch() {
 }  // namespace detail
 
 /// Chooses the implementation of float GEMMs on the Cpu backend for the whole process, e.g. to compare them; results
-/// differ by rounding only. The default is the environment variable ACE_CPU_GEMM (eigen, onednn or ace) where set,
-/// else oneDNN where the build has it, else Eigen. Throws ace::unsupported for CpuGemm::onednn in a build without
-/// oneDNN and for CpuGemm::ace on a CPU without AVX2 and FMA.
+/// differ by rounding only. The default is the environment variable ACE_CPU_GEMM (eigen, onednn, ace or libxsmm)
+/// where set, else libxsmm where the build has it, else oneDNN where the build has it, else Eigen. Throws
+/// ace::unsupported for CpuGemm::onednn or CpuGemm::libxsmm in a build without that library and for CpuGemm::ace on
+/// a CPU without AVX2 and FMA.
 inline void set_cpu_gemm(CpuGemm choice) {
   detail::require_cpu_gemm(choice, "set_cpu_gemm");
   detail::cpu_gemm_switch().store(choice);
@@ -208,6 +227,41 @@ inline int onednn_sgemm(Transpose ta, Transpose tb, float alpha, MatrixRef<const
                                      ld(c)));
 }
 #endif
+#if defined(ACE_WITH_LIBXSMM)
+/// The products libxsmm runs under CpuGemm::libxsmm: untransposed, alpha 1, beta 0 or 1, at most 128 columns and an
+/// inner dimension of at most 2 048 (where its JIT kernels beat oneDNN's sgemm in whole training steps, the EGNN's
+/// 64-column layers; DeepSets' 256-column ones were level: docs/benchmarks.md).
+inline bool xsmm_suits(Transpose ta, Transpose tb, float alpha, float beta, std::size_t n, std::size_t k) {
+  return ta == Transpose::no && tb == Transpose::no && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && k > 0 &&
+         k <= 2048 && n <= 128;
+}
+/// libxsmm's JIT kernels on one block (see xsmm_suits) in tiles of 64 rows of C; false, with C untouched, where
+/// libxsmm generates no kernel. libxsmm is column-major: row-major C = A B is column-major Cᵀ = Bᵀ Aᵀ, so the
+/// kernel's "A" is B and its "B" is A.
+inline bool xsmm_sgemm(MatrixRef<const float> a, MatrixRef<const float> b, float beta, MatrixRef<float> c) {
+  static const bool initialised = [] {
+    libxsmm_init();
+    return true;
+  }();
+  (void)initialised;
+  constexpr std::size_t tile = 64;
+  const float alpha = 1.0f;
+  const int flags = LIBXSMM_GEMM_FLAG_NONE, prefetch = LIBXSMM_PREFETCH_NONE;
+  const auto m = static_cast<libxsmm_blasint>(c.cols), k = static_cast<libxsmm_blasint>(a.cols);
+  const auto lda = static_cast<libxsmm_blasint>(b.stride), ldb = static_cast<libxsmm_blasint>(a.stride);
+  const auto ldc = static_cast<libxsmm_blasint>(c.stride);
+  const auto kernel = [&](std::size_t rows) {
+    return libxsmm_smmdispatch(m, static_cast<libxsmm_blasint>(rows), k, &lda, &ldb, &ldc, &alpha, &beta, &flags,
+                               &prefetch);
+  };
+  const std::size_t rest = c.rows > tile ? c.rows % tile : 0;  // the rows of a last, shorter tile
+  const libxsmm_smmfunction full = kernel(std::min(tile, c.rows)), tail = rest != 0 ? kernel(rest) : full;
+  if (full == nullptr || tail == nullptr) return false;
+  for (std::size_t r0 = 0; r0 < c.rows; r0 += tile)
+    (r0 + tile <= c.rows || rest == 0 ? full : tail)(b.data, a.data + r0 * a.stride, c.data + r0 * c.stride);
+  return true;
+}
+#endif
 }  // namespace detail
 
 /// A GEMM epilogue that does nothing.
@@ -219,11 +273,13 @@ struct NoEpilogue {
 /// c = alpha op(a) op(b) + beta c on views (c must already have the shape of the product; beta = 0 ignores its old
 /// contents, as in BLAS), then epilogue(first row, first column, block) on each block of C right after the thread
 /// that computed it (the block still in its cache; the fused dense operations' bias and activation). Float products
-/// run on oneDNN's sgemm where the build has it and cpu_gemm() chooses it, products of at least 2^12 multiply-adds;
-/// the rest on Eigen's GEMM. Either way C is cut into blocks fixed by the shape (detail::GemmBlocks), spread over
-/// OpenMP threads with one thread per block, so the result does not depend on the thread count; a product with a
-/// single block and a long inner dimension is cut along it instead (detail::InnerSlabs). CpuGemm::ace runs ace's own
-/// kernels (cpu/gemm_kernel.hpp) on every float product.
+/// follow cpu_gemm(): CpuGemm::libxsmm runs the small untransposed ones (detail::xsmm_suits: the dense layers'
+/// forward products) on libxsmm's JIT kernels and the rest as CpuGemm::onednn; CpuGemm::onednn runs products of at
+/// least 2^12 multiply-adds on oneDNN's sgemm; CpuGemm::ace runs every float product on ace's own kernels
+/// (cpu/gemm_kernel.hpp); the rest, and double, run on Eigen's GEMM. Either way C is cut into blocks fixed by the shape
+/// (detail::GemmBlocks), spread over OpenMP threads with one thread per block, so the result does not depend on the
+/// thread count; a product with a single block and a long inner dimension is cut along it instead
+/// (detail::InnerSlabs).
 template <class T, class Epilogue = NoEpilogue>
 void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<const T>> a,
           std::type_identity_t<MatrixRef<const T>> b, T beta, MatrixRef<T> c, Epilogue&& epilogue = {}) {
@@ -239,10 +295,26 @@ void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<co
     }
   }
 #endif
+#if defined(ACE_WITH_LIBXSMM)
+  if constexpr (std::is_same_v<T, float>) {
+    const std::size_t k = ta == Transpose::no ? a.cols : a.rows;
+    if (cpu_gemm() == CpuGemm::libxsmm && detail::xsmm_suits(ta, tb, alpha, beta, c.cols, k)) {
+      detail::gemm_driver<float>(ta, tb, a, b, beta, c, [&](auto ab, auto bb, float bt, auto cb) {
+        if (detail::xsmm_sgemm(ab, bb, bt, cb)) return;
+  #if defined(ACE_WITH_ONEDNN)  // no kernel for this block: the next implementation, on the same block
+        if (detail::onednn_sgemm(ta, tb, alpha, ab, bb, bt, cb) == 0) return;
+  #endif
+        detail::eigen_gemm<float>(ta, tb, alpha, ab, bb, bt, cb);
+      }, epilogue);
+      return;
+    }
+  }
+#endif
 #if defined(ACE_WITH_ONEDNN)
   if constexpr (std::is_same_v<T, float>) {
     const std::size_t k = ta == Transpose::no ? a.cols : a.rows;
-    if (cpu_gemm() == CpuGemm::onednn && k > 0 && c.rows * c.cols * k >= (std::size_t{1} << 12)) {
+    const bool chosen = cpu_gemm() == CpuGemm::onednn || cpu_gemm() == CpuGemm::libxsmm;
+    if (chosen && k > 0 && c.rows * c.cols * k >= (std::size_t{1} << 12)) {
       std::atomic<int> status{0};
       detail::gemm_driver<float>(ta, tb, a, b, beta, c, [&](auto ab, auto bb, float bt, auto cb) {
         if (const int s = detail::onednn_sgemm(ta, tb, alpha, ab, bb, bt, cb); s != 0) status.store(s);
