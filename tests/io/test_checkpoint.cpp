@@ -117,6 +117,9 @@ TEST_CASE("npy: damaged files throw io_error (truncations, fuzzed bytes, wrong d
   write_bytes(bad, longer);
   CHECK_THROWS_WITH(io::read_npy(bad), Catch::Contains("trailing garbage"));
   CHECK_THROWS_AS(io::read_npy(dir.path / "missing.npy"), io_error);
+  // the same parser on bytes in memory (what tests/fuzz/npy.cpp feeds it), naming the source it is given
+  CHECK(io::parse_npy(original, "memory.npy").bytes == io::read_npy(good).bytes);
+  CHECK_THROWS_WITH(io::parse_npy(longer, "memory.npy"), Catch::StartsWith("memory.npy: the data section"));
 
   std::string text(original.begin(), original.end());
   text.replace(text.find("<f4"), 3, "<u4");

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <numbers>
 #include <string>
 #include <vector>
@@ -40,7 +41,8 @@ inline std::vector<std::uint8_t> read_bytes(const std::filesystem::path& path) {
   return bytes;
 }
 
-// gzip streams (magic 1f 8b) are inflated with zlib; everything else is returned as is.
+// gzip streams (magic 1f 8b) are inflated with zlib; everything else is returned as is. `path` names the source in
+// errors.
 inline std::vector<std::uint8_t> inflate_if_gzip(std::vector<std::uint8_t> bytes, const std::filesystem::path& path) {
   if (bytes.size() < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b) return bytes;
 #if defined(ACE_HAS_ZLIB)
@@ -79,39 +81,45 @@ inline std::vector<std::uint8_t> inflate_if_gzip(std::vector<std::uint8_t> bytes
 }
 }  // namespace detail
 
-/// Reads an IDX file of unsigned bytes (the MNIST family's format; gzip-compressed files are inflated first when
-/// ace is built with zlib, the default). Validates everything: the magic number (two zero bytes, type 0x08 =
-/// unsigned byte, 1 to 4 axes), non-zero sizes, and a payload of exactly the product of the sizes; each violation is
-/// an io_error naming the file and the values found.
-inline IdxArray read_idx(const std::filesystem::path& path) {
-  const std::vector<std::uint8_t> bytes = detail::inflate_if_gzip(detail::read_bytes(path), path);
-  ACE_THROW_IF(bytes.size() < 4, io_error, "read_idx: ", path.string(), " has ", bytes.size(),
+/// Parses the bytes of an IDX file of unsigned bytes (the MNIST family's format; gzip-compressed bytes are inflated
+/// first when ace is built with zlib, the default). Validates everything: the magic number (two zero bytes, type 0x08
+/// = unsigned byte, 1 to 4 axes), non-zero sizes whose product fits in 64 bits, and a payload of exactly that product;
+/// each violation is an io_error naming `name` (the file) and the values found.
+inline IdxArray parse_idx(std::vector<std::uint8_t> raw, const std::filesystem::path& name) {
+  const std::vector<std::uint8_t> bytes = detail::inflate_if_gzip(std::move(raw), name);
+  ACE_THROW_IF(bytes.size() < 4, io_error, "read_idx: ", name.string(), " has ", bytes.size(),
                " bytes, less than an IDX header");
-  ACE_THROW_IF(bytes[0] != 0 || bytes[1] != 0, io_error, "read_idx: ", path.string(),
+  ACE_THROW_IF(bytes[0] != 0 || bytes[1] != 0, io_error, "read_idx: ", name.string(),
                " does not start with an IDX magic number (first bytes ", int(bytes[0]), ", ", int(bytes[1]),
                ", expected 0, 0)");
-  ACE_THROW_IF(bytes[2] != 0x08, io_error, "read_idx: ", path.string(), " holds IDX type ", int(bytes[2]),
+  ACE_THROW_IF(bytes[2] != 0x08, io_error, "read_idx: ", name.string(), " holds IDX type ", int(bytes[2]),
                "; only unsigned bytes (type 8) are supported");
   const std::size_t axes = bytes[3];
-  ACE_THROW_IF(axes < 1 || axes > 4, io_error, "read_idx: ", path.string(), " declares ", axes,
+  ACE_THROW_IF(axes < 1 || axes > 4, io_error, "read_idx: ", name.string(), " declares ", axes,
                " axes; expected 1 to 4");
   const std::size_t header = 4 + 4 * axes;
-  ACE_THROW_IF(bytes.size() < header, io_error, "read_idx: ", path.string(), " ends inside its header (", bytes.size(),
-               " bytes, header ", header, ")");
+  ACE_THROW_IF(bytes.size() < header, io_error, "read_idx: ", name.string(), " ends inside its header (",
+               bytes.size(), " bytes, header ", header, ")");
   IdxArray a;
   std::size_t count = 1;
   for (std::size_t i = 0; i < axes; ++i) {
     const std::uint8_t* p = bytes.data() + 4 + 4 * i;  // big-endian
     const std::size_t n = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
-    ACE_THROW_IF(n == 0, io_error, "read_idx: ", path.string(), " has size 0 on axis ", i);
+    ACE_THROW_IF(n == 0, io_error, "read_idx: ", name.string(), " has size 0 on axis ", i);
+    // 4 sizes below 2^32 can multiply past 2^64 and wrap onto the payload's size
+    ACE_THROW_IF(count > std::numeric_limits<std::size_t>::max() / n, io_error, "read_idx: ", name.string(),
+                 " declares sizes whose product passes 2^64 (size ", n, " on axis ", i, ")");
     a.shape.push_back(n);
     count *= n;
   }
-  ACE_THROW_IF(bytes.size() - header != count, io_error, "read_idx: ", path.string(), " holds ",
+  ACE_THROW_IF(bytes.size() - header != count, io_error, "read_idx: ", name.string(), " holds ",
                bytes.size() - header, " bytes of data, its header declares ", count);
   a.values.assign(bytes.begin() + static_cast<std::ptrdiff_t>(header), bytes.end());
   return a;
 }
+
+/// Reads an IDX file of unsigned bytes (parse_idx).
+inline IdxArray read_idx(const std::filesystem::path& path) { return parse_idx(detail::read_bytes(path), path); }
 
 /// A labelled set of grey-scale images: pixels [count, rows, cols] in [0, 1] (row-major, float) and labels.
 struct ImageSet {

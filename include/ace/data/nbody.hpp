@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ace/backend/cpu/parallel.hpp"
@@ -179,18 +180,25 @@ inline NBodySamples make_nbody_samples(const NBodyOptions& o, NBodySplit split, 
   return s;
 }
 
+/// The cache file of one array ("positions", "velocities", "targets" or "charges") of a split, in `cache_dir`: its
+/// name records the options, split, count and seed that made it.
+inline std::filesystem::path nbody_cache_file(const std::filesystem::path& cache_dir, const NBodyOptions& o,
+                                              NBodySplit split, std::size_t count, std::uint64_t seed,
+                                              std::string_view what) {
+  char field[64];
+  std::snprintf(field, sizeof field, "%.6g_%.6g_%.6g_%.6g", o.field, o.field_axis[0], o.field_axis[1],
+                o.field_axis[2]);
+  return cache_dir / ace::detail::concat("nbody", o.particles, "_", nbody_split_name(split), count, "_seed", seed,
+                                         "_field", field, "_steps", o.steps, "_dt", o.dt, "_frames", o.input_frame,
+                                         "-", o.target_frame, ".", what, ".npy");
+}
+
 /// The samples of a split, from `cache_dir` when a cache of the same options, seed and count is there, otherwise
 /// simulated and cached (four .npy files per split, written atomically; a corrupt cache is an io_error).
 inline NBodySamples load_or_make_nbody(const std::filesystem::path& cache_dir, const NBodyOptions& o,
                                        NBodySplit split, std::size_t count, std::uint64_t seed) {
   o.validate();
-  char field[64];
-  std::snprintf(field, sizeof field, "%.6g_%.6g_%.6g_%.6g", o.field, o.field_axis[0], o.field_axis[1],
-                o.field_axis[2]);
-  const std::string stem = ace::detail::concat("nbody", o.particles, "_", nbody_split_name(split), count, "_seed",
-                                               seed, "_field", field, "_steps", o.steps, "_dt", o.dt, "_frames",
-                                               o.input_frame, "-", o.target_frame);
-  const auto file = [&](const char* what) { return cache_dir / (stem + "." + what + ".npy"); };
+  const auto file = [&](const char* what) { return nbody_cache_file(cache_dir, o, split, count, seed, what); };
   const std::vector<std::size_t> vec_shape{count, o.particles, 3}, q_shape{count, o.particles};
   const char* names[] = {"positions", "velocities", "targets", "charges"};
   bool cached = true;

@@ -226,12 +226,10 @@ void write_npy(const std::filesystem::path& path, std::span<const T> data, std::
   detail::write_file_durably(path, head, reinterpret_cast<const char*>(data.data()), data.size() * sizeof(T));
 }
 
-/// Reads a .npy file strictly: the magic string, a known format version, a well-formed header dict with 'descr',
-/// 'fortran_order' (must be False) and 'shape', and a data section of exactly shape × itemsize bytes. Anything
-/// else (truncated, padded, random bytes, unknown dtype) throws io_error naming the file and the problem.
-inline NpyArray read_npy(const std::filesystem::path& path) {
-  const std::string file = path.string();
-  const std::vector<char> raw = detail::read_whole_file(path);
+/// Parses the bytes of a .npy file strictly: the magic string, a known format version, a well-formed header dict
+/// with 'descr', 'fortran_order' (must be False) and 'shape', and a data section of exactly shape × itemsize bytes.
+/// Anything else (truncated, padded, random bytes, unknown dtype) throws io_error naming `file` and the problem.
+inline NpyArray parse_npy(std::span<const char> raw, const std::string& file) {
   ACE_THROW_IF(raw.size() < 10 || std::string_view(raw.data(), 6) != "\x93NUMPY", io_error, file,
                " is not a .npy file (bad magic string or shorter than a header)");
   const auto byte = [&](std::size_t i) { return static_cast<std::size_t>(static_cast<unsigned char>(raw[i])); };
@@ -271,6 +269,11 @@ inline NpyArray read_npy(const std::filesystem::path& path) {
                (raw.size() - data_at < count * item ? " (truncated file)" : " (trailing garbage)"));
   out.bytes.assign(raw.begin() + static_cast<std::ptrdiff_t>(data_at), raw.end());
   return out;
+}
+
+/// Reads a .npy file strictly (parse_npy); io_error names the file.
+inline NpyArray read_npy(const std::filesystem::path& path) {
+  return parse_npy(detail::read_whole_file(path), path.string());
 }
 
 }  // namespace ace::io
