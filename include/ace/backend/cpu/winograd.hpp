@@ -237,7 +237,6 @@ inline WinogradTransforms winograd_transforms(std::size_t m, std::size_t r) {
 
 struct WinogradPatches;  // thread_scratch tags
 struct WinogradProducts;
-struct WinogradRows;
 
 /// Winograd F(m x m, r x r) convolutions of float channels-last maps (ConvGeometry's layout is ignored: the caller
 /// transposes channels-first maps): forward with bias, and backward — the input gradient as a Winograd correlation of
@@ -316,29 +315,15 @@ class WinogradConv {
     backward_filters_.resize(A * A * Cin * C);
     ACE_OMP_FOR(C * Cin * A * A * r > (std::size_t{1} << 15))
     for (std::size_t o = 0; o < C; ++o) {
-      double t[8 * 5], v[8 * 8], tf[8 * 5], vf[8 * 8];
+      const auto g = [this](std::size_t i, std::size_t k) { return w_.g[i * g_.kernel + k]; };
+      double tap[5 * 5], flipped[5 * 5], v[8 * 8], vf[8 * 8];
       for (std::size_t c = 0; c < Cin; ++c) {
-        const auto tap = [&](std::size_t ky, std::size_t kx) { return double(w[((o * r + ky) * r + kx) * Cin + c]); };
-        for (std::size_t i = 0; i < A; ++i)  // t = G w, tf = G flip(w)
-          for (std::size_t kx = 0; kx < r; ++kx) {
-            double s = 0, sf = 0;
-            for (std::size_t ky = 0; ky < r; ++ky) {
-              s += w_.g[i * r + ky] * tap(ky, kx);
-              sf += w_.g[i * r + ky] * tap(r - 1 - ky, r - 1 - kx);
-            }
-            t[i * r + kx] = s;
-            tf[i * r + kx] = sf;
-          }
-        for (std::size_t i = 0; i < A; ++i)
-          for (std::size_t j = 0; j < A; ++j) {
-            double s = 0, sf = 0;
-            for (std::size_t kx = 0; kx < r; ++kx) {
-              s += t[i * r + kx] * w_.g[j * r + kx];
-              sf += tf[i * r + kx] * w_.g[j * r + kx];
-            }
-            v[i * A + j] = s;
-            vf[i * A + j] = sf;
-          }
+        for (std::size_t k = 0; k < r * r; ++k) {
+          tap[k] = double(w[(o * r * r + k) * Cin + c]);
+          flipped[r * r - 1 - k] = tap[k];
+        }
+        congruence(g, A, r, tap, v);  // G w Gᵀ
+        congruence(g, A, r, flipped, vf);
         for (std::size_t xi = 0; xi < A * A; ++xi) {
           forward_filters_[(xi * Cin + c) * C + o] = static_cast<float>(v[xi]);
           backward_filters_[(xi * C + o) * Cin + c] = static_cast<float>(vf[xi]);
@@ -463,22 +448,33 @@ class WinogradConv {
     const std::size_t r = g_.kernel, A = alpha_;
     ACE_OMP_FOR(C * Cin * A * A * r > (std::size_t{1} << 15))
     for (std::size_t o = 0; o < C; ++o) {
-      double t[8 * 5];
+      const auto gt = [this](std::size_t k, std::size_t i) { return w_.g[i * g_.kernel + k]; };  // Gᵀ
+      double dv[8 * 8], grad[5 * 5];
       for (std::size_t c = 0; c < Cin; ++c) {
-        for (std::size_t ky = 0; ky < r; ++ky)  // t = Gᵀ dV
-          for (std::size_t j = 0; j < A; ++j) {
-            double s = 0;
-            for (std::size_t i = 0; i < A; ++i) s += w_.g[i * r + ky] * double(parts[((i * A + j) * Cin + c) * C + o]);
-            t[ky * A + j] = s;
-          }
-        for (std::size_t ky = 0; ky < r; ++ky)
-          for (std::size_t kx = 0; kx < r; ++kx) {
-            double s = 0;
-            for (std::size_t j = 0; j < A; ++j) s += t[ky * A + j] * w_.g[j * r + kx];
-            dw[((o * r + ky) * r + kx) * Cin + c] += static_cast<float>(s);
-          }
+        for (std::size_t xi = 0; xi < A * A; ++xi) dv[xi] = double(parts[(xi * Cin + c) * C + o]);
+        congruence(gt, r, A, dv, grad);  // Gᵀ dV G
+        for (std::size_t k = 0; k < r * r; ++k) dw[(o * r * r + k) * Cin + c] += static_cast<float>(grad[k]);
       }
     }
+  }
+
+  // y = M x Mᵀ in double for the rows x cols matrix M (entries m(i, k)) and the cols x cols matrix x (row-major,
+  // cols <= 8): M x first, then (M x) Mᵀ, each sum in index order.
+  template <class Entry>
+  static void congruence(Entry m, std::size_t rows, std::size_t cols, const double* x, double* y) {
+    double t[8 * 8];
+    for (std::size_t i = 0; i < rows; ++i)
+      for (std::size_t b = 0; b < cols; ++b) {
+        double s = 0;
+        for (std::size_t a = 0; a < cols; ++a) s += m(i, a) * x[a * cols + b];
+        t[i * cols + b] = s;
+      }
+    for (std::size_t i = 0; i < rows; ++i)
+      for (std::size_t j = 0; j < rows; ++j) {
+        double s = 0;
+        for (std::size_t b = 0; b < cols; ++b) s += t[i * cols + b] * m(j, b);
+        y[i * rows + j] = s;
+      }
   }
 
   static constexpr std::size_t max_groups = 16;  // slots of the filter gradient: at most 16 threads share its work
