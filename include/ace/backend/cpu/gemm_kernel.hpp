@@ -52,6 +52,9 @@ inline float* gemm_buffer(std::size_t floats) {
   return buffer + (misaligned == 0 ? 0 : align - misaligned);
 }
 
+/// The floats a packed row of nc columns takes: whole panels of nr columns (the last one padded with zeros).
+constexpr std::size_t gemm_panel_width(std::size_t nc, std::size_t nr) { return (nc + nr - 1) / nr * nr; }
+
 /// Packs rows [p0, p0 + kc) and columns [j0, j0 + nc) of op(B), times alpha, into panels of NR columns: panel q / NR
 /// starts at out + q * kc and holds kc rows of NR floats (zero past column nc).
 template <std::size_t NR>
@@ -208,7 +211,7 @@ template <class Tile>
 void packed_sgemm(Transpose ta, Transpose tb, float alpha, MatrixRef<const float> a, MatrixRef<const float> b,
                   float beta, MatrixRef<float> c, std::size_t k) {
   constexpr std::size_t nr = Tile::nr;
-  float* const buffer = gemm_buffer((std::min(c.cols, gemm_nc) + nr - 1) / nr * nr * gemm_kc);
+  float* const buffer = gemm_buffer(gemm_panel_width(std::min(c.cols, gemm_nc), nr) * gemm_kc);
   packed_sgemm_on<Tile>(ta, a, beta, c, k, [&](std::size_t j0, std::size_t nc, std::size_t p0, std::size_t kc) {
     gemm_pack_b<nr>(tb, alpha, b, p0, kc, j0, nc, buffer);
     return static_cast<const float*>(buffer);
@@ -257,11 +260,11 @@ inline void ace_pack_gemm_b(Transpose tb, MatrixRef<const float> b, PackedGemmB&
   out.cols = tb == Transpose::no ? b.cols : b.rows;
   const std::size_t nr = out.avx512 ? Avx512Tile::nr : Avx2Tile::nr, k = out.rows, n = out.cols;
   std::size_t size = 0;
-  for (std::size_t j0 = 0; j0 < n; j0 += gemm_nc) size += (std::min(gemm_nc, n - j0) + nr - 1) / nr * nr * k;
+  for (std::size_t j0 = 0; j0 < n; j0 += gemm_nc) size += gemm_panel_width(std::min(gemm_nc, n - j0), nr) * k;
   out.panels.resize(size);
   float* next = out.panels.data();
   for (std::size_t j0 = 0; j0 < n; j0 += gemm_nc) {
-    const std::size_t nc = std::min(gemm_nc, n - j0), width = (nc + nr - 1) / nr * nr;
+    const std::size_t nc = std::min(gemm_nc, n - j0), width = gemm_panel_width(nc, nr);
     for (std::size_t p0 = 0; p0 < k; p0 += gemm_kc) {
       const std::size_t kc = std::min(gemm_kc, k - p0);
       if (out.avx512) gemm_pack_b<Avx512Tile::nr>(tb, 1.0f, b, p0, kc, j0, nc, next);
@@ -282,7 +285,7 @@ inline void ace_sgemm_packed(MatrixRef<const float> a, const PackedGemmB& b, flo
   const std::size_t nr = b.avx512 ? Avx512Tile::nr : Avx2Tile::nr;
   const auto panels = [&](std::size_t, std::size_t nc, std::size_t, std::size_t kc) {
     const float* const chunk = next;
-    next += (nc + nr - 1) / nr * nr * kc;
+    next += gemm_panel_width(nc, nr) * kc;
     return chunk;
   };
   if (b.avx512) packed_sgemm_on<Avx512Tile>(Transpose::no, a, beta, c, b.rows, panels);
