@@ -2,8 +2,6 @@
 // libFuzzer target: a checkpoint directory. The input holds the directory's files cut at "\n=ACE=\n" lines: the
 // manifest, then t0.npy, t1.npy, ... (the seeds name those files). The reader parses the manifest, then every tensor
 // of at most 2^20 entries is read in the manifest's dtype and shape (format, dtype, shape and checksum checked).
-#include <limits>
-
 #include "ace/io/checkpoint.hpp"
 #include "fuzz_support.hpp"
 
@@ -23,10 +21,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const ace::io::CheckpointReader reader(dir);
     for (const ace::io::CheckpointTensor& t : reader.tensors()) {
       std::size_t count = 1;
-      bool small = true;
+      bool small = true;  // count = the product of the sizes, while it stays at most 2^20
       for (const std::size_t n : t.shape) {
-        small = small && (n == 0 || count <= (std::size_t{1} << 20) / n);
-        count *= small ? n : 1;
+        if (n != 0 && count > (std::size_t{1} << 20) / n) {
+          small = false;
+          break;
+        }
+        count *= n;
       }
       if (!small) continue;
       ace::fuzz::refusing_cleanly([&] {
