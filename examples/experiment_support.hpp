@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// What every example experiment shares: flag parsing, mean and standard deviation over seeds, atomic result files
-// and counting swings of the relaxation gammas through 0.
+// What every example experiment shares: main's error handling, the device and optimiser choices, resuming, mean and
+// standard deviation over seeds and counting swings of the relaxation gammas through 0 (flag parsing: flags.hpp).
 #pragma once
 
 #include <ace/ace.hpp>
@@ -19,6 +19,8 @@
 #include <ace/backend/cuda/cuda.hpp>
 #endif
 
+#include "flags.hpp"
+
 namespace experiment {
 
 /// --device names a backend this build or machine cannot run: the examples exit with 77 (CTest's "skipped").
@@ -26,17 +28,23 @@ struct DeviceUnavailable : ace::unsupported {
   using ace::unsupported::unsupported;
 };
 
-/// Checks the --device value (cpu or cuda).
-inline void check_device_name(const std::string& device) {
-  ACE_THROW_IF(device != "cpu" && device != "cuda", ace::invalid_argument, "--device: unknown device '", device,
-               "' (cpu or cuda)");
-}
-
-/// Checks the --gamma-opt value: auto (plain gradient steps on the gammas of ACE equality, Adam for every other
-/// method: docs/ace.md), adam or sgd (plain steps for every method that learns its gammas).
-inline void check_gamma_opt(const std::string& opt) {
-  ACE_THROW_IF(opt != "auto" && opt != "adam" && opt != "sgd", ace::invalid_argument, "--gamma-opt: unknown optimiser '",
-               opt, "' (auto, adam or sgd)");
+/// An example's main: runs `body`; --help (HelpRequested) prints the usage and exits with 0, DeviceUnavailable exits
+/// with 77 (CTest's "skipped"), any other error prints "<name>: <message>" and exits with 1.
+template <class Body>
+int guarded_main(const char* name, Body&& body) {
+  try {
+    body();
+    return 0;
+  } catch (const HelpRequested& help) {
+    std::fputs(help.usage.c_str(), stdout);
+    return 0;
+  } catch (const DeviceUnavailable& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 77;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 1;
+  }
 }
 
 /// run(primal) with the primal optimiser --gamma-opt asks for under Policy: `adam` on every parameter, or
@@ -75,58 +83,27 @@ decltype(auto) on_device(const std::string& device, F&& f) {
 #endif
 }
 
-/// The whole of `text` as a number (a finite one, for floating point), or invalid_argument naming the flag.
-template <class T>
-T parse_number(const std::string& flag, const std::string& text) {
-  std::size_t used = 0;
-  T v{};
-  try {
-    if constexpr (std::is_floating_point_v<T>) v = static_cast<T>(std::stod(text, &used));
-    else v = static_cast<T>(std::stoull(text, &used));
-  } catch (const std::exception&) {
-    used = std::string::npos;
-  }
-  bool ok = used == text.size() && text.find('-') == std::string::npos;
-  if constexpr (std::is_floating_point_v<T>) ok = used == text.size() && std::isfinite(v);
-  ACE_THROW_IF(!ok, ace::invalid_argument, flag, ": expected ", std::is_floating_point_v<T> ? "a number" : "an integer",
-               ", got '", text, "'");
-  return v;
-}
-
-/// A positive integer flag value.
-inline std::size_t parse_count(const std::string& flag, const std::string& text) {
-  const unsigned long long v = parse_number<unsigned long long>(flag, text);
-  ACE_THROW_IF(v == 0, ace::invalid_argument, flag, ": expected a positive integer, got '", text, "'");
-  return static_cast<std::size_t>(v);
-}
-
-template <class T>
-std::vector<T> split_list(const std::string& flag, const std::string& text) {
-  std::vector<T> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if constexpr (std::is_same_v<T, std::string>) out.push_back(item);
-    else out.push_back(parse_number<T>(flag, item));
-  }
-  ACE_THROW_IF(out.empty(), ace::invalid_argument, flag, ": empty list");
-  return out;
-}
-
-/// Where a run that checkpoints into `dir`/state starts: 0 for a new run. If `dir` holds a run's state, --resume
+/// Where a run that checkpoints into `dir`/state starts: {0, 0} for a new run. If `dir` holds a run's state, --resume
 /// (`resume`) loads its last checkpoint into `trainer`, cuts `dir`/log.csv to the epochs it covers, calls
 /// `replay(summary)` for each of them (so the caller restores its bookkeeping: best epoch, curves, plots) and returns
-/// the checkpoint's epoch; without --resume that is an error.
+/// the checkpoint's position (epochs done, and mini-batches of the next one when it was saved mid-epoch); without
+/// --resume that is an error.
 template <class Trainer, class Replay>
-std::size_t resume_point(const std::string& dir, bool resume, Trainer& trainer, Replay&& replay) {
+ace::TrainingPosition resume_point(const std::string& dir, bool resume, Trainer& trainer, Replay&& replay) {
   const std::filesystem::path state = std::filesystem::path(dir) / "state" / "last";
-  if (!std::filesystem::exists(state)) return 0;
+  if (!ace::io::checkpoint_exists(state)) return {};
   ACE_THROW_IF(!resume, ace::invalid_argument, dir,
                " holds the state of an earlier run: pass --resume to continue it, or choose another --out");
-  const std::size_t epoch = ace::load_training_state(state, trainer);
-  for (const ace::EpochSummary& s : ace::resume_csv_log(dir + "/log.csv", epoch)) replay(s);
-  std::printf("  resumed after epoch %zu\n", epoch);
-  return epoch;
+  const ace::TrainingPosition at = ace::load_training_state(state, trainer);
+  for (const ace::EpochSummary& s : ace::resume_csv_log(dir + "/log.csv", at.epoch)) replay(s);
+  if (at.batch == 0) std::printf("  resumed after epoch %zu\n", at.epoch);
+  else std::printf("  resumed after epoch %zu and %zu batches of the next\n", at.epoch, at.batch);
+  return at;
+}
+
+/// The epochs left to train after `at` when the run has `epochs` in all (the partial one counts).
+inline std::size_t epochs_left(std::size_t epochs, const ace::TrainingPosition& at) {
+  return epochs > at.epoch ? epochs - at.epoch : 0;
 }
 
 /// The largest number of swings of one gamma through 0 across the epoch summaries: sign changes between epochs
@@ -153,18 +130,6 @@ inline std::pair<double, double> mean_std(const std::vector<double>& v) {
   double var = 0.0;
   for (double x : v) var += (x - mean) * (x - mean);
   return {mean, v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0};
-}
-
-/// Writes `text` to `path` through a temporary file renamed into place: readers never see a partial file.
-inline void write_text_atomically(const std::filesystem::path& path, const std::string& text) {
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    out.flush();
-    ACE_THROW_IF(!out, ace::io_error, "writing ", tmp.string(), " failed");
-  }
-  std::filesystem::rename(tmp, path);
 }
 
 }  // namespace experiment

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The shared part of the EGNN experiments (examples/nbody.cpp, examples/mocap.cpp): command-line flags, one training
-// run of a method (strict, free, schedule, ACE equality, ACE resilient) with model selection on the deployed model's
-// validation error, and the results table, CSV and plots. Every method of a seed starts from the same network and
+// The shared part of the EGNN experiments (examples/nbody.cpp, examples/mocap.cpp): one training run of a method
+// (strict, free, schedule, ACE equality, ACE resilient) with model selection on the deployed model's validation
+// error, and the results table, CSV and plots. Every method of a seed starts from the same network and
 // sees the same batches.
 #pragma once
 
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "experiment_support.hpp"
+#include "graph_flags.hpp"
 
 namespace experiment {
 
@@ -33,91 +34,6 @@ using SegnnOn = ace::SEGNNRegression<float, B>;
 #endif
 template <class B>
 using BatchOn = ace::GraphBatch<float, B>;
-
-/// The flags every EGNN experiment shares.
-struct Settings {
-  std::vector<std::string> methods{"strict", "free", "schedule", "equality", "resilient"};
-  std::vector<std::uint64_t> seeds{1};
-  std::size_t epochs = 100, batch = 100, hidden = 64, layers = 4, eval_every = 1, workers = 2;
-  double lr = 5e-4, weight_decay = 1e-12, dual_lr = 1e-3, augmented = 1.0, rho = 1.0;
-  std::string gamma_opt = "auto";  // the primal steps on the gammas and slacks: auto, adam (as theta) or sgd
-  double gamma_lr = 0.05;          // the plain steps' rate (sgd, and auto's equality runs)
-  std::string dual_opt = "sgd";    // the dual steps: sgd (plain ascent) or adam
-  std::string out;
-  std::string device = "cpu";  // the backend the runs train on: cpu (ace::Cpu) or cuda (ace::Cuda)
-  std::string model = "egnn";  // the network: egnn, or segnn where the experiment offers it
-  bool resume = false;         // continue the runs whose state is in --out
-};
-
-inline const char* settings_usage =
-    "  --methods LIST   strict, free, schedule, equality, resilient (comma-separated)\n"
-    "  --seeds LIST     network seeds, e.g. 1,2,3 (each method of a seed starts from the same network)\n"
-    "  --epochs N, --batch N, --hidden N, --layers N, --lr X, --weight-decay X\n"
-    "  --dual-lr X      the ACE methods' dual step size\n"
-    "  --dual-opt O     the dual steps on the multipliers: sgd (default, plain ascent) or adam\n"
-    "  --augmented C    augmented-Lagrangian coefficient of the ACE methods (default 1: without it the equality\n"
-    "                   gammas overshoot 0 and oscillate under Adam; 0 = the plain Lagrangian)\n"
-    "  --rho X          the resilient method's slack cost (rho/2 |u|^2)\n"
-    "  --gamma-opt O    the primal steps on the gammas and slacks: auto (default: plain steps for ACE equality,\n"
-    "                   Adam for the others, as measured in docs/ace.md), adam (with theta's rate) or sgd (plain\n"
-    "                   gradient steps, the paper's Algorithm 1 and 2, at --gamma-lr, for every method)\n"
-    "  --gamma-lr X     the plain steps' rate (default 0.05)\n"
-    "  --eval-every N   evaluate (validation, test at the best validation epoch, equivariance) every N epochs\n"
-    "  --workers N      data-parallel chunks per batch (default 2; results depend on N at the rounding level only)\n"
-    "  --device D       cpu (default) or cuda (the CUDA backend; needs a build with ACE_WITH_CUDA and a GPU; there the\n"
-    "                   workers' chunks run one after the other on one stream: --workers 1)\n"
-    "  --out DIR        where the logs, plots and results go: DIR/<method>/seed<s>/{log.csv,*.svg,state/}, DIR/*.svg,\n"
-    "                   DIR/results.csv; every run checkpoints its state after each epoch\n"
-    "  --resume         continue the runs in --out from their last checkpoints (bit for bit: the same results and\n"
-    "                   logs as an uninterrupted run, timings aside); without it, an --out holding a run's state is\n"
-    "                   an error\n";
-
-/// Parses `args` (flag value pairs): --help prints `usage` and exits; the shared flags go to `s`; every other flag
-/// goes to `own(flag, value)`, which returns false for a flag it does not know (an error naming it).
-template <class Own>
-void parse_flags(const std::vector<std::string>& args, const std::string& usage, Settings& s, Own&& own) {
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& flag = args[i];
-    if (flag == "--help" || flag == "-h") {
-      std::fputs(usage.c_str(), stdout);
-      std::exit(0);
-    }
-    if (flag == "--resume") {  // the one flag without a value
-      s.resume = true;
-      continue;
-    }
-    ACE_THROW_IF(i + 1 >= args.size(), ace::invalid_argument, flag, " needs a value\n", usage);
-    const std::string value = args[++i];
-    const auto real = [&] { return parse_number<double>(flag, value); };
-    if (flag == "--methods") s.methods = split_list<std::string>(flag, value);
-    else if (flag == "--seeds") s.seeds = split_list<std::uint64_t>(flag, value);
-    else if (flag == "--epochs") s.epochs = parse_count(flag, value);
-    else if (flag == "--batch") s.batch = parse_count(flag, value);
-    else if (flag == "--hidden") s.hidden = parse_count(flag, value);
-    else if (flag == "--layers") s.layers = parse_count(flag, value);
-    else if (flag == "--eval-every") s.eval_every = parse_count(flag, value);
-    else if (flag == "--workers") s.workers = parse_count(flag, value);
-    else if (flag == "--lr") s.lr = real();
-    else if (flag == "--weight-decay") s.weight_decay = real();
-    else if (flag == "--dual-lr") s.dual_lr = real();
-    else if (flag == "--augmented") s.augmented = real();
-    else if (flag == "--rho") s.rho = real();
-    else if (flag == "--gamma-opt") s.gamma_opt = value;
-    else if (flag == "--gamma-lr") s.gamma_lr = real();
-    else if (flag == "--dual-opt") s.dual_opt = value;
-    else if (flag == "--out") s.out = value;
-    else if (flag == "--device") s.device = value;
-    else ACE_THROW_IF(!own(flag, value), ace::invalid_argument, "unknown flag ", flag, "\n", usage);
-  }
-  for (const auto& m : s.methods)
-    ACE_THROW_IF(m != "strict" && m != "free" && m != "schedule" && m != "equality" && m != "resilient",
-                 ace::invalid_argument, "--methods: unknown method '", m,
-                 "' (strict, free, schedule, equality, resilient)");
-  ACE_THROW_IF(s.dual_opt != "sgd" && s.dual_opt != "adam", ace::invalid_argument, "--dual-opt: unknown dual step '",
-               s.dual_opt, "' (sgd or adam)");
-  check_device_name(s.device);
-  check_gamma_opt(s.gamma_opt);
-}
 
 /// What an experiment trains on: the graph, the network's inputs, the splits and how to report errors.
 struct Task {
@@ -256,7 +172,7 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& method, 
   const std::string dir = ace::detail::concat(c.out, "/", method, "/seed", seed);
   std::printf("%s, seed %llu\n", method.c_str(), static_cast<unsigned long long>(seed));
   ace::PlotWriter plots(dir, 10, t.gamma_names);
-  const std::size_t first_epoch = resume_point(dir, c.resume, trainer, [&](const ace::EpochSummary& s) {
+  const ace::TrainingPosition start = resume_point(dir, c.resume, trainer, [&](const ace::EpochSummary& s) {
     const auto valid = s.metrics.find("valid_mse");  // what evaluate() recorded, from the log's exact values
     r.valid_curve.push_back(s.evaluated("valid_mse") ? valid->second : std::numeric_limits<double>::quiet_NaN());
     if (s.evaluated("valid_mse") && valid->second < r.best_valid) {
@@ -267,12 +183,13 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& method, 
     plots.on_epoch_end(trainer, s);
   });
   ace::ProgressBar bar;
-  ace::CsvLogger csv(dir + "/log.csv", first_epoch > 0);
-  ace::Checkpointer checkpointer({.directory = dir + "/state", .metric = {}, .maximize = false});  // "last", each epoch
-  const auto start = std::chrono::steady_clock::now();
-  const ace::FitResult fr = ace::fit(trainer, c.epochs > first_epoch ? c.epochs - first_epoch : 0, batches, evaluate,
-                                     first_epoch, bar, csv, plots, checkpointer);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ace::CsvLogger csv(dir + "/log.csv", start.epoch > 0);
+  ace::Checkpointer checkpointer({.directory = dir + "/state", .metric = {}, .maximize = false,  // "last" only
+                                 .every_steps = c.checkpoint_steps});
+  const auto began = std::chrono::steady_clock::now();
+  const ace::FitResult fr =
+      ace::fit(trainer, epochs_left(c.epochs, start), batches, evaluate, start, bar, csv, plots, checkpointer);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   if (fr.status == ace::FitStatus::non_finite) std::printf("  %s\n", fr.message.c_str());
   if (plots.history().empty()) return r;  // stopped in its first epoch: nothing was evaluated
   const ace::EpochSummary& last = plots.history().back();
@@ -372,7 +289,7 @@ inline void report(const Settings& c, const Task& t, const std::vector<RunResult
       std::printf("\n");
     }
   }
-  std::filesystem::create_directories(c.out);
+  ace::io::create_directories(c.out);
   ace::io::write_svg(c.out + "/valid_curves.svg", curves);
   std::ostringstream csv;
   csv.precision(10);
@@ -380,7 +297,7 @@ inline void report(const Settings& c, const Task& t, const std::vector<RunResult
   for (const auto& r : results)
     csv << r.method << "," << r.seed << "," << r.test_mse << "," << r.best_valid << "," << r.best_epoch << ","
         << r.equivariance << "," << r.max_gamma << "," << r.crossings << "," << r.seconds << "\n";
-  write_text_atomically(c.out + "/results.csv", csv.str());
+  ace::io::write_file_atomically(c.out + "/results.csv", csv.str());
   std::printf("\nlogs and plots: %s/<method>/seed<s>/, %s/valid_curves.svg, %s/results.csv\n", c.out.c_str(),
               c.out.c_str(), c.out.c_str());
 }

@@ -35,14 +35,11 @@ grep -q "pass --resume" "$work/fresh.txt"
 "$@" --out "$work/killed" --resume > "$work/resumed.txt" 2>&1
 
 # Compare without the timing columns: results.csv's "seconds", log.csv's "seconds" (third column).
-strip() {  # file, name of the column to drop
-  awk -F, -v name="$2" 'NR == 1 { for (i = 1; i <= NF; ++i) if ($i == name) drop = i }
-    { out = ""; for (i = 1; i <= NF; ++i) if (i != drop) out = out (out == "" && i == 1 ? "" : ",") $i; print out }' "$1"
-}
+strip="$(dirname "$0")/../scripts/csv-drop-column"
 status=0
-diff <(strip "$work/straight/results.csv" seconds) <(strip "$work/killed/results.csv" seconds) || status=1
+diff <("$strip" "$work/straight/results.csv" seconds) <("$strip" "$work/killed/results.csv" seconds) || status=1
 for straight in $(cd "$work/straight" && find . -name log.csv | sort); do
-  diff <(strip "$work/straight/$straight" seconds) <(strip "$work/killed/$straight" seconds) > /dev/null || {
+  diff <("$strip" "$work/straight/$straight" seconds) <("$strip" "$work/killed/$straight" seconds) > /dev/null || {
     echo "resume_after_kill: $straight differs"
     status=1
   }

@@ -7,7 +7,7 @@
 //   rotated_images [--data DIR] [--tasks rotated,upright] [--models p4,p4m,cnn] [--methods strict,equality,resilient]
 //                  [--seeds 1,2,3] [--epochs N] [--train N] [--valid N] [--test N] [--batch N] [--lr X]
 //                  [--dual-lr X] [--augmented C] [--rho X] [--rotation continuous|quarter] [--device cpu|cuda]
-//                  [--out DIR] [--resume]
+//                  [--out DIR] [--checkpoint-steps N] [--resume]
 #include <ace/ace.hpp>
 #include <chrono>
 #include <cstdio>
@@ -18,9 +18,11 @@
 #include <vector>
 
 #include "experiment_support.hpp"
+#include "rotated_images_flags.hpp"
 
 namespace {
 
+using Settings = experiment::ImagesConfig;
 using ace::Image;
 using ace::Layout;
 using ace::Multiple;
@@ -81,96 +83,6 @@ struct Nets {
   using Cnn = typename PlainCnn<8, 16, 32, Bk>::Net;
 };
 
-struct Settings {
-  std::filesystem::path data = ace::fashion_mnist_default_dir;
-  std::vector<std::string> tasks{"rotated", "upright"}, models{"p4", "p4m", "cnn"},
-      methods{"strict", "equality", "resilient"};
-  std::vector<std::uint64_t> seeds{1};
-  std::size_t epochs = 3, train = 5000, valid = 1000, test = 2000, batch = 32;
-  double lr = 2e-3, dual_lr = 2e-2, augmented = 1.0, rho = 1.0;
-  std::string gamma_opt = "auto";  // the primal steps on the gammas and slacks: auto, adam (as theta) or sgd
-  double gamma_lr = 0.05;          // their rate with --gamma-opt sgd
-  ace::Rotation rotation = ace::Rotation::continuous;
-  std::string device = "cpu";
-  std::string out = "rotated_images_out";
-  bool resume = false;
-};
-
-const char* usage =
-    "rotated_images: P4/P4M group CNNs (strict, ACE equality, ACE resilient) and a plain CNN on Fashion-MNIST\n"
-    "  --data DIR       Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist, Debian's\n"
-    "                   dataset-fashion-mnist)\n"
-    "  --tasks LIST     rotated (train and test rotated), upright\n"
-    "  --models LIST    p4, p4m, cnn (the CNN trains once per seed: it has no relaxation)\n"
-    "  --methods LIST   strict, equality, resilient (the group CNNs)\n"
-    "  --seeds LIST     each model and method of a seed starts from the same network and sees the same batches\n"
-    "  --epochs N, --batch N, --lr X (Adam)\n"
-    "  --train N, --valid N, --test N   images used: the first train + valid of the training file (valid for model\n"
-    "                   selection), the first N of the test file\n"
-    "  --dual-lr X, --augmented C, --rho X   the ACE methods' dual step, augmented coefficient, slack cost\n"
-    "  --gamma-opt O    the primal steps on the gammas and slacks: auto (default: plain steps for ACE equality, Adam\n"
-    "                   for resilient, as measured in docs/ace.md), adam (with the weights' rate) or sgd (plain\n"
-    "                   gradient steps, the paper's Algorithm 1 and 2, at --gamma-lr, default 0.05, for both)\n"
-    "  --rotation continuous|quarter   the rotated task's angles: uniform (bilinear) or multiples of 90 degrees\n"
-    "  --device D       cpu (default) or cuda (the CUDA backend; needs a build with ACE_WITH_CUDA and a GPU)\n"
-    "  --out DIR        logs, plots, checkpoints (each run's state/, after every epoch) and results.csv\n"
-    "  --resume         continue the runs in --out from their last checkpoints (the same results and logs as an\n"
-    "                   uninterrupted run, timings aside); without it, an --out holding a run's state is an error\n";
-
-Settings parse(int argc, char** argv) {
-  Settings s;
-  using experiment::parse_count;
-  using experiment::parse_number;
-  using experiment::split_list;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      std::fputs(usage, stdout);
-      std::exit(0);
-    }
-    if (flag == "--resume") {  // the one flag without a value
-      s.resume = true;
-      continue;
-    }
-    ACE_THROW_IF(i + 1 >= argc, ace::invalid_argument, flag, " needs a value\n", usage);
-    const std::string v = argv[++i];
-    if (flag == "--data") s.data = v;
-    else if (flag == "--tasks") s.tasks = split_list<std::string>(flag, v);
-    else if (flag == "--models") s.models = split_list<std::string>(flag, v);
-    else if (flag == "--methods") s.methods = split_list<std::string>(flag, v);
-    else if (flag == "--seeds") s.seeds = split_list<std::uint64_t>(flag, v);
-    else if (flag == "--epochs") s.epochs = parse_count(flag, v);
-    else if (flag == "--train") s.train = parse_count(flag, v);
-    else if (flag == "--valid") s.valid = parse_count(flag, v);
-    else if (flag == "--test") s.test = parse_count(flag, v);
-    else if (flag == "--batch") s.batch = parse_count(flag, v);
-    else if (flag == "--lr") s.lr = parse_number<double>(flag, v);
-    else if (flag == "--dual-lr") s.dual_lr = parse_number<double>(flag, v);
-    else if (flag == "--augmented") s.augmented = parse_number<double>(flag, v);
-    else if (flag == "--rho") s.rho = parse_number<double>(flag, v);
-    else if (flag == "--gamma-opt") s.gamma_opt = v;
-    else if (flag == "--gamma-lr") s.gamma_lr = parse_number<double>(flag, v);
-    else if (flag == "--out") s.out = v;
-    else if (flag == "--device") s.device = v;
-    else if (flag == "--rotation") {
-      ACE_THROW_IF(v != "continuous" && v != "quarter", ace::invalid_argument,
-                   "--rotation: expected continuous or quarter, got '", v, "'");
-      s.rotation = v == "quarter" ? ace::Rotation::quarter_turns : ace::Rotation::continuous;
-    } else {
-      ACE_THROW_IF(true, ace::invalid_argument, "unknown flag ", flag, "\n", usage);
-    }
-  }
-  experiment::check_device_name(s.device);
-  experiment::check_gamma_opt(s.gamma_opt);
-  for (const auto& t : s.tasks)
-    ACE_THROW_IF(t != "rotated" && t != "upright", ace::invalid_argument, "--tasks: unknown task '", t, "'");
-  for (const auto& m : s.models)
-    ACE_THROW_IF(m != "p4" && m != "p4m" && m != "cnn", ace::invalid_argument, "--models: unknown model '", m, "'");
-  for (const auto& m : s.methods)
-    ACE_THROW_IF(m != "strict" && m != "equality" && m != "resilient", ace::invalid_argument,
-                 "--methods: unknown method '", m, "'");
-  return s;
-}
 
 /// A split as network inputs: images [n, 784] (one channel: both layouts agree) and labels.
 struct Split {
@@ -313,7 +225,7 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& model_na
   std::printf("%s: %s %s, seed %llu (%zu parameters)\n", t.name.c_str(), model_name.c_str(), method.c_str(),
               static_cast<unsigned long long>(seed), r.parameters);
   ace::PlotWriter plots(dir, 1);
-  const std::size_t first_epoch = experiment::resume_point(dir, c.resume, trainer, [&](const ace::EpochSummary& s) {
+  const ace::TrainingPosition start = experiment::resume_point(dir, c.resume, trainer, [&](const ace::EpochSummary& s) {
     const double valid = s.metrics.at("valid_accuracy");  // what evaluate() recorded, from the log's exact values
     if (valid > r.best_valid) {
       r.best_valid = valid;
@@ -326,12 +238,13 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& model_na
     plots.on_epoch_end(trainer, s);
   });
   ace::ProgressBar bar;
-  ace::CsvLogger csv(dir + "/log.csv", first_epoch > 0);
-  ace::Checkpointer checkpointer({.directory = dir + "/state", .metric = {}, .maximize = false});  // "last", each epoch
-  const auto start = std::chrono::steady_clock::now();
-  const ace::FitResult fr = ace::fit(trainer, c.epochs > first_epoch ? c.epochs - first_epoch : 0, batches, evaluate,
-                                     first_epoch, bar, csv, plots, checkpointer);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ace::CsvLogger csv(dir + "/log.csv", start.epoch > 0);
+  ace::Checkpointer checkpointer({.directory = dir + "/state", .metric = {}, .maximize = false,  // "last" only
+                                 .every_steps = c.checkpoint_steps});
+  const auto began = std::chrono::steady_clock::now();
+  const ace::FitResult fr = ace::fit(trainer, experiment::epochs_left(c.epochs, start), batches, evaluate, start, bar,
+                                     csv, plots, checkpointer);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   if (fr.status == ace::FitStatus::non_finite) std::printf("  %s\n", fr.message.c_str());
   r.max_gamma = plots.history().back().max_abs_gamma();
   return r;
@@ -400,7 +313,7 @@ void report(const Settings& c, const std::vector<RunResult>& results) {
     for (std::size_t e = 1; e <= r.valid_curve.size(); ++e) s.x.push_back(static_cast<double>(e));
     plot.series.push_back(std::move(s));
   }
-  std::filesystem::create_directories(c.out);
+  ace::io::create_directories(c.out);
   for (const auto& [task, plot] : curves) ace::io::write_svg(c.out + "/valid_accuracy_" + task + ".svg", plot);
   std::ostringstream csv;
   csv.precision(10);
@@ -410,7 +323,7 @@ void report(const Settings& c, const std::vector<RunResult>& results) {
     csv << r.task << "," << r.model << "," << r.method << "," << r.seed << "," << r.test_accuracy << ","
         << r.best_valid << "," << r.best_epoch << "," << r.rotation_error << "," << r.flip_error << ","
         << r.max_gamma << "," << r.parameters << "," << r.seconds << "\n";
-  experiment::write_text_atomically(c.out + "/results.csv", csv.str());
+  ace::io::write_file_atomically(c.out + "/results.csv", csv.str());
   std::printf("\nlogs and plots: %s/<task>/<model>-<method>/seed<s>/, %s/valid_accuracy_<task>.svg, %s/results.csv\n",
               c.out.c_str(), c.out.c_str(), c.out.c_str());
 }
@@ -418,8 +331,8 @@ void report(const Settings& c, const std::vector<RunResult>& results) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    const Settings c = parse(argc, argv);
+  return experiment::guarded_main("rotated_images", [&] {
+    const Settings c = experiment::parse_rotated_images({argv + 1, argv + argc});
     experiment::print_device(c.device, "");
     const ace::ImageSet train_file = ace::load_fashion_mnist(c.data, true);
     const ace::ImageSet test_file = ace::load_fashion_mnist(c.data, false);
@@ -437,12 +350,5 @@ int main(int argc, char** argv) {
         for (const auto& model : c.models) run_model(c, t, model, seed, results);
     }
     report(c, results);
-  } catch (const experiment::DeviceUnavailable& e) {
-    std::fprintf(stderr, "rotated_images: %s\n", e.what());
-    return 77;
-  } catch (const ace::error& e) {
-    std::fprintf(stderr, "rotated_images: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  });
 }

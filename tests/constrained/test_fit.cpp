@@ -22,6 +22,7 @@
 #include "ace/rep/composite.hpp"
 #include "backend_support.hpp"
 #include "constrained/quadratic.hpp"
+#include "failing_files.hpp"
 
 using namespace ace;
 namespace fs = std::filesystem;
@@ -254,9 +255,9 @@ TEMPLATE_LIST_TEST_CASE("trainer checkpoints: a resumed run continues bit for bi
   }
   Run resumed(2);  // another initialisation: everything must come from the checkpoint
   CHECK(resumed.state() != straight.state());
-  const std::size_t epoch = load_training_state(dir / "last", resumed.trainer);
-  CHECK(epoch == 3);
-  fit(resumed.trainer, 3, resumed.batches(), resumed.evaluate(), epoch);
+  const TrainingPosition at = load_training_state(dir / "last", resumed.trainer);
+  CHECK(at == TrainingPosition{3, 0});
+  fit(resumed.trainer, 3, resumed.batches(), resumed.evaluate(), at);
   CHECK(resumed.state() == straight.state());  // parameters, gammas, multipliers, slacks, moments: bit for bit
 
   // Another policy cannot load it; a damaged checkpoint changes nothing.
@@ -269,6 +270,133 @@ TEMPLATE_LIST_TEST_CASE("trainer checkpoints: a resumed run continues bit for bi
   std::ofstream(dir / "last" / "t0.npy", std::ios::trunc) << "garbage";
   CHECK_THROWS_AS(load_training_state(dir / "last", target.trainer), io_error);
   CHECK(target.state() == before);
+}
+
+namespace {
+/// Stands for a kill: throws once the trainer has taken `at` steps (after the callbacks before it saw the step).
+struct KillAtStep {
+  std::size_t at;
+  struct Killed {};
+  template <class Trainer>
+  void on_batch_end(Trainer& t, const TrainingPosition&) {
+    if (t.steps() == at) throw Killed{};
+  }
+};
+/// Lists the positions at which a Checkpointer saving every `every` steps saves.
+struct SavedPositions {
+  std::vector<TrainingPosition>* out;
+  std::size_t every;
+  template <class Trainer>
+  void on_batch_end(Trainer& t, const TrainingPosition& p) {
+    if (t.steps() % every == 0) out->push_back(p);
+  }
+};
+/// Keeps every epoch's summary.
+struct Summaries {
+  std::vector<EpochSummary> all;
+  template <class Trainer>
+  void on_epoch_end(Trainer&, const EpochSummary& s) {
+    all.push_back(s);
+  }
+};
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("trainer checkpoints: a run resumed from the middle of an epoch continues bit for bit",
+                        "[ace][checkpoint]", test::Backends) {
+  using B = TestType;
+  using Run = ::Run<B>;
+  const TempDir tmp("fit-resume-steps");
+  const fs::path& dir = tmp.path;
+  Run straight(1);
+  Summaries straight_epochs;
+  fit(straight.trainer, 4, straight.batches(), straight.evaluate(), 0, straight_epochs);
+
+  std::vector<TrainingPosition> saved;  // 4 batches an epoch, a save every 3 steps
+  {
+    Run first(1);
+    Checkpointer ckpt({.directory = dir, .metric = {}, .maximize = false, .every_steps = 3});
+    SavedPositions positions{&saved, 3};
+    KillAtStep kill{10};  // the last save was at step 9: epoch 3, after its first batch
+    CHECK_THROWS_AS(fit(first.trainer, 4, first.batches(), first.evaluate(), 0, ckpt, positions, kill),
+                    KillAtStep::Killed);
+  }
+  CHECK(saved == std::vector<TrainingPosition>{{0, 3}, {1, 2}, {2, 1}});
+  Run resumed(2);
+  const TrainingPosition at = load_training_state(dir / "last", resumed.trainer);
+  REQUIRE(at == TrainingPosition{2, 1});
+  CHECK(resumed.trainer.steps() == 9);
+  Summaries resumed_epochs;
+  fit(resumed.trainer, 2, resumed.batches(), resumed.evaluate(), at, resumed_epochs);
+  CHECK(resumed.state() == straight.state());
+  REQUIRE(resumed_epochs.all.size() == 2);
+  for (std::size_t k = 0; k < 2; ++k) {  // the partial epoch's mean loss counts its batches from before the kill
+    CHECK(resumed_epochs.all[k].epoch == straight_epochs.all[k + 2].epoch);
+    CHECK(resumed_epochs.all[k].train_loss == straight_epochs.all[k + 2].train_loss);
+    CHECK(resumed_epochs.all[k].metrics == straight_epochs.all[k + 2].metrics);
+  }
+  // An epoch without mini-batches (an empty split) and a position past the epoch's mini-batches are refused.
+  Run empty(1);
+  CHECK_THROWS_WITH(fit(empty.trainer, 1, [](std::size_t, auto&&) {}, empty.evaluate(), 0),
+                    Catch::Contains("epoch 1 has no mini-batches"));
+  Run beyond(1);
+  CHECK_THROWS_AS(fit(beyond.trainer, 1, beyond.batches(), beyond.evaluate(), TrainingPosition{0, 5}),
+                  invalid_argument);
+}
+
+TEST_CASE("csv logs: a log killed before its first row starts again; a resume reads only the rows it keeps",
+          "[ace][fit]") {
+  const TempDir tmp("csv-resume");
+  const fs::path log = tmp.path / "log.csv";
+  std::ofstream(log).flush();  // created, killed before the first epoch ended
+  {
+    CsvLogger csv(log, true);
+    Run<> run(3);
+    fit(run.trainer, 2, run.batches(), run.evaluate(), 0, csv);
+  }
+  REQUIRE(read_csv_log(log).size() == 2);
+  std::ofstream(log, std::ios::app) << "3,12,0.5,0.25,1";  // a third row cut short
+  CHECK_THROWS_AS(read_csv_log(log), io_error);
+  CHECK(read_csv_log(log, 2).size() == 2);
+  const auto kept = resume_csv_log(log, 2);
+  CHECK(kept.size() == 2);
+  CHECK(read_csv_log(log).size() == 2);
+  CHECK(resume_csv_log(tmp.path / "absent.csv", 0).empty());  // killed inside its first epoch: nothing logged
+  CHECK_THROWS_AS(resume_csv_log(tmp.path / "absent.csv", 1), io_error);
+}
+
+TEST_CASE("trainer checkpoints: a disk that fills mid-run stops it with io_error; the last checkpoint resumes it",
+          "[ace][checkpoint][reliability]") {
+  const TempDir tmp("fit-disk-full");
+  const fs::path& dir = tmp.path;
+  Run<> straight(1);
+  fit(straight.trainer, 4, straight.batches(), straight.evaluate(), 0);
+  {
+    Run<> first(1);
+    Checkpointer ckpt({.directory = dir / "state", .metric = "val"});
+    CsvLogger csv(dir / "log.csv");
+    fit(first.trainer, 2, first.batches(), first.evaluate(), 0, csv, ckpt);
+    const test::FileSizeLimit full(512);  // from here on no file may grow past 512 bytes
+    try {
+      fit(first.trainer, 2, first.batches(), first.evaluate(), 2, ckpt);
+      FAIL("a checkpoint was saved past the file-size limit");
+    } catch (const io_error& e) {
+      CHECK_THAT(std::string(e.what()), Catch::Contains((dir / "state").string()) && Catch::Contains("File too large"));
+    }
+    const test::FileSizeLimit log_full(fs::file_size(dir / "log.csv") + 16);  // room for a part of one more row
+    CsvLogger more(dir / "log.csv", true);
+    try {
+      fit(first.trainer, 1, first.batches(), first.evaluate(), 3, more);
+      FAIL("a log row was written past the file-size limit");
+    } catch (const io_error& e) {
+      CHECK_THAT(std::string(e.what()), Catch::Contains((dir / "log.csv").string()));
+    }
+  }
+  Run<> resumed(2);
+  const TrainingPosition at = load_training_state(dir / "state" / "last", resumed.trainer);
+  CHECK(at == TrainingPosition{2, 0});  // the checkpoint of the last epoch that could be saved, whole
+  CHECK(resume_csv_log(dir / "log.csv", at.epoch).size() == 2);
+  fit(resumed.trainer, 2, resumed.batches(), resumed.evaluate(), at);
+  CHECK(resumed.state() == straight.state());
 }
 
 TEST_CASE("trainer evaluation: deployed and relaxed losses per policy", "[ace][evaluate]") {

@@ -126,6 +126,10 @@ TEST_CASE("idx: image sets check counts, axes and labels", "[data][idx]") {
                     Catch::Contains("4 images in") && Catch::Contains("but 5 labels"));
   CHECK_THROWS_WITH(load_idx_images(dir.path / "labels", dir.path / "labels"),
                     Catch::Contains("has 1 axes, expected 3"));
+  write_file(dir.path / "no-images", idx_bytes({0, 2, 3}));
+  write_file(dir.path / "no-labels", idx_bytes({0}));
+  CHECK_THROWS_WITH(load_idx_images(dir.path / "no-images", dir.path / "no-labels"),
+                    Catch::Contains("no-images has size 0 on axis 0"));  // an empty split
   CHECK_THROWS_WITH(load_fashion_mnist(dir.path / "nowhere", true),
                     Catch::Contains("train-images-idx3-ubyte nor its .gz exists"));
 }

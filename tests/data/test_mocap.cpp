@@ -2,7 +2,9 @@
 // The motion capture loader: the shipped release read exactly, the published protocol, the skeleton graph, batch
 // contents, damaged releases rejected with the offending values, and the EGNN's symmetries on the skeleton graph.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <queue>
 
@@ -191,7 +193,11 @@ TEST_CASE("mocap: a damaged or missing release is an io_error naming the file an
     std::vector<double> pose(2 * 31 * 3, 1.0);
     pose[100] = std::nan("");
     io::write_npy<double>(c.dir.path / "trial_04.npy", pose, std::vector<std::size_t>{2, 31, 3});
-    CHECK_THROWS_WITH(load_mocap(c.dir.path), Catch::Contains("trial_04.npy: entry 100 is not finite"));
+    CHECK_THROWS_WITH(load_mocap(c.dir.path), Catch::Contains("trial_04.npy: frame 1, joint 2, axis 1 is nan"));
+    pose[100] = 1.0;
+    pose[5] = -std::numeric_limits<double>::infinity();
+    io::write_npy<double>(c.dir.path / "trial_04.npy", pose, std::vector<std::size_t>{2, 31, 3});
+    CHECK_THROWS_WITH(load_mocap(c.dir.path), Catch::Contains("trial_04.npy: frame 0, joint 1, axis 2 is -inf"));
     io::write_npy<double>(c.dir.path / "trial_04.npy", std::span(pose).first(2 * 30 * 3),
                           std::vector<std::size_t>{2, 30, 3});
     CHECK_THROWS_WITH(load_mocap(c.dir.path), Catch::Contains("trial_04.npy has 30 joints, the earlier trials 31"));

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The N-body simulator: determinism, frame bookkeeping, conservation laws, the external field, the cache.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <fstream>
+#include <limits>
 
 #include "ace/data/nbody.hpp"
 #include "support.hpp"
@@ -82,6 +84,13 @@ TEST_CASE("nbody: splits are prefixes of one seeded sequence; the cache round-tr
   const NBodySamples cached = load_or_make_nbody(dir.path, o, NBodySplit::train, 12, 5);
   CHECK(cached.positions == a.positions);
   CHECK(cached.charges == a.charges);
+  const std::filesystem::path positions = nbody_cache_file(dir.path, o, NBodySplit::train, 12, 5, "positions");
+  std::vector<double> bad = a.positions;
+  bad[(1 * 5 + 2) * 3 + 0] = std::nan("");  // system 1, particle 2, axis 0
+  io::write_npy<double>(positions, bad, std::vector<std::size_t>{12, 5, 3});
+  CHECK_THROWS_WITH(load_or_make_nbody(dir.path, o, NBodySplit::train, 12, 5),
+                    Catch::Contains(positions.string() + ": system 1, particle 2, axis 0 is nan"));
+  io::write_npy<double>(positions, a.positions, std::vector<std::size_t>{12, 5, 3});
   for (const auto& entry : std::filesystem::directory_iterator(dir.path)) {
     if (entry.path().string().find("targets") == std::string::npos) continue;
     std::ofstream(entry.path(), std::ios::binary | std::ios::trunc) << "garbage";
@@ -129,6 +138,14 @@ TEST_CASE("nbody: the reference generator's arrays are read at frames 30 and 40,
                     Catch::Contains("loc_valid_charged5_initvel1small.npy") && Catch::Contains("at least 4 systems"));
   CHECK_THROWS_WITH(read_reference_nbody(dir.path, NBodySplit::test, 1),
                     Catch::Contains("loc_test_charged5_initvel1small.npy does not exist"));
+  std::vector<double> broken = loc;
+  broken[((1 * frames + 7) * 3 + 2) * n + 3] = std::numeric_limits<double>::infinity();
+  io::write_npy<double>(dir.path / "loc_valid_charged5_initvel1small.npy", broken, shape);
+  CHECK_THROWS_WITH(read_reference_nbody(dir.path, NBodySplit::validation, 2),
+                    Catch::Contains("loc_valid_charged5_initvel1small.npy: system 1, frame 7, axis 2, particle 3") &&
+                        Catch::Contains("is inf"));
+  io::write_npy<double>(dir.path / "loc_valid_charged5_initvel1small.npy", loc, shape);
+  CHECK_THROWS_AS(read_reference_nbody(dir.path, NBodySplit::validation, 0), invalid_argument);
   const std::vector<std::size_t> rank2{systems, n};
   io::write_npy<double>(dir.path / "charges_valid_charged5_initvel1small.npy", charges, rank2);
   CHECK_THROWS_AS(read_reference_nbody(dir.path, NBodySplit::validation, 1), io_error);

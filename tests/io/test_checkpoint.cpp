@@ -3,6 +3,8 @@
 // loading, and damaged files (truncated, wrong dtype, random bytes) rejected with io_error, never a crash.
 #include <filesystem>
 #include <fstream>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <xtensor/xnpy.hpp>
 
 #include "ace/group/dihedral.hpp"
@@ -275,7 +277,10 @@ TEST_CASE("checkpoint: publication is atomic; an interrupted save leaves the pre
   io::load_checkpoint(run, probe);
   CHECK(parameters_of(probe) == parameters_of(second));
 
+  CHECK(io::checkpoint_exists(run));
+  CHECK_FALSE(io::checkpoint_exists(dir.path / "none"));
   fs::rename(run, dir.path / "run.old");  // a crash between the two renames of a save
+  CHECK(io::checkpoint_exists(run));      // the previous one is still there to resume from
   Model<float> recovered(rng);
   io::load_checkpoint(run, recovered);
   CHECK(parameters_of(recovered) == parameters_of(second));
@@ -287,4 +292,40 @@ TEST_CASE("checkpoint: publication is atomic; an interrupted save leaves the pre
   writer.commit();
   CHECK(io::CheckpointReader(run).value("step") == "42");
   CHECK_FALSE(fs::exists(dir.path / "run.old"));
+}
+
+TEST_CASE("checkpoint: the next save removes what saves killed while writing left behind, and only that",
+          "[io][checkpoint]") {
+  TempDir dir("ckpt-orphans");
+  Rng rng(test::seed(97, "checkpoint orphans"));
+  Model<float> model(rng);
+  const fs::path run = dir.path / "run";
+  const pid_t child = ::fork();  // a process that has ended: the pid of a writer killed mid-save
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  ::waitpid(child, nullptr, 0);
+  const auto temporary = [&](const std::string& suffix) {
+    const fs::path p = dir.path / ("run.tmp-" + suffix);
+    fs::create_directories(p);
+    std::ofstream(p / "t0.npy") << "half written";
+    return p;
+  };
+  const fs::path orphan = temporary(std::to_string(child) + "-3");
+  const fs::path alive = temporary(std::to_string(::getpid()) + "-99");  // this process: still running
+  const fs::path init = temporary("1-0");                                 // pid 1 runs
+  const fs::path odd = temporary("x-0");                                  // not a writer's name
+  const fs::path other = dir.path / ("other.tmp-" + std::to_string(child) + "-0");  // another checkpoint's
+  fs::create_directories(other);
+  io::save_checkpoint(run, model);
+  CHECK_FALSE(fs::exists(orphan));
+  for (const fs::path& kept : {alive, init, odd, other}) CHECK(fs::exists(kept));
+  fs::copy(run, dir.path / "run.old", fs::copy_options::recursive);  // killed after publishing, before removing it
+  io::tidy_checkpoint(run);
+  CHECK_FALSE(fs::exists(dir.path / "run.old"));
+  fs::rename(run, dir.path / "run.old");  // killed between the renames: the set-aside one is all there is
+  io::tidy_checkpoint(run);
+  CHECK(io::checkpoint_exists(run));
+  Model<float> probe(rng);
+  io::load_checkpoint(run, probe);
+  CHECK(parameters_of(probe) == parameters_of(model));
 }

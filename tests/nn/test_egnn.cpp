@@ -278,7 +278,7 @@ TEMPLATE_LIST_TEST_CASE("EGNN under the ACE trainer: gamma falls under equality;
 
   EGNNRegression<double, B> fresh(initial, {.workers = 2});
   Trainer resumed = make(fresh);
-  CHECK(load_training_state(dir.path / "state", resumed) == 1);
+  CHECK(load_training_state(dir.path / "state", resumed).epoch == 1);
   for (int s = 0; s < 20; ++s) resumed.step(batches[static_cast<std::size_t>(s % 4)]);
   CHECK(all_values(fresh, false) == expected);
 }

@@ -2,6 +2,7 @@
 // Callbacks for fit(): a progress bar, a CSV logger, early stopping, and SVG plots of the run.
 #pragma once
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -16,6 +17,7 @@
 
 #include "ace/constrained/fit.hpp"
 #include "ace/error.hpp"
+#include "ace/io/files.hpp"
 #include "ace/io/svg.hpp"
 
 #if __has_include(<unistd.h>)
@@ -96,10 +98,12 @@ class CsvLogger {
 
   template <class Trainer>
   void on_fit_begin(Trainer&, std::size_t) {
-    const bool continuing = append_ && std::filesystem::exists(path_);
-    if (!path_.parent_path().empty()) std::filesystem::create_directories(path_.parent_path());
+    std::error_code ec;  // a file killed before its first row has no header yet: start it again
+    const bool continuing = append_ && std::filesystem::file_size(path_, ec) > 0 && !ec;
+    if (!path_.parent_path().empty()) io::create_directories(path_.parent_path());
+    errno = 0;
     out_.open(path_, continuing ? std::ios::app : std::ios::trunc);
-    ACE_THROW_IF(!out_, io_error, "CsvLogger: cannot open ", path_.string());
+    ACE_THROW_IF(!out_, io_error, "CsvLogger: cannot open ", path_.string(), ": ", io::detail::reason(errno));
     header_written_ = continuing;
   }
   template <class Trainer>
@@ -121,8 +125,10 @@ class CsvLogger {
     for (double v : s.gammas) out_ << "," << v;
     for (double v : s.multipliers) out_ << "," << v;
     for (double v : s.slacks) out_ << "," << v;
+    errno = 0;
     out_ << "\n" << std::flush;
-    ACE_THROW_IF(!out_, io_error, "CsvLogger: writing ", path_.string(), " failed");
+    ACE_THROW_IF(!out_, io_error, "CsvLogger: writing ", path_.string(), " failed: ",
+                 io::detail::reason(errno != 0 ? errno : EIO));
   }
 
  private:
@@ -132,9 +138,11 @@ class CsvLogger {
   bool header_written_ = false;
 };
 
-/// The epoch summaries a CsvLogger wrote (the planned epoch count is not stored: 0), exactly as logged; a blank
-/// metric reads back as skipped. Throws io_error naming the file and line for a row that does not parse.
-inline std::vector<EpochSummary> read_csv_log(const std::filesystem::path& path) {
+/// The epoch summaries a CsvLogger wrote (the planned epoch count is not stored: 0), exactly as logged, at most
+/// `max_rows` of them (the rows after those are not read); a blank metric reads back as skipped. Throws io_error
+/// naming the file and line for a row that does not parse.
+inline std::vector<EpochSummary> read_csv_log(const std::filesystem::path& path,
+                                              std::size_t max_rows = std::numeric_limits<std::size_t>::max()) {
   std::ifstream in(path);
   ACE_THROW_IF(!in, io_error, "read_csv_log: cannot open ", path.string());
   const auto split = [](const std::string& line) {
@@ -150,7 +158,7 @@ inline std::vector<EpochSummary> read_csv_log(const std::filesystem::path& path)
   const std::vector<std::string> header = split(line);
   ACE_THROW_IF(header.size() < 4 || header[0] != "epoch" || header[3] != "train_loss", io_error, "read_csv_log: ",
                path.string(), " does not start with a CsvLogger header");
-  for (std::size_t n = 2; std::getline(in, line); ++n) {
+  for (std::size_t n = 2; rows.size() < max_rows && std::getline(in, line); ++n) {
     const std::vector<std::string> cells = split(line);
     ACE_THROW_IF(cells.size() != header.size(), io_error, "read_csv_log: ", path.string(), ":", n, " has ",
                  cells.size(), " cells, the header ", header.size());
@@ -188,7 +196,8 @@ inline std::vector<EpochSummary> read_csv_log(const std::filesystem::path& path)
 /// For a resumed run: the summaries of the first `epochs` epochs of a CsvLogger file, which is rewritten (atomically)
 /// without the rows after them — rows a run logged before it was stopped and that its last checkpoint does not cover.
 inline std::vector<EpochSummary> resume_csv_log(const std::filesystem::path& path, std::size_t epochs) {
-  std::vector<EpochSummary> rows = read_csv_log(path);
+  if (epochs == 0 && !std::filesystem::exists(path)) return {};  // stopped inside its first epoch
+  std::vector<EpochSummary> rows = read_csv_log(path, epochs);
   std::ifstream in(path);
   std::string text, line;
   for (std::size_t k = 0; std::getline(in, line) && k <= epochs; ++k) text += line + "\n";
@@ -196,14 +205,7 @@ inline std::vector<EpochSummary> resume_csv_log(const std::filesystem::path& pat
   ACE_THROW_IF(rows.size() < epochs, io_error, "resume_csv_log: ", path.string(), " logs ", rows.size(),
                " epochs, the checkpoint ", epochs);
   rows.resize(epochs);
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    out.flush();
-    ACE_THROW_IF(!out, io_error, "resume_csv_log: writing ", tmp.string(), " failed");
-  }
-  std::filesystem::rename(tmp, path);
+  io::write_file_atomically(path, text);
   return rows;
 }
 
@@ -263,7 +265,7 @@ class PlotWriter {
   const std::vector<EpochSummary>& history() const { return history_; }
 
   void write() const {
-    std::filesystem::create_directories(dir_);
+    io::create_directories(dir_);
     std::vector<double> epochs;
     for (const auto& s : history_) epochs.push_back(static_cast<double>(s.epoch));
     io::LinePlot loss{"Loss", "epoch", "loss", true, {}};

@@ -64,13 +64,19 @@ struct StateLoader {
     if (apply) from_host_vector<B>(host, data);
   }
   void counter(const std::string& name, std::size_t& value) {
+    const std::size_t parsed = stored_count(reader, name);
+    if (apply) value = parsed;
+  }
+
+  /// The count stored under `name`.
+  static std::size_t stored_count(const io::CheckpointReader& reader, const std::string& name) {
     const auto text = reader.value(name);
     ACE_THROW_IF(!text, checkpoint_mismatch, "checkpoint ", reader.directory().string(), " has no value '", name, "'");
     std::size_t parsed = 0;
     const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), parsed);
     ACE_THROW_IF(ec != std::errc() || end != text->data() + text->size(), io_error, "checkpoint ",
                  reader.directory().string(), ": value '", name, "' is not a count: '", *text, "'");
-    if (apply) value = parsed;
+    return parsed;
   }
 };
 
@@ -87,82 +93,105 @@ std::string training_signature(Trainer& t) {
 }
 }  // namespace detail
 
-/// Saves the complete state of `trainer` after `epoch` epochs to the directory `dir` (atomically: see
-/// io::CheckpointWriter), with optional extra text values.
+/// Saves the complete state of `trainer` at `position` (epochs completed, mini-batches of the next epoch trained) to
+/// the directory `dir` (atomically: see io::CheckpointWriter), with optional extra text values.
 template <class Trainer>
-void save_training_state(const std::filesystem::path& dir, Trainer& trainer, std::size_t epoch,
+void save_training_state(const std::filesystem::path& dir, Trainer& trainer, TrainingPosition position,
                          const std::map<std::string, std::string>& extra = {}) {
   io::CheckpointWriter writer(dir);
   writer.set_signature(detail::training_signature(trainer));
-  std::size_t e = epoch;
   detail::StateSaver saver{writer};
-  saver.counter("epoch", e);
+  saver.counter("epoch", position.epoch);
+  saver.counter("batch", position.batch);
   for (const auto& [key, value] : extra) writer.set_value(key, value);
   trainer.visit_state(saver);
   writer.commit();
 }
 
-/// Restores a state saved by save_training_state into `trainer` (built the same way: same model, optimiser and
-/// policy types) and returns the number of epochs it had completed — pass it to fit() as `first_epoch`. All or
-/// nothing: every tensor and value is read and verified before the first one is applied. Throws
-/// checkpoint_mismatch for another model, policy or optimiser, io_error for damaged files.
+/// save_training_state at the end of epoch `epoch`.
 template <class Trainer>
-std::size_t load_training_state(const std::filesystem::path& dir, Trainer& trainer) {
+void save_training_state(const std::filesystem::path& dir, Trainer& trainer, std::size_t epoch,
+                         const std::map<std::string, std::string>& extra = {}) {
+  save_training_state(dir, trainer, TrainingPosition{epoch, 0}, extra);
+}
+
+/// Restores a state saved by save_training_state into `trainer` (built the same way: same model, optimiser and
+/// policy types) and returns the position it was saved at — pass it to fit() as the start. All or nothing: every
+/// tensor and value is read and verified before the first one is applied. Throws checkpoint_mismatch for another
+/// model, policy or optimiser, io_error for damaged files.
+template <class Trainer>
+TrainingPosition load_training_state(const std::filesystem::path& dir, Trainer& trainer) {
   const io::CheckpointReader reader(dir);
   const std::string expected = detail::training_signature(trainer);
   ACE_THROW_IF(reader.signature() != expected, checkpoint_mismatch, "checkpoint ", reader.directory().string(),
                " was saved by a run with signature\n  ", reader.signature(), "\nnot\n  ", expected);
-  std::size_t epoch = 0;
+  TrainingPosition position;
   for (bool apply : {false, true}) {
     detail::StateLoader loader{reader, apply};
-    loader.counter("epoch", epoch);
+    loader.counter("epoch", position.epoch);
+    loader.counter("batch", position.batch);
     trainer.visit_state(loader);
   }
-  return epoch;
+  return position;
 }
 
 struct CheckpointerOptions {
   std::filesystem::path directory;  // "last" and "best" checkpoints go here
   std::string metric;               // select "best" by this evaluator metric (empty: keep only "last")
   bool maximize = false;            // lower is better unless set
+  std::size_t every_steps = 0;      // also save "last" after every this many trainer steps (0: at epoch ends only)
 };
 
-/// Saves the whole run to <directory>/last after every epoch and to <directory>/best whenever `metric` improves
-/// (for ACE, the deployed model's validation metric). Both are written atomically; a run stopped by the
-/// non-finite guard never reaches on_epoch_end for the broken epoch, so both stay at the last good state.
-/// A Checkpointer created for an existing directory continues the best value stored there (a resumed run).
+/// Saves the whole run to <directory>/last after every epoch (and every `every_steps` steps, in the middle of
+/// epochs) and to <directory>/best whenever `metric` improves (for ACE, the deployed model's validation metric).
+/// Both are written atomically, "best" before "last", so a run killed between the two re-runs the epoch and
+/// writes the same "best" again. A run stopped by the non-finite guard never reaches on_epoch_end for the broken
+/// epoch, so both stay at the last good state; mid-epoch saves are skipped once the epoch's running loss is not
+/// finite (on device backends the steps themselves are not checked). A Checkpointer created for an existing
+/// directory continues the best value stored there (a resumed run).
 class Checkpointer {
  public:
   explicit Checkpointer(CheckpointerOptions options) : o_(std::move(options)) {
     ACE_THROW_IF(o_.directory.empty(), invalid_argument, "CheckpointerOptions::directory must be set");
-    if (!o_.metric.empty() && std::filesystem::exists(o_.directory / "best")) {
-      const auto v = io::CheckpointReader(o_.directory / "best").value("best_metric");
+    io::tidy_checkpoint(o_.directory / "last");
+    io::tidy_checkpoint(o_.directory / "best");
+    if (!o_.metric.empty() && io::checkpoint_exists(o_.directory / "best")) {
+      const io::CheckpointReader best(o_.directory / "best");
+      const auto v = best.value("best_metric");
       if (v) {
         double stored = 0.0;
         const auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), stored);
         ACE_THROW_IF(ec != std::errc() || end != v->data() + v->size(), io_error, "checkpoint ",
                      (o_.directory / "best").string(), ": best_metric is not a number: '", *v, "'");
         best_ = stored * (o_.maximize ? -1.0 : 1.0);
+        best_epoch_ = detail::StateLoader::stored_count(best, "epoch");
       }
     }
   }
 
   template <class Trainer>
+  void on_batch_end(Trainer& t, const TrainingPosition& p) {
+    if (o_.every_steps == 0 || t.steps() % o_.every_steps != 0 || !std::isfinite(t.running_loss())) return;
+    save_training_state(o_.directory / "last", t, p);
+  }
+
+  template <class Trainer>
   void on_epoch_end(Trainer& t, const EpochSummary& s) {
-    save_training_state(o_.directory / "last", t, s.epoch);
-    if (o_.metric.empty()) return;
-    const auto it = s.metrics.find(o_.metric);
-    ACE_THROW_IF(it == s.metrics.end(), invalid_argument, "Checkpointer: the evaluator reports no metric '", o_.metric,
-                 "'");
-    const double value = it->second * (o_.maximize ? -1.0 : 1.0);
-    if (std::isfinite(value) && value < best_) {
-      best_ = value;
-      best_epoch_ = s.epoch;
-      std::ostringstream text;
-      text.precision(17);
-      text << it->second;
-      save_training_state(o_.directory / "best", t, s.epoch, {{"best_metric", text.str()}});
+    if (!o_.metric.empty()) {
+      const auto it = s.metrics.find(o_.metric);
+      ACE_THROW_IF(it == s.metrics.end(), invalid_argument, "Checkpointer: the evaluator reports no metric '",
+                   o_.metric, "'");
+      const double value = it->second * (o_.maximize ? -1.0 : 1.0);
+      if (std::isfinite(value) && value < best_) {
+        best_ = value;
+        best_epoch_ = s.epoch;
+        std::ostringstream text;
+        text.precision(17);
+        text << it->second;
+        save_training_state(o_.directory / "best", t, s.epoch, {{"best_metric", text.str()}});
+      }
     }
+    save_training_state(o_.directory / "last", t, s.epoch);
   }
 
   std::size_t best_epoch() const { return best_epoch_; }

@@ -239,10 +239,16 @@ class ConstrainedTrainer {
     }
   }
 
-  /// The mean J0 over the steps since the last call (or the start), then starts a new mean: one read.
-  double take_mean_loss() {
+  /// The sum of J0 over the steps since the last take_mean_loss() (not finite once one of them was not): one read.
+  double running_loss() const {
     double sum = 0.0;
     B::to_host(MatrixRef<const double>(view(loss_sum_)), std::span<double>(&sum, 1));
+    return sum;
+  }
+
+  /// The mean J0 over the steps since the last call (or the start), then starts a new mean: one read.
+  double take_mean_loss() {
+    const double sum = running_loss();
     const double mean = loss_count_ > 0 ? sum / static_cast<double>(loss_count_) : 0.0;
     B::fill(view(loss_sum_), 0.0);
     loss_count_ = 0;
@@ -308,7 +314,8 @@ class ConstrainedTrainer {
 
   /// Visits everything a bit-for-bit resume needs, for checkpoints: the model's parameters (θ and γ) as
   /// v.tensor("param/<name>", view, on_backend<B>), its buffers, the multipliers and dual moments, the slacks, the
-  /// step counters, and the primal optimiser's state under "primal/" (when it offers visit_state).
+  /// step counters, the running sum behind take_mean_loss(), and the primal optimiser's state under "primal/" (when
+  /// it offers visit_state).
   template <class V>
   void visit_state(V&& v) {
     model_.for_each_parameter([&](ParamView<T> p) { v.tensor("param/" + p.name, p.value, on_backend<B>{}); });
@@ -320,6 +327,8 @@ class ConstrainedTrainer {
     if constexpr (Policy::has_slack) v.tensor("slack/u", flat(slack_), on_backend<B>{});
     v.counter("trainer/steps", steps_);
     v.counter("trainer/dual_steps", dual_steps_);
+    v.tensor("trainer/loss_sum", flat(loss_sum_), on_backend<B>{});  // the epoch's mean so far (mid-epoch saves)
+    v.counter("trainer/loss_count", loss_count_);
     const double t = static_cast<double>(dual_steps_);  // the count the dual step reads, as loaded (or unchanged)
     B::from_host(std::span<const double>(&t, 1), view(dual_t_));
     if constexpr (requires { primal_.visit_state(view_, v); })  // the optimiser steps θ, γ and the slacks

@@ -134,7 +134,8 @@ struct ImageSet {
 };
 
 /// An MNIST-family set from its two IDX files: images [n, rows, cols] (bytes / 255) and labels [n], each below
-/// `classes`. Mismatched counts and labels out of range are io_errors.
+/// `classes`. Mismatched counts and labels out of range are io_errors naming the file (and the image); read_idx
+/// refuses a file without images.
 inline ImageSet load_idx_images(const std::filesystem::path& images, const std::filesystem::path& labels,
                                 std::size_t classes = 10) {
   const IdxArray im = read_idx(images), lb = read_idx(labels);

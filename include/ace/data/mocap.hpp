@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "ace/data/checks.hpp"
 #include "ace/error.hpp"
 #include "ace/io/npy.hpp"
 #include "ace/nn/graph/graph.hpp"
@@ -82,10 +83,7 @@ inline MocapData load_mocap(const std::filesystem::path& dir) {
     d.joints = a.shape[1];
     d.frames.push_back(a.shape[0]);
     d.trials.push_back(a.values<double>(file.string()));
-    const auto bad = std::find_if(d.trials.back().begin(), d.trials.back().end(),
-                                  [](double v) { return !std::isfinite(v); });
-    ACE_THROW_IF(bad != d.trials.back().end(), io_error, file.string(), ": entry ", bad - d.trials.back().begin(),
-                 " is not finite (", *bad, ")");
+    require_finite(d.trials.back(), a.shape, {"frame", "joint", "axis"}, file.string());
   }
   ACE_THROW_IF(d.trials.empty(), io_error, "motion capture data: ", (dir / "trial_00.npy").string(), " not found");
 

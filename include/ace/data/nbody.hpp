@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ace/data/checks.hpp"
 #include "ace/backend/cpu/parallel.hpp"
 #include "ace/error.hpp"
 #include "ace/io/npy.hpp"
@@ -211,7 +212,10 @@ inline NBodySamples load_or_make_nbody(const std::filesystem::path& cache_dir, c
       const io::NpyArray a = io::read_npy(file(what));
       ACE_THROW_IF(a.dtype != "<f8" || a.shape != shape, io_error, "N-body cache ", file(what).string(),
                    " holds another array than expected (dtype or shape); delete it to regenerate");
-      return a.values<double>(file(what).string());
+      std::vector<double> v = a.values<double>(file(what).string());
+      if (shape.size() == 3) require_finite(v, shape, {"system", "particle", "axis"}, file(what).string());
+      else require_finite(v, shape, {"system", "particle"}, file(what).string());
+      return v;
     };
     s.positions = read("positions", vec_shape);
     s.velocities = read("velocities", vec_shape);
@@ -220,11 +224,11 @@ inline NBodySamples load_or_make_nbody(const std::filesystem::path& cache_dir, c
     return s;
   }
   s = make_nbody_samples(o, split, count, seed);
-  std::filesystem::create_directories(cache_dir);
+  io::create_directories(cache_dir);
   auto write = [&](const char* what, const std::vector<double>& data, const std::vector<std::size_t>& shape) {
     const std::filesystem::path tmp = file(what).string() + ".tmp";  // renamed into place: never a partial file
     io::write_npy<double>(tmp, data, shape);
-    std::filesystem::rename(tmp, file(what));
+    io::rename_into_place(tmp, file(what));
   };
   write("positions", s.positions, vec_shape);
   write("velocities", s.velocities, vec_shape);
@@ -255,6 +259,7 @@ inline NBodySamples read_reference_nbody(const std::filesystem::path& dir, NBody
                  count, " systems");
     return a;
   };
+  ACE_THROW_IF(count == 0, invalid_argument, "read_reference_nbody: count must be at least 1");
   const io::NpyArray loc = read("loc", 4), vel = read("vel", 4), charges = read("charges", 3);
   const std::size_t frames = loc.shape[1], n = loc.shape[3];
   ACE_THROW_IF(loc.shape != vel.shape || loc.shape[2] != 3 || charges.shape[1] != n || charges.shape[2] != 1 ||
@@ -266,6 +271,9 @@ inline NBodySamples read_reference_nbody(const std::filesystem::path& dir, NBody
                " and ", o.target_frame);
   const std::vector<double> l = loc.values<double>(file("loc").string()), v = vel.values<double>(file("vel").string()),
                             q = charges.values<double>(file("charges").string());
+  require_finite(l, loc.shape, {"system", "frame", "axis", "particle"}, file("loc").string());
+  require_finite(v, vel.shape, {"system", "frame", "axis", "particle"}, file("vel").string());
+  require_finite(q, charges.shape, {"system", "particle", "column"}, file("charges").string());
   NBodySamples s;
   s.count = count;
   s.particles = n;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -23,6 +24,8 @@
 #include "ace/tensor/parameter.hpp"
 
 #if __has_include(<unistd.h>)
+#include <cerrno>
+#include <csignal>
 #include <unistd.h>
 #endif
 
@@ -70,11 +73,38 @@ inline std::string shape_text(std::span<const std::size_t> shape) {
 }
 }  // namespace detail
 
+/// Removes what interrupted saves left beside the checkpoint `dir`: the temporary directories "<dir>.tmp-<pid>-<n>"
+/// of writers whose process no longer runs (killed while writing: never published, and nothing else would delete
+/// them), and the previous checkpoint set aside as "<dir>.old" once "<dir>" is complete (a save killed just after
+/// publishing). Every save calls it; a Checkpointer calls it when created, for a resumed run that may not save again.
+/// Where processes cannot be probed (no POSIX), temporaries are left alone.
+inline void tidy_checkpoint(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ignored;
+  if (fs::exists(dir / manifest_name)) fs::remove_all(detail::sibling(dir, ".old"), ignored);
+#if __has_include(<unistd.h>)
+  const fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
+  const std::string prefix = dir.filename().string() + ".tmp-";
+  std::error_code ec;
+  for (fs::directory_iterator it(parent, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    long pid = 0;
+    const char* first = name.data() + prefix.size();
+    const auto [next, err] = std::from_chars(first, name.data() + name.size(), pid);
+    if (err != std::errc() || next == first || *next != '-' || pid <= 0) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    fs::remove_all(it->path(), ignored);
+  }
+#endif
+}
+
 /// Writes a checkpoint: tensors and text values go to a temporary sibling directory, and commit() publishes it under
 /// the final name with renames (the previous checkpoint, if any, is replaced only once the new one is complete).
 /// If the writer is destroyed without commit(), or anything throws, the temporary directory is removed and the
 /// previous checkpoint is untouched. A crash at any moment leaves either the old or the new checkpoint loadable
-/// (CheckpointReader falls back to "<dir>.old" when "<dir>" is missing).
+/// (CheckpointReader falls back to "<dir>.old" when "<dir>" is missing); the next save into the same place removes
+/// what saves killed while writing left behind (tidy_checkpoint).
 class CheckpointWriter {
  public:
   explicit CheckpointWriter(std::filesystem::path dir) : dir_(std::move(dir)) {
@@ -86,9 +116,11 @@ class CheckpointWriter {
 #endif
     tmp_ = detail::sibling(dir_, ::ace::detail::concat(".tmp-", pid, "-", counter++));
     std::error_code ec;
+    tidy_checkpoint(dir_);
     std::filesystem::remove_all(tmp_, ec);
     std::filesystem::create_directories(tmp_, ec);
-    ACE_THROW_IF(ec, io_error, "cannot create the checkpoint directory ", tmp_.string(), ": ", ec.message());
+    ACE_THROW_IF(ec, io_error, "cannot save the checkpoint ", dir_.string(), ": cannot create ", tmp_.string(), ": ",
+                 ec.message());
   }
   CheckpointWriter(const CheckpointWriter&) = delete;
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
@@ -121,7 +153,7 @@ class CheckpointWriter {
     CheckpointTensor t{name, std::string(npy_dtype<T>()), {shape.begin(), shape.end()},
                        ::ace::detail::concat("t", tensors_.size(), ".npy"), 0};
     t.checksum = detail::fnv1a(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(T));
-    write_npy<T>(tmp_ / t.file, data, shape);
+    saving([&] { write_npy<T>(tmp_ / t.file, data, shape); });
     tensors_.push_back(std::move(t));
   }
 
@@ -140,7 +172,7 @@ class CheckpointWriter {
     }
     m << "end " << tensors_.size() << "\n";
     const std::string text = m.str();
-    detail::write_file_durably(tmp_ / manifest_name, text, nullptr, 0);
+    saving([&] { detail::write_file_durably(tmp_ / manifest_name, text, nullptr, 0); });
     detail::sync_directory(tmp_);
 
     namespace fs = std::filesystem;
@@ -159,12 +191,29 @@ class CheckpointWriter {
   }
 
  private:
+  /// Runs a write into the temporary directory; its io_error says which checkpoint could not be saved.
+  template <class F>
+  void saving(F&& write) {
+    try {
+      write();
+    } catch (const io_error& e) {
+      throw io_error(::ace::detail::concat("cannot save the checkpoint ", dir_.string(), ": ", e.what()));
+    }
+  }
+
   std::filesystem::path dir_, tmp_;
   std::string signature_;
   std::map<std::string, std::string> values_;
   std::vector<CheckpointTensor> tensors_;
   bool committed_ = false;
 };
+
+/// True when `dir` holds a published checkpoint, or a save into it was interrupted between its two renames and the
+/// previous one waits at "<dir>.old": whenever CheckpointReader(dir) has a checkpoint to open.
+inline bool checkpoint_exists(const std::filesystem::path& dir) {
+  return std::filesystem::exists(dir / manifest_name) ||
+         std::filesystem::exists(detail::sibling(dir, ".old") / manifest_name);
+}
 
 /// Reads a checkpoint directory: the manifest is parsed and validated on construction; tensors are read, checked
 /// (format, dtype, shape, checksum) and converted on request. Every problem throws io_error naming the file.

@@ -18,12 +18,7 @@
 #include <vector>
 
 #include "ace/error.hpp"
-
-#if __has_include(<unistd.h>)
-#include <fcntl.h>
-#include <unistd.h>
-#define ACE_HAS_FSYNC 1
-#endif
+#include "ace/io/files.hpp"
 
 namespace ace::io {
 
@@ -106,48 +101,6 @@ inline std::uint64_t fnv1a(const char* data, std::size_t n, std::uint64_t h = 0x
     h *= 0x100000001b3ULL;
   }
   return h;
-}
-
-/// Writes bytes to path and flushes them to the device (fsync where available), so a rename after it publishes
-/// complete data.
-inline void write_file_durably(const std::filesystem::path& path, const std::string& head, const char* data,
-                               std::size_t n) {
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  ACE_THROW_IF(f == nullptr, io_error, "cannot create ", path.string());
-  bool ok = std::fwrite(head.data(), 1, head.size(), f) == head.size();
-  ok = ok && (n == 0 || std::fwrite(data, 1, n, f) == n);
-  ok = ok && std::fflush(f) == 0;
-#ifdef ACE_HAS_FSYNC
-  ok = ok && ::fsync(::fileno(f)) == 0;
-#endif
-  ok = (std::fclose(f) == 0) && ok;
-  ACE_THROW_IF(!ok, io_error, "writing ", path.string(), " failed (disk full or I/O error)");
-}
-
-/// Flushes a directory entry (after renames into it), where the platform allows.
-inline void sync_directory(const std::filesystem::path& dir) {
-#ifdef ACE_HAS_FSYNC
-  const int fd = ::open(dir.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-#else
-  (void)dir;
-#endif
-}
-
-inline std::vector<char> read_whole_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  ACE_THROW_IF(!in, io_error, "cannot open ", path.string());
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  ACE_THROW_IF(size < 0, io_error, "cannot read the size of ", path.string());
-  std::vector<char> bytes(static_cast<std::size_t>(size));
-  in.seekg(0, std::ios::beg);
-  if (size > 0) in.read(bytes.data(), size);
-  ACE_THROW_IF(!in, io_error, "reading ", path.string(), " failed");
-  return bytes;
 }
 
 /// The value text after `'key':` in a header dict, up to the next top-level comma or the closing brace.

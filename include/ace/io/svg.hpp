@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "ace/error.hpp"
-#include "ace/io/npy.hpp"
+#include "ace/io/files.hpp"
 
 namespace ace::io {
 
@@ -126,15 +126,10 @@ inline std::string render_svg(const LinePlot& plot) {
   return o.str();
 }
 
-/// Writes the plot to `path` atomically (a temporary file, flushed, then renamed).
+/// Writes the plot to `path` atomically (write_file_atomically: io_error naming the path on failure, the previous
+/// plot untouched).
 inline void write_svg(const std::filesystem::path& path, const LinePlot& plot) {
-  const std::string text = render_svg(plot);
-  std::filesystem::path tmp = path;
-  tmp += ".tmp";
-  detail::write_file_durably(tmp, text, nullptr, 0);
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  ACE_THROW_IF(ec, io_error, "cannot write ", path.string(), ": ", ec.message());
+  write_file_atomically(path, render_svg(plot));
 }
 
 }  // namespace ace::io
