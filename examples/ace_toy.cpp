@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <string>
 
+#include "ace_toy_flags.hpp"
+
 using namespace ace;
 using G = Cyclic<4>;
 using R = Multiple<Regular<G>, 2>;  // two regular C4 fields: 8 channels
@@ -56,16 +58,22 @@ void run(const std::string& out, const Tensor<float, 2>& x, const Tensor<float, 
 }
 
 int main(int argc, char** argv) {
-  const std::string out = argc > 1 ? argv[1] : "ace_toy_out";
-  const float delta = argc > 2 ? std::stof(argv[2]) : 0.5f;
-  const double augmented = argc > 3 ? std::stod(argv[3]) : 0.0;
-  Rng rng(1);
-  const EquivariantBasis& basis = equivariant_basis<R, R>();
-  const Eigen::VectorXd c = normal_matrix(static_cast<Eigen::Index>(basis.size()), 1, rng).col(0) / 3.0;
-  const Eigen::MatrixXd w = basis.expand(c) + double(delta) * normal_matrix(R::dim, R::dim, rng) / 3.0;
-  Tensor<float, 2> x({1024, R::dim}), y({1024, R::dim});
-  for (auto& v : x) v = static_cast<float>(rng.normal());
-  as_matrix(y) = as_matrix(x) * w.transpose().cast<float>();
-  run(out, x, y, EqualityConstraint{}, augmented);
-  run(out, x, y, ResilientConstraint{.rho = 1.0}, augmented);
+  try {
+    const experiment::AceToyConfig args = experiment::parse_ace_toy({argv + 1, argv + argc});
+    Rng rng(1);
+    const EquivariantBasis& basis = equivariant_basis<R, R>();
+    const Eigen::VectorXd c = normal_matrix(static_cast<Eigen::Index>(basis.size()), 1, rng).col(0) / 3.0;
+    const Eigen::MatrixXd w = basis.expand(c) + double(args.delta) * normal_matrix(R::dim, R::dim, rng) / 3.0;
+    Tensor<float, 2> x({1024, R::dim}), y({1024, R::dim});
+    for (auto& v : x) v = static_cast<float>(rng.normal());
+    as_matrix(y) = as_matrix(x) * w.transpose().cast<float>();
+    run(args.out, x, y, EqualityConstraint{}, args.augmented);
+    run(args.out, x, y, ResilientConstraint{.rho = 1.0}, args.augmented);
+  } catch (const experiment::HelpRequested& help) {
+    std::fputs(help.usage.c_str(), stdout);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ace_toy: %s\n", e.what());
+    return 1;
+  }
+  return 0;
 }

@@ -399,6 +399,38 @@ TEST_CASE("trainer checkpoints: a disk that fills mid-run stops it with io_error
   CHECK(resumed.state() == straight.state());
 }
 
+TEST_CASE("callbacks: a log, plots or checkpoints in a read-only directory are an io_error naming the path",
+          "[ace][checkpoint][reliability]") {
+  const TempDir tmp("fit-read-only");
+  test::ReadOnlyDirectory dir(tmp.path / "ro");
+  if (!dir.usable()) {
+    WARN("not run: as root, a read-only directory needs a tmpfs mount (CAP_SYS_ADMIN)");
+    return;
+  }
+  Run<> run(1);
+  {
+    Checkpointer ckpt({.directory = dir.path() / "state", .metric = "val"});
+    fit(run.trainer, 1, run.batches(), run.evaluate(), 0, ckpt);
+  }
+  REQUIRE(dir.make_read_only());
+  const auto refused = [&](auto& callback, const fs::path& path) {
+    try {
+      fit(run.trainer, 1, run.batches(), run.evaluate(), 1, callback);
+      FAIL("wrote into the read-only " << path.string());
+    } catch (const io_error& e) {
+      CHECK_THAT(std::string(e.what()), Catch::Contains(path.string()));
+    }
+  };
+  CsvLogger csv(dir.path() / "log.csv");
+  refused(csv, dir.path() / "log.csv");
+  PlotWriter plots(dir.path() / "plots");
+  refused(plots, dir.path() / "plots");
+  Checkpointer ckpt({.directory = dir.path() / "state", .metric = "val"});
+  refused(ckpt, dir.path() / "state");
+  Run<> resumed(2);
+  CHECK(load_training_state(dir.path() / "state" / "last", resumed.trainer) == TrainingPosition{1, 0});
+}
+
 TEST_CASE("trainer evaluation: deployed and relaxed losses per policy", "[ace][evaluate]") {
   Run<> run(5);
   fit(run.trainer, 2, run.batches(), run.evaluate(), 0);

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 // libFuzzer target: the examples' command-line parsers (examples/nbody_flags.hpp, mocap_flags.hpp,
-// rotated_images_flags.hpp). The input's first byte picks the parser (modulo 3: nbody, mocap, rotated_images), the
-// rest is the argument list, split at NUL bytes. --help is a clean outcome (HelpRequested), a refused command line
+// rotated_images_flags.hpp, ace_toy_flags.hpp). The input's first byte picks the parser (modulo 4: nbody, mocap,
+// rotated_images, ace_toy), the rest is the argument list, split at NUL bytes. --help is a clean outcome (HelpRequested), a refused command line
 // an ace::error; a command line that parses must give settings the examples can run with: positive counts, known
 // methods, devices and optimisers, a batch no larger than the training set (nbody).
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
+#include "ace_toy_flags.hpp"
 #include "fuzz_support.hpp"
 #include "mocap_flags.hpp"
 #include "nbody_flags.hpp"
@@ -47,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::vector<std::string> args = arguments(ace::fuzz::chars(data + 1, size - 1));
   try {
     ace::fuzz::refusing_cleanly([&] {
-      switch (data[0] % 3) {
+      switch (data[0] % 4) {
         case 0: {
           const experiment::NBodyConfig c = experiment::parse_nbody(args);
           check(c.run);
@@ -59,6 +61,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           const experiment::MocapConfig c = experiment::parse_mocap(args);
           check(c.run);
           ace::fuzz::require(c.protocol.max_train > 0 && c.protocol.delta > 0);
+          break;
+        }
+        case 3: {
+          const experiment::AceToyConfig c = experiment::parse_ace_toy(args);
+          ace::fuzz::require(!c.out.empty() && std::isfinite(c.delta) && c.augmented >= 0.0);
           break;
         }
         default: {

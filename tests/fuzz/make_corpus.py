@@ -90,7 +90,7 @@ def main():
                                                  npy(rng.standard_normal((2, 41, 3, 5))),
                                                  npy(rng.choice([-1.0, 1.0], (2, 5, 1)))))
     # the training state (tests/fuzz/corpus/training_state/) comes from the target itself: see training_state.cpp
-    # command lines: the parser's number (0 nbody, 1 mocap, 2 rotated_images), then the arguments split at NUL bytes
+    # command lines: the parser's number (0 nbody, 1 mocap, 2 rotated_images, 3 ace_toy), then the arguments split at NUL bytes
     def cli(parser, *args):
         return bytes([parser]) + b"\0".join(a.encode() for a in args)
     write("cli", "nbody.args", cli(0, "--epochs", "10", "--methods", "strict,equality", "--seeds", "1,2", "--field",
@@ -98,6 +98,7 @@ def main():
     write("cli", "nbody-segnn.args", cli(0, "--preset", "paper", "--model", "segnn", "--gamma-opt", "sgd",
                                          "--dual-opt", "adam", "--device", "cuda", "--lr", "1e-3"))
     write("cli", "mocap.args", cli(1, "--preset", "paper", "--train", "100", "--delta", "20", "--batch", "5"))
+    write("cli", "ace_toy.args", cli(3, "toy_out", "0.25", "1"))
     write("cli", "rotated_images.args", cli(2, "--tasks", "rotated", "--models", "p4,cnn", "--rotation", "quarter",
                                             "--epochs", "2", "--batch", "16", "--dual-lr", "0.02"))
 
