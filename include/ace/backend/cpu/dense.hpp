@@ -215,6 +215,12 @@ void eigen_gemm(Transpose ta, Transpose tb, T alpha, MatrixRef<const T> a, Matri
 }
 
 #if defined(ACE_WITH_ONEDNN)
+/// Throws when oneDNN's sgemm reported `status` (not 0) on some block of an m x k times k x n product.
+inline void check_onednn_status(int status, std::size_t m, std::size_t k, std::size_t n) {
+  ACE_THROW_IF(status != 0, error, "Cpu gemm: oneDNN's sgemm failed (status ", status, ") on ", m, "x", k, " times ",
+               k, "x", n);
+}
+
 /// oneDNN's sgemm on one block (single-threaded: for_gemm_blocks set this thread's OpenMP team size to 1); returns
 /// its status.
 inline int onednn_sgemm(Transpose ta, Transpose tb, float alpha, MatrixRef<const float> a, MatrixRef<const float> b,
@@ -299,13 +305,18 @@ void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<co
   if constexpr (std::is_same_v<T, float>) {
     const std::size_t k = ta == Transpose::no ? a.cols : a.rows;
     if (cpu_gemm() == CpuGemm::libxsmm && detail::xsmm_suits(ta, tb, alpha, beta, c.cols, k)) {
+      [[maybe_unused]] std::atomic<int> status{0};
       detail::gemm_driver<float>(ta, tb, a, b, beta, c, [&](auto ab, auto bb, float bt, auto cb) {
         if (detail::xsmm_sgemm(ab, bb, bt, cb)) return;
   #if defined(ACE_WITH_ONEDNN)  // no kernel for this block: the next implementation, on the same block
-        if (detail::onednn_sgemm(ta, tb, alpha, ab, bb, bt, cb) == 0) return;
-  #endif
+        if (const int s = detail::onednn_sgemm(ta, tb, alpha, ab, bb, bt, cb); s != 0) status.store(s);
+  #else
         detail::eigen_gemm<float>(ta, tb, alpha, ab, bb, bt, cb);
+  #endif
       }, epilogue);
+  #if defined(ACE_WITH_ONEDNN)
+      detail::check_onednn_status(status.load(), c.rows, k, c.cols);
+  #endif
       return;
     }
   }
@@ -319,8 +330,7 @@ void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<co
       detail::gemm_driver<float>(ta, tb, a, b, beta, c, [&](auto ab, auto bb, float bt, auto cb) {
         if (const int s = detail::onednn_sgemm(ta, tb, alpha, ab, bb, bt, cb); s != 0) status.store(s);
       }, epilogue);
-      ACE_THROW_IF(status.load() != 0, error, "Cpu gemm: oneDNN's sgemm failed (status ", status.load(), ") on ",
-                   c.rows, "x", k, " times ", k, "x", c.cols);
+      detail::check_onednn_status(status.load(), c.rows, k, c.cols);
       return;
     }
   }
