@@ -260,6 +260,41 @@ TEMPLATE_LIST_TEST_CASE("trainer checkpoints: a resumed run continues bit for bi
   fit(resumed.trainer, 3, resumed.batches(), resumed.evaluate(), at);
   CHECK(resumed.state() == straight.state());  // parameters, gammas, multipliers, slacks, moments: bit for bit
 
+  // A state as versions before mid-epoch checkpoints saved it (no "batch", no running loss) resumes the same way;
+  // one saved mid-epoch without the running loss is refused.
+  const auto without = [&](const fs::path& from, const fs::path& to, bool keep_batch) {
+    fs::copy(from, to, fs::copy_options::recursive);
+    std::ifstream in(to / "manifest.txt");
+    std::string text, line;
+    std::size_t dropped = 0;
+    while (std::getline(in, line)) {
+      if ((!keep_batch && line.rfind("value batch ", 0) == 0) || line.rfind("value trainer/loss_count ", 0) == 0 ||
+          line.rfind("tensor trainer/loss_sum ", 0) == 0) {
+        dropped += line.rfind("tensor", 0) == 0;
+        continue;
+      }
+      if (line.rfind("end ", 0) == 0) line = "end " + std::to_string(std::stoul(line.substr(4)) - dropped);
+      text += line + "\n";
+    }
+    in.close();
+    std::ofstream(to / "manifest.txt", std::ios::trunc) << text;
+  };
+  without(dir / "last", dir / "legacy", false);
+  Run legacy(5);
+  REQUIRE(load_training_state(dir / "legacy", legacy.trainer) == TrainingPosition{3, 0});
+  fit(legacy.trainer, 3, legacy.batches(), legacy.evaluate(), TrainingPosition{3, 0});
+  CHECK(legacy.state() == straight.state());
+  without(dir / "last", dir / "mid-epoch", true);  // the same with a mid-epoch position: the running loss is needed
+  {
+    std::ifstream in(dir / "mid-epoch" / "manifest.txt");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.close();
+    text.replace(text.find("value batch 0"), 13, "value batch 2");
+    std::ofstream(dir / "mid-epoch" / "manifest.txt", std::ios::trunc) << text;
+  }
+  Run refused(6);
+  CHECK_THROWS_WITH(load_training_state(dir / "mid-epoch", refused.trainer), Catch::Contains("trainer/loss"));
+
   // Another policy cannot load it; a damaged checkpoint changes nothing.
   Rng other_init(3);
   Model<B> other_model{Net<B>(other_init)};

@@ -4,6 +4,7 @@
 // continues bit for bit; and the Checkpointer callback that keeps the last and the best.
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -13,6 +14,7 @@
 #include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -41,15 +43,26 @@ struct StateSaver {
   void counter(const std::string& name, std::size_t& value) { writer.set_value(name, std::to_string(value)); }
 };
 
+/// State that training states gained with mid-epoch checkpoints: the position inside the epoch ("batch") and the
+/// running sum behind the epoch's mean loss. All are zero at an epoch's end, the only place earlier versions saved,
+/// so a state without them reads them as zero (a run saved before the upgrade resumes); a state saved in the middle
+/// of an epoch must have them.
+inline bool zero_when_missing(std::string_view name, bool mid_epoch) {
+  return name == "batch" || (!mid_epoch && (name == "trainer/loss_sum" || name == "trainer/loss_count"));
+}
+
 /// Reads state in two passes: `apply = false` reads and verifies everything into scratch buffers (nothing of the
 /// run changes), `apply = true` then writes into the run.
 struct StateLoader {
   const io::CheckpointReader& reader;
   bool apply;
+  bool mid_epoch = false;  // the state's "batch" is not 0 (read before the trainer's state)
   template <class S>
   void tensor(const std::string& name, std::span<S> data) {
     const std::size_t shape[1] = {data.size()};
-    if (apply) {
+    if (reader.find(name) == nullptr && zero_when_missing(name, mid_epoch)) {
+      if (apply) std::fill(data.begin(), data.end(), S(0));
+    } else if (apply) {
       reader.read<S>(name, data, shape);
     } else {
       std::vector<S> scratch(data.size());
@@ -64,7 +77,9 @@ struct StateLoader {
     if (apply) from_host_vector<B>(host, data);
   }
   void counter(const std::string& name, std::size_t& value) {
-    const std::size_t parsed = stored_count(reader, name);
+    const std::size_t parsed =
+        !reader.value(name) && zero_when_missing(name, mid_epoch) ? 0 : stored_count(reader, name);
+    if (name == "batch") mid_epoch = parsed != 0;
     if (apply) value = parsed;
   }
 
