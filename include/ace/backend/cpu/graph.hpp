@@ -97,8 +97,17 @@ void egnn_edge_input_backward(const GraphShape& gs, const std::uint32_t* row, co
                               MatrixRef<const T> w_radial, MatrixRef<T> dp, MatrixRef<T> dq, MatrixRef<T> dx,
                               MatrixRef<T> dw_radial) {
   const std::size_t dim = diff.cols, hd = dz.cols;
+  struct RadialPartials;  // scratch tag: each graph's share of d w_radial, added in graph order below
+  T* partial = thread_scratch<RadialPartials, T>(gs.graphs * hd);
   ACE_OMP_FOR(gs.graphs >= 8)
   for (std::size_t b = 0; b < gs.graphs; ++b) {
+    T* dw = partial + b * hd;  // d w_radial = Σ_e dz_e |x_i - x_j|², this graph's edges
+    std::fill_n(dw, hd, T(0));
+    for (std::size_t e = 0; e < gs.edges; ++e) {
+      const std::size_t er = b * gs.edges + e;
+      const T r2 = radial.data[er * radial.stride];
+      for (std::size_t c = 0; c < hd; ++c) dw[c] += dz.data[er * dz.stride + c] * r2;
+    }
     for (std::size_t n = 0; n < gs.nodes; ++n) {
       const std::size_t r = b * gs.nodes + n;
       std::fill_n(dp.data + r * dp.stride, hd, T(0));
@@ -127,10 +136,8 @@ void egnn_edge_input_backward(const GraphShape& gs, const std::uint32_t* row, co
       }
     }
   }
-  // d w_radial = Σ_e dz_e |x_i - x_j|².
-  for (std::size_t er = 0; er < gs.edge_rows(); ++er)
-    for (std::size_t c = 0; c < hd; ++c)
-      dw_radial.data[c * dw_radial.stride] += dz.data[er * dz.stride + c] * radial.data[er * radial.stride];
+  for (std::size_t b = 0; b < gs.graphs; ++b)  // the graphs' shares in order: the same sum for any thread count
+    for (std::size_t c = 0; c < hd; ++c) dw_radial.data[c * dw_radial.stride] += partial[b * hd + c];
 }
 
 }  // namespace ace::cpu
