@@ -226,9 +226,7 @@ inline NBodySamples load_or_make_nbody(const std::filesystem::path& cache_dir, c
   s = make_nbody_samples(o, split, count, seed);
   io::create_directories(cache_dir);
   auto write = [&](const char* what, const std::vector<double>& data, const std::vector<std::size_t>& shape) {
-    const std::filesystem::path tmp = file(what).string() + ".tmp";  // renamed into place: never a partial file
-    io::write_npy<double>(tmp, data, shape);
-    io::rename_into_place(tmp, file(what));
+    io::write_npy_atomically<double>(file(what), data, shape);  // never a partial file
   };
   write("positions", s.positions, vec_shape);
   write("velocities", s.velocities, vec_shape);

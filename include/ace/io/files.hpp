@@ -89,21 +89,15 @@ inline void create_directories(const std::filesystem::path& dir) {
   ACE_THROW_IF(ec, io_error, "cannot create the directory ", dir.string(), ": ", ec.message());
 }
 
-/// Replaces `path` by `from` (a rename on the same file system), with io_error naming both when it fails.
-inline void rename_into_place(const std::filesystem::path& from, const std::filesystem::path& path) {
-  std::error_code ec;
-  std::filesystem::rename(from, path, ec);
-  ACE_THROW_IF(ec, io_error, "cannot move ", from.string(), " to ", path.string(), ": ", ec.message());
-}
-
-/// Writes `text` to `path` atomically: to "<path>.tmp", flushed to the device, then renamed into place. Readers see
-/// the old file or the new one, never a part; on failure (io_error naming the path and the reason) the old file is
-/// untouched and no temporary is left.
-inline void write_file_atomically(const std::filesystem::path& path, std::string_view text) {
+/// Writes `head` then `n` bytes of `data` to `path` atomically: to "<path>.tmp", flushed to the device, then renamed
+/// into place. Readers see the old file or the new one, never a part; on failure (io_error naming the path and the
+/// reason) the old file is untouched and no temporary is left.
+inline void write_file_atomically(const std::filesystem::path& path, std::string_view head, const char* data,
+                                  std::size_t n) {
   std::filesystem::path tmp = path;
   tmp += ".tmp";
   try {
-    detail::write_file_durably(tmp, text, nullptr, 0);
+    detail::write_file_durably(tmp, head, data, n);
   } catch (const io_error& e) {
     throw io_error(::ace::detail::concat("cannot write ", path.string(), ": ", e.what()));
   }
@@ -114,6 +108,11 @@ inline void write_file_atomically(const std::filesystem::path& path, std::string
     std::filesystem::remove(tmp, ignored);
     throw io_error(::ace::detail::concat("cannot write ", path.string(), ": ", ec.message()));
   }
+}
+
+/// Writes `text` to `path` atomically (as above).
+inline void write_file_atomically(const std::filesystem::path& path, std::string_view text) {
+  write_file_atomically(path, text, nullptr, 0);
 }
 
 }  // namespace ace::io

@@ -151,9 +151,12 @@ inline std::vector<std::size_t> parse_shape(std::string_view tuple, const std::s
 }
 }  // namespace detail
 
-/// Writes a C-order .npy file (format 1.0, header padded to 64 bytes) holding `data` with the given shape.
+namespace detail {
+/// The header of a C-order .npy file (format 1.0, padded to 64 bytes) for `data` with the given shape; `path` names
+/// the file in errors.
 template <class T>
-void write_npy(const std::filesystem::path& path, std::span<const T> data, std::span<const std::size_t> shape) {
+std::string npy_header(const std::filesystem::path& path, std::span<const T> data,
+                       std::span<const std::size_t> shape) {
   std::size_t count = 1;
   std::string dims;
   for (std::size_t d : shape) {
@@ -176,7 +179,24 @@ void write_npy(const std::filesystem::path& path, std::span<const T> data, std::
   head.push_back(static_cast<char>(dict.size() & 0xff));
   head.push_back(static_cast<char>(dict.size() >> 8));
   head += dict;
-  detail::write_file_durably(path, head, reinterpret_cast<const char*>(data.data()), data.size() * sizeof(T));
+  return head;
+}
+}  // namespace detail
+
+/// Writes a C-order .npy file (format 1.0, header padded to 64 bytes) holding `data` with the given shape.
+template <class T>
+void write_npy(const std::filesystem::path& path, std::span<const T> data, std::span<const std::size_t> shape) {
+  detail::write_file_durably(path, detail::npy_header(path, data, shape), reinterpret_cast<const char*>(data.data()),
+                             data.size() * sizeof(T));
+}
+
+/// write_npy through a temporary file renamed into place (write_file_atomically): readers never see a partial
+/// array, and a failed write leaves the previous file and no temporary.
+template <class T>
+void write_npy_atomically(const std::filesystem::path& path, std::span<const T> data,
+                          std::span<const std::size_t> shape) {
+  write_file_atomically(path, detail::npy_header(path, data, shape), reinterpret_cast<const char*>(data.data()),
+                        data.size() * sizeof(T));
 }
 
 /// Parses the bytes of a .npy file strictly: the magic string, a known format version, a well-formed header dict
