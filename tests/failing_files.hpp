@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// File systems that refuse writes, for the tests of what ace does when a write fails: a file-size limit (as
-// `ulimit -f`, works for every user), a small tmpfs filled to the brim and a read-only directory (a tmpfs remounted
-// read-only when the tests run as root, where permissions do not stop writes; a directory without write permission
-// otherwise).
+// File systems that refuse writes, for the tests of what ace does when a write fails (require_io_error checks the
+// failure): a file-size limit (as `ulimit -f`, works for every user), a small tmpfs filled to the brim and a
+// read-only directory (a tmpfs remounted read-only when the tests run as root, where permissions do not stop writes;
+// a directory without write permission otherwise).
 #pragma once
 
 #include <csignal>
@@ -15,7 +15,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
+
+#include "ace/error.hpp"
+
 namespace ace::test {
+
+/// Runs `write`, which must throw io_error whose message names `path` and contains `reason`.
+template <class F>
+void require_io_error(F&& write, const std::filesystem::path& path, const std::string& reason) {
+  try {
+    write();
+    FAIL("the write into " << path.string() << " succeeded");
+  } catch (const io_error& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Contains(path.string()) && Catch::Contains(reason));
+  }
+}
 
 /// While it lives, a regular file cannot grow past `bytes` (RLIMIT_FSIZE, with SIGXFSZ ignored: the write fails
 /// with EFBIG instead of killing the process).

@@ -411,20 +411,12 @@ TEST_CASE("trainer checkpoints: a disk that fills mid-run stops it with io_error
     CsvLogger csv(dir / "log.csv");
     fit(first.trainer, 2, first.batches(), first.evaluate(), 0, csv, ckpt);
     const test::FileSizeLimit full(512);  // from here on no file may grow past 512 bytes
-    try {
-      fit(first.trainer, 2, first.batches(), first.evaluate(), 2, ckpt);
-      FAIL("a checkpoint was saved past the file-size limit");
-    } catch (const io_error& e) {
-      CHECK_THAT(std::string(e.what()), Catch::Contains((dir / "state").string()) && Catch::Contains("File too large"));
-    }
+    test::require_io_error([&] { fit(first.trainer, 2, first.batches(), first.evaluate(), 2, ckpt); }, dir / "state",
+                           "File too large");
     const test::FileSizeLimit log_full(fs::file_size(dir / "log.csv") + 16);  // room for a part of one more row
     CsvLogger more(dir / "log.csv", true);
-    try {
-      fit(first.trainer, 1, first.batches(), first.evaluate(), 3, more);
-      FAIL("a log row was written past the file-size limit");
-    } catch (const io_error& e) {
-      CHECK_THAT(std::string(e.what()), Catch::Contains((dir / "log.csv").string()));
-    }
+    test::require_io_error([&] { fit(first.trainer, 1, first.batches(), first.evaluate(), 3, more); },
+                           dir / "log.csv", "");
   }
   Run<> resumed(2);
   const TrainingPosition at = load_training_state(dir / "state" / "last", resumed.trainer);
@@ -449,12 +441,7 @@ TEST_CASE("callbacks: a log, plots or checkpoints in a read-only directory are a
   }
   REQUIRE(dir.make_read_only());
   const auto refused = [&](auto& callback, const fs::path& path) {
-    try {
-      fit(run.trainer, 1, run.batches(), run.evaluate(), 1, callback);
-      FAIL("wrote into the read-only " << path.string());
-    } catch (const io_error& e) {
-      CHECK_THAT(std::string(e.what()), Catch::Contains(path.string()));
-    }
+    test::require_io_error([&] { fit(run.trainer, 1, run.batches(), run.evaluate(), 1, callback); }, path, "");
   };
   CsvLogger csv(dir.path() / "log.csv");
   refused(csv, dir.path() / "log.csv");

@@ -19,6 +19,7 @@ using namespace ace;
 namespace fs = std::filesystem;
 
 namespace {
+using test::require_io_error;
 using test::TempDir;
 
 /// A checkpoint of one tensor of `n` floats counting up from `first`.
@@ -47,16 +48,6 @@ std::vector<std::string> leftovers(const fs::path& dir, const std::vector<std::s
     if (std::find(keep.begin(), keep.end(), name) == keep.end()) out.push_back(name);
   }
   return out;
-}
-/// Runs `write`, which must throw io_error whose message names `path` and contains `reason`.
-template <class F>
-void require_io_error(F&& write, const fs::path& path, const std::string& reason) {
-  try {
-    write();
-    FAIL("the write into " << path.string() << " succeeded");
-  } catch (const io_error& e) {
-    CHECK_THAT(std::string(e.what()), Catch::Contains(path.string()) && Catch::Contains(reason));
-  }
 }
 io::LinePlot plot(double y) { return {"p", "x", "y", false, {{"s", {1.0, 2.0}, {y, y}}}}; }
 }  // namespace
