@@ -3,7 +3,7 @@
 // manifest, then t0.npy, t1.npy, ... (the seeds name those files). The reader parses the manifest, then every tensor
 // of at most 2^20 entries is read in the manifest's dtype and shape (format, dtype, shape and checksum checked).
 #include "ace/io/checkpoint.hpp"
-#include "fuzz_support.hpp"
+#include "checkpoint_parts.hpp"
 
 namespace {
 template <class T>
@@ -14,9 +14,7 @@ void read_all(const ace::io::CheckpointReader& reader, const ace::io::Checkpoint
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const auto dir = ace::fuzz::write_parts("checkpoint", ace::fuzz::chars(data, size), [](std::size_t i) {
-    return i == 0 ? std::string(ace::io::manifest_name) : "t" + std::to_string(i - 1) + ".npy";
-  });
+  const auto dir = ace::fuzz::write_parts("checkpoint", ace::fuzz::chars(data, size), ace::fuzz::checkpoint_part);
   ace::fuzz::refusing_cleanly([&] {
     const ace::io::CheckpointReader reader(dir);
     for (const ace::io::CheckpointTensor& t : reader.tensors()) {

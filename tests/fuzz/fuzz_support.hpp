@@ -59,9 +59,11 @@ inline const std::filesystem::path& scratch_directory() {
   return dir;
 }
 
-/// The parts of an input cut at a separator line, "\n=ACE=\n": a checkpoint directory's files in one input.
+/// The line between the parts of an input that holds several files (a checkpoint directory's, for instance).
+inline constexpr std::string_view separator = "\n=ACE=\n";
+
+/// The parts of an input cut at separator lines.
 inline std::vector<std::string_view> parts(std::span<const char> input) {
-  constexpr std::string_view separator = "\n=ACE=\n";
   std::vector<std::string_view> out;
   std::string_view rest(input.data(), input.size());
   for (std::size_t at; (at = rest.find(separator)) != std::string_view::npos; rest.remove_prefix(at + separator.size()))

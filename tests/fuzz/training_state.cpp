@@ -16,7 +16,7 @@
 #include "ace/nn/core/relaxed.hpp"
 #include "ace/nn/core/sequential.hpp"
 #include "ace/optim/adam.hpp"
-#include "fuzz_support.hpp"
+#include "checkpoint_parts.hpp"
 
 namespace {
 using R = ace::Features<8>;  // plain channels: the trainer, not a group, is what this target exercises
@@ -51,18 +51,6 @@ struct Run {
     void counter(const std::string& name, std::size_t& n) { *out += name + std::to_string(n); }
   };
 };
-
-/// The files of `dir` in one input, as the seeds hold them: the manifest, then t0.npy, t1.npy, ...
-std::string packed(const std::filesystem::path& dir) {
-  const auto read = [](const std::filesystem::path& p) {
-    const std::vector<char> b = ace::io::detail::read_whole_file(p);
-    return std::string(b.begin(), b.end());
-  };
-  std::string out = read(dir / ace::io::manifest_name);
-  for (std::size_t i = 0; std::filesystem::exists(dir / ("t" + std::to_string(i) + ".npy")); ++i)
-    out += "\n=ACE=\n" + read(dir / ("t" + std::to_string(i) + ".npy"));
-  return out;
-}
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
@@ -74,16 +62,15 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
     run.step();
     const auto dir = ace::fuzz::scratch_directory() / "seed";
     ace::save_training_state(dir, run.trainer, ace::TrainingPosition{1, 2});
-    ace::fuzz::write_file((*argv)[i] + std::strlen(flag), packed(dir));
+    ace::fuzz::write_file((*argv)[i] + std::strlen(flag), ace::fuzz::packed_checkpoint(dir));
     std::exit(0);
   }
   return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const auto dir = ace::fuzz::write_parts("training_state", ace::fuzz::chars(data, size), [](std::size_t i) {
-    return i == 0 ? std::string(ace::io::manifest_name) : "t" + std::to_string(i - 1) + ".npy";
-  });
+  const auto dir =
+      ace::fuzz::write_parts("training_state", ace::fuzz::chars(data, size), ace::fuzz::checkpoint_part);
   Run run;
   const std::string before = run.state();
   bool loaded = false;
