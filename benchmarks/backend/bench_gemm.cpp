@@ -5,7 +5,10 @@
 // rate over the FMA peak measured at start-up on one core with the widest vectors the CPU has, times the threads).
 // "+silu" shapes are a dense layer's forward pass, C = SiLU(A B + bias): fused into oneDNN matmul's epilogue and into
 // ace's block epilogue (ace-*-fused: Cpu::gemm_bias_act), ace's own two passes after the others.
-// The libraries found and the kernels they picked are printed first. docs/benchmarks.md has the table.
+// silu/*: the epilogue's activation alone, SiLU and its backward pass on one core over the EGNN's 2 000 x 64 block
+// (in L2), on each instruction-set path of cpu/sigmoid.hpp and as the Cpu backend ran it before (x (1/2 + tanh(x/2)/2)
+// through Eigen's vectorised tanh, the backward pass reading SiLU(x) too: "eigen-tanh"). The libraries found and the kernels they picked are printed first.
+// docs/benchmarks.md has the tables.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include <ace/backend/cpu/elementwise.hpp>
 #include <ace/random.hpp>
 
 #include "../common/fma_peak.hpp"
@@ -142,6 +146,41 @@ void run(benchmark::State& state, const GemmLibrary& lib, const NamedShape& name
     state.counters["peak%"] = benchmark::Counter(s.flops() * n * 1e-7 / (peak * threads), benchmark::Counter::kIsRate);
 }
 
+/// SiLU (Backward false) or its backward pass on the EGNN's 2 000 x 64 block, on `path` or (path < 0) in the earlier
+/// tanh form. Counter: entries per second.
+template <bool Backward>
+void silu(benchmark::State& state, int path) {
+  const std::size_t n = 2000 * 64;
+  std::vector<float> x(n), dy(n), out(n);
+  ace::Rng rng(5);
+  for (std::size_t i = 0; i < n; ++i) {
+    x[i] = static_cast<float>(rng.normal() * 3);
+    dy[i] = static_cast<float>(rng.normal());
+  }
+  std::vector<float> y(n);  // SiLU(x), which the earlier backward pass read
+  ace::cpu::silu(x.data(), y.data(), n);
+  for (auto _ : state) {
+    if (path >= 0) {
+      const auto p = static_cast<ace::cpu::SigmoidPath>(path);
+      if constexpr (Backward) ace::cpu::silu_backward(x.data(), dy.data(), out.data(), n, p);
+      else ace::cpu::silu(x.data(), out.data(), n, p);
+    } else if constexpr (Backward) {  // the earlier Cpu::map_backward<SiLUOp>: dx = dy (s + y (1 - s))
+      ace::cpu::detail::vector_steps<float, 3>({x.data(), y.data(), dy.data()}, out.data(), n, [](const auto& a) {
+        const auto s = (0.5f + 0.5f * (0.5f * a[0]).tanh()).eval();
+        return (a[2] * (s + a[1] * (1.0f - s))).eval();
+      });
+    } else {  // the earlier Cpu::map<SiLUOp>
+      ace::cpu::detail::vector_steps<float, 1>({x.data()}, out.data(), n, [](const auto& a) {
+        return (a[0] * (0.5f + 0.5f * (0.5f * a[0]).tanh())).eval();
+      });
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["entries/ns"] = benchmark::Counter(static_cast<double>(n * state.iterations()) * 1e-9,
+                                                    benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,6 +196,14 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("fma_peak/one_core", ace::bench::BM_fma_peak<false>)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("fma_peak/one_core/avx512", ace::bench::BM_fma_peak<true>)
       ->Unit(benchmark::kMillisecond);
+  for (int path : {-1, 0, 1, 2}) {
+    if (path >= 0 && !ace::cpu::sigmoid_path_available(static_cast<ace::cpu::SigmoidPath>(path))) continue;
+    const std::string where = path < 0 ? "eigen-tanh" : path == 0 ? "portable" : path == 1 ? "avx2" : "avx512";
+    benchmark::RegisterBenchmark(("silu/forward/" + where).c_str(), [path](auto& st) { silu<false>(st, path); })
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("silu/backward/" + where).c_str(), [path](auto& st) { silu<true>(st, path); })
+        ->Unit(benchmark::kMicrosecond);
+  }
   for (const auto& named : shapes)
     for (int threads : {1, 2})
       for (const auto& lib : libraries) {

@@ -33,6 +33,19 @@ inline bool simd_kernels_available() {
 #endif
 }
 
+namespace cpu::detail {
+/// Whether this CPU has AVX-512F (checked once); ace's kernels that have an AVX-512 form (the GEMM tiles, the
+/// sigmoid of cpu/elementwise.hpp) run it there.
+inline bool avx512_available() {
+#if ACE_HAS_X86_KERNELS
+  static const bool available = __builtin_cpu_supports("avx512f");
+  return available;
+#else
+  return false;
+#endif
+}
+}  // namespace cpu::detail
+
 /// Turns the AVX2/FMA kernels off (or back on) for the whole process, e.g. to compare them with the portable Eigen
 /// path; they are on by default wherever they are available. Results differ from the Eigen path by rounding only.
 inline void set_simd_kernels(bool on) { detail::simd_kernels_switch().store(on); }
@@ -46,6 +59,7 @@ inline bool simd_kernels_enabled() { return simd_kernels_available() && detail::
 
 #define ACE_DETAIL_AVX2 __attribute__((target("avx2,fma")))
 #define ACE_DETAIL_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) inline
+#define ACE_DETAIL_AVX512 __attribute__((target("avx512f")))
 
 namespace ace::cpu::simd {
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The Cpu backend's activations on runs of consecutive entries: SiLU vectorised (sigmoid through Eigen's vectorised
-// tanh), every other elementwise Op (ops.hpp) by its scalar f and df. Shared by map / map_backward and the GEMM
-// epilogues of the fused dense operations (cpu/dense.hpp).
+// The Cpu backend's activations on runs of consecutive entries: SiLU vectorised (float: ace's division-free sigmoid,
+// cpu/sigmoid.hpp; double: Eigen's vectorised tanh), every other elementwise Op (ops.hpp) by its scalar f and df.
+// Shared by map / map_backward and the GEMM epilogues of the fused dense operations (cpu/dense.hpp).
 #pragma once
 
 #include <Eigen/Core>
@@ -11,6 +11,7 @@
 #include <utility>
 #include <type_traits>
 
+#include "ace/backend/cpu/sigmoid.hpp"
 #include "ace/backend/ops.hpp"
 
 namespace ace::cpu {
@@ -53,7 +54,9 @@ void vector_steps(std::array<const T*, N> in, T* out, std::size_t n, F&& f) {
 /// y = Op(x) on n entries (y may be x).
 template <class Op, class T>
 void activate(const T* x, T* y, std::size_t n) {
-  if constexpr (std::is_same_v<Op, SiLUOp>) {  // x sigmoid(x), sigmoid(x) = 1/2 + tanh(x/2)/2
+  if constexpr (std::is_same_v<Op, SiLUOp> && std::is_same_v<T, float>) {
+    silu(x, y, n);
+  } else if constexpr (std::is_same_v<Op, SiLUOp>) {  // x sigmoid(x), sigmoid(x) = 1/2 + tanh(x/2)/2
     detail::vector_steps<T, 1>({x}, y, n, [](const auto& a) {
       return (a[0] * (T(0.5) + T(0.5) * (T(0.5) * a[0]).tanh())).eval();
     });
@@ -62,14 +65,18 @@ void activate(const T* x, T* y, std::size_t n) {
   }
 }
 
-/// dx = Op'(x, y) dy on n entries, given y = Op(x) (dx may be dy). SiLU: dx = dy (s + y (1 - s)) with s = sigmoid(x)
-/// evaluated again as in activate (one vectorised tanh is cheaper than keeping s in memory).
+/// dx = Op'(x, y) dy on n entries, given y = Op(x) (dx may be dy). SiLU: dx = dy s (1 + x (1 - s)) with s = sigmoid(x)
+/// evaluated again as in activate, from x alone (computing s again is cheaper than keeping it in memory, and not
+/// reading y saves a stream from memory: x and y of a wide layer are in L3 or memory by the backward pass).
 template <class Op, class T>
-void activate_backward(const T* x, const T* y, const T* dy, T* dx, std::size_t n) {
-  if constexpr (std::is_same_v<Op, SiLUOp>) {
-    detail::vector_steps<T, 3>({x, y, dy}, dx, n, [](const auto& a) {
-      const auto s = (T(0.5) + T(0.5) * (T(0.5) * a[0]).tanh()).eval();
-      return (a[2] * (s + a[1] * (T(1) - s))).eval();
+void activate_backward(const T* x, [[maybe_unused]] const T* y, const T* dy, T* dx, std::size_t n) {
+  if constexpr (std::is_same_v<Op, SiLUOp> && std::is_same_v<T, float>) {
+    silu_backward(x, dy, dx, n);
+  } else if constexpr (std::is_same_v<Op, SiLUOp>) {
+    detail::vector_steps<T, 2>({x, dy}, dx, n, [](const auto& a) {
+      const auto t = (T(0.5) * a[0]).tanh().eval();
+      const auto s = (T(0.5) + T(0.5) * t).eval();
+      return (a[1] * s * (T(1) + a[0] * (T(0.5) - T(0.5) * t))).eval();
     });
   } else {
     for (std::size_t i = 0; i < n; ++i) dx[i] = Op::template df<T>(x[i], y[i]) * dy[i];

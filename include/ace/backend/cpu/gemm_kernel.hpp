@@ -31,11 +31,6 @@ inline constexpr std::size_t gemm_kc = 256, gemm_nc = 256;
 
 #if ACE_HAS_X86_KERNELS
 
-/// Whether this CPU has AVX-512F (checked once).
-inline bool avx512_available() {
-  static const bool available = __builtin_cpu_supports("avx512f");
-  return available;
-}
 /// Lets tests run the AVX2 tiles on a CPU with AVX-512 (both give the same bits).
 inline std::atomic<bool>& gemm_avx512_switch() {
   static std::atomic<bool> on{true};
@@ -78,8 +73,6 @@ void gemm_pack_b(Transpose tb, float alpha, MatrixRef<const float> b, std::size_
     }
   }
 }
-
-#define ACE_DETAIL_AVX512 __attribute__((target("avx512f")))
 
 /// Where a register tile reads op(A), in place either way (no copy): for op(A) = A^T, runs of MR consecutive floats
 /// of A's row k (a + k * stride + i); for op(A) = A, one pointer per row running along k (rows[i] + k: each row's

@@ -13,6 +13,22 @@
 
 namespace ace::cpu {
 
+/// Σ_c a[c] b[c] over n entries in one 64-byte vector's worth of partial sums (entry c goes to sum c mod lanes), the
+/// sums then added pairwise: the compiler vectorises it, where one running sum would be a chain of n dependent
+/// additions, and the order is fixed by n alone.
+template <class T>
+T dot_in_lanes(const T* a, const T* b, std::size_t n) {
+  constexpr std::size_t lanes = 64 / sizeof(T);
+  T acc[lanes] = {};
+  std::size_t c = 0;
+  for (; c + lanes <= n; c += lanes)
+    for (std::size_t l = 0; l < lanes; ++l) acc[l] += a[c + l] * b[c + l];
+  for (std::size_t l = 0; c + l < n; ++l) acc[l] += a[c + l] * b[c + l];
+  for (std::size_t w = lanes / 2; w > 0; w /= 2)
+    for (std::size_t l = 0; l < w; ++l) acc[l] += acc[l + w];
+  return acc[0];
+}
+
 template <class T>
 void egnn_edge_input(const GraphShape& gs, const std::uint32_t* row, const std::uint32_t* col, MatrixRef<const T> x,
                      MatrixRef<const T> p, MatrixRef<const T> q, const T* bias, MatrixRef<const T> w_radial,
@@ -97,8 +113,11 @@ void egnn_edge_input_backward(const GraphShape& gs, const std::uint32_t* row, co
                               MatrixRef<const T> w_radial, MatrixRef<T> dp, MatrixRef<T> dq, MatrixRef<T> dx,
                               MatrixRef<T> dw_radial) {
   const std::size_t dim = diff.cols, hd = dz.cols;
-  struct RadialPartials;  // scratch tag: each graph's share of d w_radial, added in graph order below
+  struct RadialPartials;  // scratch tags: each graph's share of d w_radial, added in graph order below; w_radial
+  struct RadialWeights;   // contiguous (it is a column of the edge layer's weight)
   T* partial = thread_scratch<RadialPartials, T>(gs.graphs * hd);
+  T* w = thread_scratch<RadialWeights, T>(hd);
+  for (std::size_t c = 0; c < hd; ++c) w[c] = w_radial.data[c * w_radial.stride];
   ACE_OMP_FOR(gs.graphs >= 8)
   for (std::size_t b = 0; b < gs.graphs; ++b) {
     T* dw = partial + b * hd;  // d w_radial = Σ_e dz_e |x_i - x_j|², this graph's edges
@@ -119,12 +138,11 @@ void egnn_edge_input_backward(const GraphShape& gs, const std::uint32_t* row, co
       const T* g = dz.data + er * dz.stride;
       T* dpi = dp.data + i * dp.stride;
       T* dqj = dq.data + j * dq.stride;
-      T dr = T(0);
       for (std::size_t c = 0; c < hd; ++c) {
         dpi[c] += g[c];
         dqj[c] += g[c];
-        dr += g[c] * w_radial.data[c * w_radial.stride];
       }
+      const T dr = dot_in_lanes(g, w, hd);
       const T c = coef.data[er * coef.stride];
       for (std::size_t k = 0; k < dim; ++k) {
         const T d = diff.data[er * diff.stride + k], t = d * c;
