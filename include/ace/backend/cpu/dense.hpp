@@ -38,7 +38,7 @@ enum class CpuGemm {
   eigen,   ///< Eigen's GEMM
   onednn,  ///< oneDNN's sgemm (builds with ACE_WITH_ONEDNN only)
   ace,     ///< ace's own packed-panel kernels, AVX-512 or AVX2 tiles (CPUs with AVX2 and FMA: simd_kernels_available())
-  libxsmm, ///< libxsmm's JIT kernels for small untransposed products (builds with ACE_WITH_LIBXSMM), the rest on
+  libxsmm, ///< libxsmm's JIT kernels for the small products it suits (builds with ACE_WITH_LIBXSMM), the rest on
            ///< oneDNN where the build has it, else Eigen (docs/backends.md)
 };
 
@@ -234,17 +234,20 @@ inline int onednn_sgemm(Transpose ta, Transpose tb, float alpha, MatrixRef<const
 }
 #endif
 #if defined(ACE_WITH_LIBXSMM)
-/// The products libxsmm runs under CpuGemm::libxsmm: untransposed, alpha 1, beta 0 or 1, at most 128 columns and an
-/// inner dimension of at most 2 048 (where its JIT kernels beat oneDNN's sgemm in whole training steps, the EGNN's
-/// 64-column layers; DeepSets' 256-column ones were level: docs/benchmarks.md).
+/// The products libxsmm runs under CpuGemm::libxsmm: B untransposed, alpha 1, beta 0 or 1, an inner dimension of at
+/// most 2 048, and at most 128 columns for A untransposed (the dense layers' forward products: where its JIT kernels
+/// beat oneDNN's sgemm in whole training steps, the EGNN's 64-column layers; DeepSets' 256-column ones were level)
+/// or 256 for Aᵀ (the weight gradients dYᵀ X of those layers; libxsmm 1.17 has no kernel for a transposed B):
+/// docs/benchmarks.md.
 inline bool xsmm_suits(Transpose ta, Transpose tb, float alpha, float beta, std::size_t n, std::size_t k) {
-  return ta == Transpose::no && tb == Transpose::no && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && k > 0 &&
-         k <= 2048 && n <= 128;
+  return tb == Transpose::no && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && k > 0 && k <= 2048 &&
+         n <= (ta == Transpose::no ? 128 : 256);
 }
 /// libxsmm's JIT kernels on one block (see xsmm_suits) in tiles of 64 rows of C; false, with C untouched, where
 /// libxsmm generates no kernel. libxsmm is column-major: row-major C = A B is column-major Cᵀ = Bᵀ Aᵀ, so the
 /// kernel's "A" is B and its "B" is A.
-inline bool xsmm_sgemm(MatrixRef<const float> a, MatrixRef<const float> b, float beta, MatrixRef<float> c) {
+inline bool xsmm_sgemm(Transpose ta, MatrixRef<const float> a, MatrixRef<const float> b, float beta,
+                       MatrixRef<float> c) {
   static const bool initialised = [] {
     libxsmm_init();
     return true;
@@ -252,8 +255,9 @@ inline bool xsmm_sgemm(MatrixRef<const float> a, MatrixRef<const float> b, float
   (void)initialised;
   constexpr std::size_t tile = 64;
   const float alpha = 1.0f;
-  const int flags = LIBXSMM_GEMM_FLAG_NONE, prefetch = LIBXSMM_PREFETCH_NONE;
-  const auto m = static_cast<libxsmm_blasint>(c.cols), k = static_cast<libxsmm_blasint>(a.cols);
+  const bool at = ta == Transpose::yes;  // op(A) = Aᵀ: the kernel's "B" transposed; C's rows are columns of A
+  const int flags = at ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE, prefetch = LIBXSMM_PREFETCH_NONE;
+  const auto m = static_cast<libxsmm_blasint>(c.cols), k = static_cast<libxsmm_blasint>(at ? a.rows : a.cols);
   const auto lda = static_cast<libxsmm_blasint>(b.stride), ldb = static_cast<libxsmm_blasint>(a.stride);
   const auto ldc = static_cast<libxsmm_blasint>(c.stride);
   const auto kernel = [&](std::size_t rows) {
@@ -264,7 +268,8 @@ inline bool xsmm_sgemm(MatrixRef<const float> a, MatrixRef<const float> b, float
   const libxsmm_smmfunction full = kernel(std::min(tile, c.rows)), tail = rest != 0 ? kernel(rest) : full;
   if (full == nullptr || tail == nullptr) return false;
   for (std::size_t r0 = 0; r0 < c.rows; r0 += tile)
-    (r0 + tile <= c.rows || rest == 0 ? full : tail)(b.data, a.data + r0 * a.stride, c.data + r0 * c.stride);
+    (r0 + tile <= c.rows || rest == 0 ? full : tail)(b.data, a.data + (at ? r0 : r0 * a.stride),
+                                                      c.data + r0 * c.stride);
   return true;
 }
 #endif
@@ -279,8 +284,8 @@ struct NoEpilogue {
 /// c = alpha op(a) op(b) + beta c on views (c must already have the shape of the product; beta = 0 ignores its old
 /// contents, as in BLAS), then epilogue(first row, first column, block) on each block of C right after the thread
 /// that computed it (the block still in its cache; the fused dense operations' bias and activation). Float products
-/// follow cpu_gemm(): CpuGemm::libxsmm runs the small untransposed ones (detail::xsmm_suits: the dense layers'
-/// forward products) on libxsmm's JIT kernels and the rest as CpuGemm::onednn; CpuGemm::onednn runs products of at
+/// follow cpu_gemm(): CpuGemm::libxsmm runs the small ones with B untransposed (detail::xsmm_suits: the dense
+/// layers' forward products and weight gradients) on libxsmm's JIT kernels and the rest as CpuGemm::onednn; CpuGemm::onednn runs products of at
 /// least 2^12 multiply-adds on oneDNN's sgemm; CpuGemm::ace runs every float product on ace's own kernels
 /// (cpu/gemm_kernel.hpp); the rest, and double, run on Eigen's GEMM. Either way C is cut into blocks fixed by the shape
 /// (detail::GemmBlocks), spread over OpenMP threads with one thread per block, so the result does not depend on the
@@ -307,7 +312,7 @@ void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<co
     if (cpu_gemm() == CpuGemm::libxsmm && detail::xsmm_suits(ta, tb, alpha, beta, c.cols, k)) {
       [[maybe_unused]] std::atomic<int> status{0};
       detail::gemm_driver<float>(ta, tb, a, b, beta, c, [&](auto ab, auto bb, float bt, auto cb) {
-        if (detail::xsmm_sgemm(ab, bb, bt, cb)) return;
+        if (detail::xsmm_sgemm(ta, ab, bb, bt, cb)) return;
   #if defined(ACE_WITH_ONEDNN)  // no kernel for this block: the next implementation, on the same block
         if (const int s = detail::onednn_sgemm(ta, tb, alpha, ab, bb, bt, cb); s != 0) status.store(s);
   #else
