@@ -55,11 +55,32 @@ experiment::Task load(const NBodyConfig& c) {
   return t;
 }
 
+/// --clip-stats: how often the simulator's force clip fires, per split (docs/results-nbody.md §6).
+void print_clip_statistics(const NBodyConfig& c) {
+  data::NBodyOptions o;
+  o.field = c.field;
+  std::printf("force clip (|F| > %g per component), first %zu systems of each split, data seed %zu, field %g; the "
+              "window is from the input frame (%zu) to the target frame (%zu)\n\n",
+              o.force_clip, c.clip_stats, c.data_seed, c.field, o.input_frame, o.target_frame);
+  std::printf("| split | systems | clipped components, whole simulation | in the window | systems with a clip in "
+              "the window |\n|---|---:|---:|---:|---:|\n");
+  for (auto split : {data::NBodySplit::train, data::NBodySplit::validation, data::NBodySplit::test}) {
+    const auto n = std::min(c.clip_stats, data::nbody_split_capacity(split));
+    const auto s = data::nbody_clip_statistics(o, split, n, c.data_seed);
+    const auto rate = [](std::size_t part, std::size_t whole) { return whole ? double(part) / double(whole) : 0.0; };
+    std::printf("| %s | %zu | %zu of %zu (%.2e) | %zu of %zu (%.2e) | %zu (%.2f %%) |\n", data::nbody_split_name(split),
+                s.systems, s.clipped, s.force_components, rate(s.clipped, s.force_components), s.window_clipped,
+                s.window_components, rate(s.window_clipped, s.window_components), s.systems_clipped_in_window,
+                100.0 * rate(s.systems_clipped_in_window, s.systems));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   return experiment::guarded_main("nbody", [&] {
     const NBodyConfig c = experiment::parse_nbody({argv + 1, argv + argc});
+    if (c.clip_stats > 0) return print_clip_statistics(c);
     experiment::print_device(c.run);
     if (c.reference_data.empty()) std::printf("simulating or loading the data (cache: %s) ...\n", c.data.c_str());
     else std::printf("reading the reference generator's data set from %s ...\n", c.reference_data.c_str());

@@ -18,11 +18,12 @@ struct NBodyConfig {
   double field = 0.0;
   std::string data = "nbody_data";
   std::string reference_data;  // a data set of the EGNN reference generator (read instead of simulating)
+  std::size_t clip_stats = 0;  // > 0: print the force-clip statistics of that many systems per split, and stop
 };
 
 inline const std::string nbody_usage = std::string(
     "usage: nbody [--preset default|paper] [--model egnn|segnn] [--train N] [--valid N] [--test N] [--field E]\n"
-    "             [--data-seed N] [--data DIR] [--reference-data DIR] [shared flags]\n"
+    "             [--data-seed N] [--data DIR] [--reference-data DIR] [--clip-stats N] [shared flags]\n"
     "  --model M      egnn (default: EGNN, hidden --hidden, Adam 5e-4, dual rate 1e-3, weight decay 1e-12) or segnn\n"
     "                 (SEGNN, hidden 32x0e + 32x1o fixed at compile time, and the ACE paper's SEGNN settings: Adam 9e-4\n"
     "                 on every primal variable (--gamma-opt adam), weight decay 0, Adam dual steps of 8e-4 (--dual-opt\n"
@@ -34,6 +35,8 @@ inline const std::string nbody_usage = std::string(
     "  --reference-data DIR\n"
     "                 train on a data set of the EGNN reference code's generator instead (its loc_, vel_ and\n"
     "                 charges_<split>_charged5_initvel1small.npy in DIR; the first --train/--valid/--test systems)\n"
+    "  --clip-stats N simulate the first N systems of each split (data seed, field) and print how often the\n"
+    "                 simulator's force clip (±100 per component) fired, then stop without training\n"
     "shared flags:\n") + settings_usage;
 
 /// Parses nbody's command line (without the program name).
@@ -72,6 +75,7 @@ inline NBodyConfig parse_nbody(const std::vector<std::string>& args) {
     else if (flag == "--field") c.field = parse_number<double>(flag, value);
     else if (flag == "--data") c.data = value;
     else if (flag == "--reference-data") c.reference_data = value;
+    else if (flag == "--clip-stats") c.clip_stats = parse_count(flag, value);
     else return false;
     return true;
   });

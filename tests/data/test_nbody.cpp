@@ -61,6 +61,52 @@ TEST_CASE("nbody: momentum is conserved without a field; a field adds E t sum(q)
   CHECK((total_velocity(t, 48) - total_velocity(t, 0) - time * o.field * q * axis).norm() < 1e-9);
 }
 
+TEST_CASE("nbody: the force clip's counts: every evaluation, the input-to-target window, and the clips themselves",
+          "[nbody]") {
+  NBodyOptions o;
+  o.force_clip = 1e300;  // never fires
+  Rng a(11);
+  const NBodyTrajectory t = simulate_nbody(o, a);
+  // one force evaluation per step (the first kick, then after every position update), 3 components per particle
+  CHECK(t.force_components == o.steps * o.particles * 3);
+  CHECK(t.window_components == (o.target_frame - o.input_frame) * o.record_every * o.particles * 3);
+  CHECK(t.clipped == 0);
+  CHECK(t.window_clipped == 0);
+  o.force_clip = 1e-12;  // fires on every component (a net force of exactly 0 does not occur)
+  Rng b(11);
+  const NBodyTrajectory all = simulate_nbody(o, b);
+  CHECK(all.clipped == all.force_components);
+  CHECK(all.window_clipped == all.window_components);
+  // The default clip: the counts follow the forces, and clipping changes the trajectory only where it fires.
+  const NBodyOptions d;
+  std::size_t systems_with_clips = 0, systems_clipped_in_window = 0;
+  NBodyClipStatistics manual;
+  for (std::size_t c = 0; c < 20; ++c) {
+    Rng r(data::detail::nbody_system_seed(5, nbody_split_offset(NBodySplit::test) + c));
+    const NBodyTrajectory s = simulate_nbody(d, r);
+    CHECK(s.window_clipped <= s.clipped);
+    systems_with_clips += s.clipped > 0;
+    systems_clipped_in_window += s.window_clipped > 0;
+    manual.force_components += s.force_components;
+    manual.clipped += s.clipped;
+    manual.window_clipped += s.window_clipped;
+    if (s.clipped == 0) {  // then the unclipped simulation is the same system, bit for bit
+      NBodyOptions never = d;
+      never.force_clip = 1e300;
+      Rng r2(data::detail::nbody_system_seed(5, nbody_split_offset(NBodySplit::test) + c));
+      CHECK(simulate_nbody(never, r2).positions == s.positions);
+    }
+  }
+  CHECK(systems_with_clips > 0);  // close approaches do happen in 20 systems of 5 000 steps
+  const NBodyClipStatistics stats = nbody_clip_statistics(d, NBodySplit::test, 20, 5);
+  CHECK(stats.systems == 20);
+  CHECK(stats.force_components == manual.force_components);
+  CHECK(stats.clipped == manual.clipped);
+  CHECK(stats.window_clipped == manual.window_clipped);
+  CHECK(stats.systems_clipped_in_window == systems_clipped_in_window);
+  CHECK_THROWS_AS(nbody_clip_statistics(d, NBodySplit::test, 2001, 5), invalid_argument);
+}
+
 TEST_CASE("nbody: splits are prefixes of one seeded sequence; the cache round-trips and rejects a corrupt file",
           "[nbody]") {
   NBodyOptions o;

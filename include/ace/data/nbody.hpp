@@ -54,10 +54,13 @@ struct NBodyOptions {
 };
 
 /// One simulated system: positions and velocities of every kept frame ([frames][particles][3], row-major) and the
-/// charges (±1).
+/// charges (±1); and how often the force clip fired: force components computed over the whole simulation and those
+/// clipped to ±force_clip, and the same between the input and the target frame (the force evaluations from the step
+/// that recorded the input frame up to, not including, the step that recorded the target).
 struct NBodyTrajectory {
   std::size_t frames = 0, particles = 0;
   std::vector<double> positions, velocities, charges;
+  std::size_t force_components = 0, clipped = 0, window_components = 0, window_clipped = 0;
   double position(std::size_t frame, std::size_t i, std::size_t k) const {
     return positions[(frame * particles + i) * 3 + k];
   }
@@ -88,7 +91,10 @@ inline NBodyTrajectory simulate_nbody(const NBodyOptions& o, Rng& rng) {
     } while (norm < 1e-12);
     for (std::size_t k = 0; k < 3; ++k) v[3 * i + k] = o.speed * d[k] / norm;
   }
-  auto forces = [&] {
+  const std::size_t window_first = o.record_every * (o.input_frame + 1);
+  const std::size_t window_end = o.record_every * (o.target_frame + 1);
+  auto forces = [&](std::size_t step) {
+    const bool window = step >= window_first && step < window_end;
     std::fill(force.begin(), force.end(), 0.0);
     for (std::size_t i = 0; i < n; ++i) {
       for (std::size_t j = 0; j < n; ++j) {
@@ -99,14 +105,20 @@ inline NBodyTrajectory simulate_nbody(const NBodyOptions& o, Rng& rng) {
         const double s = t.charges[i] * t.charges[j] / (r * r * r);
         for (std::size_t k = 0; k < 3; ++k) force[3 * i + k] += s * d[k];
       }
-      for (std::size_t k = 0; k < 3; ++k)
-        force[3 * i + k] = std::clamp(force[3 * i + k] + t.charges[i] * o.field * o.field_axis[k], -o.force_clip,
-                                      o.force_clip);
+      for (std::size_t k = 0; k < 3; ++k) {
+        const double f = force[3 * i + k] + t.charges[i] * o.field * o.field_axis[k];
+        force[3 * i + k] = std::clamp(f, -o.force_clip, o.force_clip);
+        const bool clip = std::abs(f) > o.force_clip;
+        ++t.force_components;
+        t.clipped += clip;
+        t.window_components += window;
+        t.window_clipped += window && clip;
+      }
     }
   };
   t.positions.resize(t.frames * n * 3);
   t.velocities.resize(t.frames * n * 3);
-  forces();
+  forces(0);
   for (std::size_t c = 0; c < 3 * n; ++c) v[c] += o.dt * force[c];
   std::size_t frame = 0;
   for (std::size_t step = 1; step < o.steps; ++step) {
@@ -116,7 +128,7 @@ inline NBodyTrajectory simulate_nbody(const NBodyOptions& o, Rng& rng) {
       std::copy(v.begin(), v.end(), t.velocities.begin() + static_cast<std::ptrdiff_t>(frame * 3 * n));
       ++frame;
     }
-    forces();
+    forces(step);
     for (std::size_t c = 0; c < 3 * n; ++c) v[c] += o.dt * force[c];
   }
   return t;
@@ -179,6 +191,38 @@ inline NBodySamples make_nbody_samples(const NBodyOptions& o, NBodySplit split, 
     }
   }
   return s;
+}
+
+/// How often the force clip fired over the first `count` systems of a split (NBodyTrajectory's counts, summed), and
+/// how many systems had at least one clipped component between the input and the target frame.
+struct NBodyClipStatistics {
+  std::size_t systems = 0, force_components = 0, clipped = 0, window_components = 0, window_clipped = 0,
+              systems_clipped_in_window = 0;
+};
+
+/// Simulates the systems make_nbody_samples would (the same seeds) and counts their force clips.
+inline NBodyClipStatistics nbody_clip_statistics(const NBodyOptions& o, NBodySplit split, std::size_t count,
+                                                 std::uint64_t seed) {
+  o.validate();
+  ACE_THROW_IF(count > nbody_split_capacity(split), invalid_argument, "nbody_clip_statistics: ", count, " ",
+               nbody_split_name(split), " systems requested; the split holds ", nbody_split_capacity(split));
+  std::vector<NBodyClipStatistics> each(count);
+  ACE_OMP_FOR(count >= 16)
+  for (std::size_t c = 0; c < count; ++c) {
+    Rng rng(detail::nbody_system_seed(seed, nbody_split_offset(split) + c));
+    const NBodyTrajectory t = simulate_nbody(o, rng);
+    each[c] = {1, t.force_components, t.clipped, t.window_components, t.window_clipped, t.window_clipped > 0 ? 1u : 0u};
+  }
+  NBodyClipStatistics sum;
+  for (const auto& e : each) {
+    sum.systems += e.systems;
+    sum.force_components += e.force_components;
+    sum.clipped += e.clipped;
+    sum.window_components += e.window_components;
+    sum.window_clipped += e.window_clipped;
+    sum.systems_clipped_in_window += e.systems_clipped_in_window;
+  }
+  return sum;
 }
 
 /// The cache file of one array ("positions", "velocities", "targets" or "charges") of a split, in `cache_dir`: its
