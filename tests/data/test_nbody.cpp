@@ -82,8 +82,7 @@ TEST_CASE("nbody: the force clip's counts: every evaluation, the input-to-target
   std::size_t systems_with_clips = 0, systems_clipped_in_window = 0;
   NBodyClipStatistics manual;
   for (std::size_t c = 0; c < 20; ++c) {
-    Rng r(data::detail::nbody_system_seed(5, nbody_split_offset(NBodySplit::test) + c));
-    const NBodyTrajectory s = simulate_nbody(d, r);
+    const NBodyTrajectory s = simulate_nbody_system(d, NBodySplit::test, c, 5);
     CHECK(s.window_clipped <= s.clipped);
     systems_with_clips += s.clipped > 0;
     systems_clipped_in_window += s.window_clipped > 0;
@@ -93,8 +92,7 @@ TEST_CASE("nbody: the force clip's counts: every evaluation, the input-to-target
     if (s.clipped == 0) {  // then the unclipped simulation is the same system, bit for bit
       NBodyOptions never = d;
       never.force_clip = 1e300;
-      Rng r2(data::detail::nbody_system_seed(5, nbody_split_offset(NBodySplit::test) + c));
-      CHECK(simulate_nbody(never, r2).positions == s.positions);
+      CHECK(simulate_nbody_system(never, NBodySplit::test, c, 5).positions == s.positions);
     }
   }
   CHECK(systems_with_clips > 0);  // close approaches do happen in 20 systems of 5 000 steps

@@ -163,12 +163,26 @@ inline std::uint64_t nbody_system_seed(std::uint64_t seed, std::size_t index) {
 }
 }  // namespace detail
 
+/// System `index` of a split of the sequence drawn from `seed` (each system from its own seed).
+inline NBodyTrajectory simulate_nbody_system(const NBodyOptions& o, NBodySplit split, std::size_t index,
+                                             std::uint64_t seed) {
+  Rng rng(detail::nbody_system_seed(seed, nbody_split_offset(split) + index));
+  return simulate_nbody(o, rng);
+}
+
+namespace detail {
+/// Throws when `count` systems of `split` are more than it holds; `who` names the caller.
+inline void check_split_count(const char* who, NBodySplit split, std::size_t count) {
+  ACE_THROW_IF(count > nbody_split_capacity(split), invalid_argument, who, ": ", count, " ", nbody_split_name(split),
+               " systems requested; the split holds ", nbody_split_capacity(split));
+}
+}  // namespace detail
+
 /// Simulates the first `count` systems of a split.
 inline NBodySamples make_nbody_samples(const NBodyOptions& o, NBodySplit split, std::size_t count,
                                        std::uint64_t seed) {
   o.validate();
-  ACE_THROW_IF(count > nbody_split_capacity(split), invalid_argument, "make_nbody_samples: ", count, " ",
-               nbody_split_name(split), " systems requested; the split holds ", nbody_split_capacity(split));
+  detail::check_split_count("make_nbody_samples", split, count);
   NBodySamples s;
   s.count = count;
   s.particles = o.particles;
@@ -179,8 +193,7 @@ inline NBodySamples make_nbody_samples(const NBodyOptions& o, NBodySplit split, 
   s.charges.resize(count * n);
   ACE_OMP_FOR(count >= 16)
   for (std::size_t c = 0; c < count; ++c) {
-    Rng rng(detail::nbody_system_seed(seed, nbody_split_offset(split) + c));
-    const NBodyTrajectory t = simulate_nbody(o, rng);
+    const NBodyTrajectory t = simulate_nbody_system(o, split, c, seed);
     for (std::size_t i = 0; i < n; ++i) {
       s.charges[c * n + i] = t.charges[i];
       for (std::size_t k = 0; k < 3; ++k) {
@@ -198,30 +211,36 @@ inline NBodySamples make_nbody_samples(const NBodyOptions& o, NBodySplit split, 
 struct NBodyClipStatistics {
   std::size_t systems = 0, force_components = 0, clipped = 0, window_components = 0, window_clipped = 0,
               systems_clipped_in_window = 0;
+  /// Counts one more system.
+  void add(const NBodyTrajectory& t) {
+    ++systems;
+    force_components += t.force_components;
+    clipped += t.clipped;
+    window_components += t.window_components;
+    window_clipped += t.window_clipped;
+    systems_clipped_in_window += t.window_clipped > 0;
+  }
+  NBodyClipStatistics& operator+=(const NBodyClipStatistics& other) {
+    systems += other.systems;
+    force_components += other.force_components;
+    clipped += other.clipped;
+    window_components += other.window_components;
+    window_clipped += other.window_clipped;
+    systems_clipped_in_window += other.systems_clipped_in_window;
+    return *this;
+  }
 };
 
 /// Simulates the systems make_nbody_samples would (the same seeds) and counts their force clips.
 inline NBodyClipStatistics nbody_clip_statistics(const NBodyOptions& o, NBodySplit split, std::size_t count,
                                                  std::uint64_t seed) {
   o.validate();
-  ACE_THROW_IF(count > nbody_split_capacity(split), invalid_argument, "nbody_clip_statistics: ", count, " ",
-               nbody_split_name(split), " systems requested; the split holds ", nbody_split_capacity(split));
+  detail::check_split_count("nbody_clip_statistics", split, count);
   std::vector<NBodyClipStatistics> each(count);
   ACE_OMP_FOR(count >= 16)
-  for (std::size_t c = 0; c < count; ++c) {
-    Rng rng(detail::nbody_system_seed(seed, nbody_split_offset(split) + c));
-    const NBodyTrajectory t = simulate_nbody(o, rng);
-    each[c] = {1, t.force_components, t.clipped, t.window_components, t.window_clipped, t.window_clipped > 0 ? 1u : 0u};
-  }
+  for (std::size_t c = 0; c < count; ++c) each[c].add(simulate_nbody_system(o, split, c, seed));
   NBodyClipStatistics sum;
-  for (const auto& e : each) {
-    sum.systems += e.systems;
-    sum.force_components += e.force_components;
-    sum.clipped += e.clipped;
-    sum.window_components += e.window_components;
-    sum.window_clipped += e.window_clipped;
-    sum.systems_clipped_in_window += e.systems_clipped_in_window;
-  }
+  for (const NBodyClipStatistics& e : each) sum += e;
   return sum;
 }
 
