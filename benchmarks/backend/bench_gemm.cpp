@@ -5,10 +5,10 @@
 // rate over the FMA peak measured at start-up on one core with the widest vectors the CPU has, times the threads).
 // "+silu" shapes are a dense layer's forward pass, C = SiLU(A B + bias): fused into oneDNN matmul's epilogue and into
 // ace's block epilogue (ace-*-fused: Cpu::gemm_bias_act), ace's own two passes after the others.
-// silu/*: the epilogue's activation alone, SiLU and its backward pass on one core over the EGNN's 2 000 x 64 block
-// (in L2), on each instruction-set path of cpu/sigmoid.hpp and as the Cpu backend ran it before (x (1/2 + tanh(x/2)/2)
-// through Eigen's vectorised tanh, the backward pass reading SiLU(x) too: "eigen-tanh"). The libraries found and the kernels they picked are printed first.
-// docs/benchmarks.md has the tables.
+// silu/*: the epilogue's activation alone, SiLU and its backward pass on one core over the EGNN's 2 000 x 64 block (in
+// L2), on each instruction-set path of cpu/sigmoid.hpp and as the Cpu backend ran it before (x (1/2 + tanh(x/2)/2)
+// through Eigen's vectorised tanh, the backward pass reading SiLU(x) too: "eigen-tanh"). The libraries found and the
+// kernels they picked are printed first. docs/benchmarks.md has the tables.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>

@@ -157,13 +157,13 @@ struct CheckpointerOptions {
   std::size_t every_steps = 0;      // also save "last" after every this many trainer steps (0: at epoch ends only)
 };
 
-/// Saves the whole run to <directory>/last after every epoch (and every `every_steps` steps, in the middle of
-/// epochs) and to <directory>/best whenever `metric` improves (for ACE, the deployed model's validation metric).
-/// Both are written atomically, "best" before "last", so a run killed between the two re-runs that epoch and finds
-/// its "best" already written (the same state, and the same best value and epoch restored from it). A run stopped by the non-finite guard never reaches on_epoch_end for the broken
-/// epoch, so both stay at the last good state; mid-epoch saves are skipped once the epoch's running loss is not
-/// finite (on device backends the steps themselves are not checked). A Checkpointer created for an existing
-/// directory continues the best value stored there (a resumed run).
+/// Saves the whole run to <directory>/last after every epoch (and every `every_steps` steps, in the middle of epochs)
+/// and to <directory>/best whenever `metric` improves (for ACE, the deployed model's validation metric). Both are
+/// written atomically, "best" before "last", so a run killed between the two re-runs that epoch and finds its "best"
+/// already written (the same state, and the same best value and epoch restored from it). A run stopped by the
+/// non-finite guard never reaches on_epoch_end for the broken epoch, so both stay at the last good state; mid-epoch
+/// saves are skipped once the epoch's running loss is not finite (on device backends the steps themselves are not
+/// checked). A Checkpointer created for an existing directory continues the best value stored there (a resumed run).
 class Checkpointer {
  public:
   explicit Checkpointer(CheckpointerOptions options) : o_(std::move(options)) {

@@ -282,14 +282,14 @@ struct NoEpilogue {
 };
 
 /// c = alpha op(a) op(b) + beta c on views (c must already have the shape of the product; beta = 0 ignores its old
-/// contents, as in BLAS), then epilogue(first row, first column, block) on each block of C right after the thread
-/// that computed it (the block still in its cache; the fused dense operations' bias and activation). Float products
-/// follow cpu_gemm(): CpuGemm::libxsmm runs the small ones with B untransposed (detail::xsmm_suits: the dense
-/// layers' forward products and weight gradients) on libxsmm's JIT kernels and the rest as CpuGemm::onednn; CpuGemm::onednn runs products of at
-/// least 2^12 multiply-adds on oneDNN's sgemm; CpuGemm::ace runs every float product on ace's own kernels
-/// (cpu/gemm_kernel.hpp); the rest, and double, run on Eigen's GEMM. Either way C is cut into blocks fixed by the shape
-/// (detail::GemmBlocks), spread over OpenMP threads with one thread per block, so the result does not depend on the
-/// thread count; a product with a single block and a long inner dimension is cut along it instead
+/// contents, as in BLAS), then epilogue(first row, first column, block) on each block of C right after the thread that
+/// computed it (the block still in its cache; the fused dense operations' bias and activation). Float products follow
+/// cpu_gemm(): CpuGemm::libxsmm runs the small ones with B untransposed (detail::xsmm_suits: the dense layers' forward
+/// products and weight gradients) on libxsmm's JIT kernels and the rest as CpuGemm::onednn; CpuGemm::onednn runs
+/// products of at least 2^12 multiply-adds on oneDNN's sgemm; CpuGemm::ace runs every float product on ace's own
+/// kernels (cpu/gemm_kernel.hpp); the rest, and double, run on Eigen's GEMM. Either way C is cut into blocks fixed by
+/// the shape (detail::GemmBlocks), spread over OpenMP threads with one thread per block, so the result does not depend
+/// on the thread count; a product with a single block and a long inner dimension is cut along it instead
 /// (detail::InnerSlabs).
 template <class T, class Epilogue = NoEpilogue>
 void gemm(Transpose ta, Transpose tb, T alpha, std::type_identity_t<MatrixRef<const T>> a,
