@@ -5,10 +5,10 @@
 // rate over the FMA peak measured at start-up on one core with the widest vectors the CPU has, times the threads).
 // "+silu" shapes are a dense layer's forward pass, C = SiLU(A B + bias): fused into oneDNN matmul's epilogue and into
 // ace's block epilogue (ace-*-fused: Cpu::gemm_bias_act), ace's own two passes after the others.
-// silu/*: the epilogue's activation alone, SiLU and its backward pass on one core over the EGNN's 2 000 x 64 block (in
-// L2), on each instruction-set path of cpu/sigmoid.hpp and as the Cpu backend ran it before (x (1/2 + tanh(x/2)/2)
-// through Eigen's vectorised tanh, the backward pass reading SiLU(x) too: "eigen-tanh"). The libraries found and the
-// kernels they picked are printed first. docs/benchmarks.md has the tables.
+// silu/*: the epilogue's activation alone, SiLU and its backward pass on one core over 4 096 entries (in L1) and the
+// EGNN's 2 000 x 64 block (in L2 or L3), on each instruction-set path of cpu/sigmoid.hpp and as the Cpu backend ran it
+// before (x (1/2 + tanh(x/2)/2) through Eigen's vectorised tanh, the backward pass reading SiLU(x) too: "eigen-tanh").
+// The libraries found and the kernels they picked are printed first. docs/benchmarks.md has the tables.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -149,8 +149,7 @@ void run(benchmark::State& state, const GemmLibrary& lib, const NamedShape& name
 /// SiLU (Backward false) or its backward pass on the EGNN's 2 000 x 64 block, on `path` or (path < 0) in the earlier
 /// tanh form. Counter: entries per second.
 template <bool Backward>
-void silu(benchmark::State& state, int path) {
-  const std::size_t n = 2000 * 64;
+void silu(benchmark::State& state, int path, std::size_t n) {
   std::vector<float> x(n), dy(n), out(n);
   ace::Rng rng(5);
   for (std::size_t i = 0; i < n; ++i) {
@@ -199,10 +198,15 @@ int main(int argc, char** argv) {
   for (int path : {-1, 0, 1, 2}) {
     if (path >= 0 && !ace::cpu::sigmoid_path_available(static_cast<ace::cpu::SigmoidPath>(path))) continue;
     const std::string where = path < 0 ? "eigen-tanh" : path == 0 ? "portable" : path == 1 ? "avx2" : "avx512";
-    benchmark::RegisterBenchmark(("silu/forward/" + where).c_str(), [path](auto& st) { silu<false>(st, path); })
-        ->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark(("silu/backward/" + where).c_str(), [path](auto& st) { silu<true>(st, path); })
-        ->Unit(benchmark::kMicrosecond);
+    for (const std::size_t n : {std::size_t{4096}, std::size_t{2000 * 64}}) {
+      const std::string size = "/entries:" + std::to_string(n);
+      benchmark::RegisterBenchmark(("silu/forward/" + where + size).c_str(),
+                                   [path, n](auto& st) { silu<false>(st, path, n); })
+          ->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark(("silu/backward/" + where + size).c_str(),
+                                   [path, n](auto& st) { silu<true>(st, path, n); })
+          ->Unit(benchmark::kMicrosecond);
+    }
   }
   for (const auto& named : shapes)
     for (int threads : {1, 2})

@@ -86,7 +86,11 @@ struct Operands {
 /// below 1e-5 of the sum of the magnitudes it adds up) unless `against_double` is false (the tests that compare two
 /// runs bit for bit); returns the result, spare columns included.
 std::vector<float> checked_gemm(const Case& cs, CpuGemm implementation, std::uint64_t seed,
-                                bool against_double = true) {
+                                bool against_double = true);
+
+/// checked_gemm with the product computed by product(a, b, c) instead of Cpu::gemm.
+template <class Product>
+std::vector<float> checked_product(const Case& cs, std::uint64_t seed, bool against_double, Product&& product) {
   Rng rng(seed);
   const Operands x(cs, rng);
   auto c = x.c0;
@@ -94,8 +98,7 @@ std::vector<float> checked_gemm(const Case& cs, CpuGemm implementation, std::uin
     for (std::size_t i = 0; i < x.m; ++i)
       for (std::size_t j = 0; j < x.n; ++j)
         c[i * (x.n + Operands::pad) + j + 1] = std::numeric_limits<float>::quiet_NaN();
-  set_cpu_gemm(implementation);
-  Cpu::gemm<float>(cs.ta, cs.tb, cs.alpha, x.va(), x.vb(), cs.beta, x.vc(c));
+  product(x.va(), x.vb(), x.vc(c));
   if (!against_double) return c;
   double worst = 0;
   for (std::size_t i = 0; i < x.m; ++i)
@@ -118,6 +121,13 @@ std::vector<float> checked_gemm(const Case& cs, CpuGemm implementation, std::uin
       CHECK(c[at] == x.c0[at]);
     }
   return c;
+}
+
+std::vector<float> checked_gemm(const Case& cs, CpuGemm implementation, std::uint64_t seed, bool against_double) {
+  return checked_product(cs, seed, against_double, [&](auto a, auto b, auto c) {
+    set_cpu_gemm(implementation);
+    Cpu::gemm<float>(cs.ta, cs.tb, cs.alpha, a, b, cs.beta, c);
+  });
 }
 
 const Case gemm_cases[] = {
@@ -148,6 +158,27 @@ TEST_CASE("Cpu gemm: every implementation against the double product", "[backend
       INFO("implementation " << cpu_gemm_name(implementation) << ", case " << i);
       checked_gemm(gemm_cases[i], implementation, test::seed(61 + i, "cpu gemm"));
     }
+}
+
+// libxsmm's kernels for the weight gradients' Aᵀ products, called directly: Cpu::gemm picks them on CPUs with AVX-512
+// only (detail::xsmm_runs_transposed_a), and they must be right wherever they run.
+TEST_CASE("Cpu gemm: libxsmm's Aᵀ kernels against the double product", "[backend][gemm]") {
+#if defined(ACE_WITH_LIBXSMM)
+  CHECK(cpu::detail::xsmm_suits(Transpose::yes, Transpose::no, 1.0f, 0.0f, 64, 500) ==
+        cpu::detail::avx512_available());
+  CHECK(cpu::detail::xsmm_suits(Transpose::no, Transpose::no, 1.0f, 0.0f, 64, 500));
+  for (const Case cs : {Case{64, 131, 500, Transpose::yes, Transpose::no, 1.0f, 1.0f},    // accumulated
+                        Case{150, 100, 300, Transpose::yes, Transpose::no, 1.0f, 0.0f},   // 64-row tiles, a short one
+                        Case{40, 256, 2048, Transpose::yes, Transpose::no, 1.0f, 0.0f}})  // the largest it takes
+  {
+    INFO(cs.m << " x " << cs.n << " x " << cs.k << ", beta " << cs.beta);
+    checked_product(cs, test::seed(cs.m, "cpu gemm libxsmm at"), true, [&](auto a, auto b, auto c) {
+      CHECK(cpu::detail::xsmm_sgemm(cs.ta, a, b, cs.beta, c));
+    });
+  }
+#else
+  SUCCEED("a build without libxsmm");
+#endif
 }
 
 TEST_CASE("Cpu gemm: the same bits with 1 and 2 threads", "[backend][gemm]") {

@@ -234,14 +234,17 @@ inline int onednn_sgemm(Transpose ta, Transpose tb, float alpha, MatrixRef<const
 }
 #endif
 #if defined(ACE_WITH_LIBXSMM)
+/// Whether libxsmm runs the Aᵀ products: its AVX-512 kernels beat oneDNN's sgemm on the EGNN's weight gradient (119
+/// against 110 GFLOP/s on one core), its AVX2 ones lose to it (45 against 59 on a Zen 3 core): docs/benchmarks.md.
+inline bool xsmm_runs_transposed_a() { return cpu::detail::avx512_available(); }
 /// The products libxsmm runs under CpuGemm::libxsmm: B untransposed, alpha 1, beta 0 or 1, an inner dimension of at
 /// most 2 048, and at most 128 columns for A untransposed (the dense layers' forward products: where its JIT kernels
 /// beat oneDNN's sgemm in whole training steps, the EGNN's 64-column layers; DeepSets' 256-column ones were level)
-/// or 256 for Aᵀ (the weight gradients dYᵀ X of those layers; libxsmm 1.17 has no kernel for a transposed B):
-/// docs/benchmarks.md.
+/// or, on CPUs with AVX-512 (xsmm_runs_transposed_a), 256 for Aᵀ (the weight gradients dYᵀ X of those layers;
+/// libxsmm 1.17 has no kernel for a transposed B): docs/benchmarks.md.
 inline bool xsmm_suits(Transpose ta, Transpose tb, float alpha, float beta, std::size_t n, std::size_t k) {
   return tb == Transpose::no && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && k > 0 && k <= 2048 &&
-         n <= (ta == Transpose::no ? 128 : 256);
+         (ta == Transpose::no ? n <= 128 : xsmm_runs_transposed_a() && n <= 256);
 }
 /// libxsmm's JIT kernels on one block (see xsmm_suits) in tiles of 64 rows of C; false, with C untouched, where
 /// libxsmm generates no kernel. libxsmm is column-major: row-major C = A B is column-major Cᵀ = Bᵀ Aᵀ, so the

@@ -112,37 +112,53 @@ ACE_DETAIL_AVX512 void silu_run_avx512(const float* x, const float* dy, float* o
   silu_tail<Backward>(x, dy, out, i, n);
 }
 
-ACE_DETAIL_AVX2_INLINE __m256 sigmoid_avx2(__m256 x) {
+/// The sigmoids of U vectors, each step on all U before the next: the vectors' long dependency chains side by side,
+/// which a core whose floating-point scheduler holds only a few of them overlaps better (two at a time: 0.67 -> 0.56
+/// ns per entry on a Zen 3 core; four spill AVX2's 16 registers). Per entry the operations of sigmoid_portable.
+template <int U>
+ACE_DETAIL_AVX2_INLINE void sigmoid_avx2(const __m256 (&x)[U], __m256 (&s)[U]) {
   using C = SigmoidConstants;
   const __m256 one = _mm256_set1_ps(1.0f), shifter = _mm256_set1_ps(C::shifter);
-  const __m256 a = _mm256_min_ps(_mm256_set1_ps(C::bound), _mm256_max_ps(_mm256_set1_ps(-C::bound), x));
-  const __m256 t = _mm256_fmadd_ps(a, _mm256_set1_ps(-C::log2e), shifter);
-  const __m256 n = _mm256_sub_ps(t, shifter);
-  __m256 r = _mm256_fnmsub_ps(n, _mm256_set1_ps(C::ln2_hi), a);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(C::ln2_lo), r);
-  const __m256 r2 = _mm256_mul_ps(r, r), r4 = _mm256_mul_ps(r2, r2);
-  const __m256 p45 = _mm256_fmadd_ps(_mm256_set1_ps(C::c5), r, _mm256_set1_ps(C::c4));
-  const __m256 p23 = _mm256_fmadd_ps(_mm256_set1_ps(C::c3), r, _mm256_set1_ps(C::c2));
-  const __m256 p46 = _mm256_fmadd_ps(_mm256_set1_ps(C::c6), r2, p45);
-  const __m256 p = _mm256_fmadd_ps(r4, p46, _mm256_fmadd_ps(r2, p23, _mm256_add_ps(one, r)));
-  const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23));
-  const __m256 y = _mm256_div_ps(one, _mm256_fmadd_ps(p, scale, one));
-  const __m256 below = _mm256_cmp_ps(x, _mm256_set1_ps(-C::bound), _CMP_LT_OQ);
-  return _mm256_andnot_ps(below, y);
+  __m256 a[U], t[U], n[U], r[U], r2[U], p[U], q[U];
+  for (int j = 0; j < U; ++j) a[j] = _mm256_max_ps(_mm256_set1_ps(-C::bound), x[j]);
+  for (int j = 0; j < U; ++j) a[j] = _mm256_min_ps(_mm256_set1_ps(C::bound), a[j]);
+  for (int j = 0; j < U; ++j) t[j] = _mm256_fmadd_ps(a[j], _mm256_set1_ps(-C::log2e), shifter);
+  for (int j = 0; j < U; ++j) n[j] = _mm256_sub_ps(t[j], shifter);
+  for (int j = 0; j < U; ++j) r[j] = _mm256_fnmsub_ps(n[j], _mm256_set1_ps(C::ln2_hi), a[j]);
+  for (int j = 0; j < U; ++j) r[j] = _mm256_fnmadd_ps(n[j], _mm256_set1_ps(C::ln2_lo), r[j]);
+  for (int j = 0; j < U; ++j) r2[j] = _mm256_mul_ps(r[j], r[j]);
+  for (int j = 0; j < U; ++j) p[j] = _mm256_fmadd_ps(_mm256_set1_ps(C::c5), r[j], _mm256_set1_ps(C::c4));  // p45
+  for (int j = 0; j < U; ++j) q[j] = _mm256_fmadd_ps(_mm256_set1_ps(C::c3), r[j], _mm256_set1_ps(C::c2));  // p23
+  for (int j = 0; j < U; ++j) p[j] = _mm256_fmadd_ps(_mm256_set1_ps(C::c6), r2[j], p[j]);                  // p46
+  for (int j = 0; j < U; ++j) q[j] = _mm256_fmadd_ps(r2[j], q[j], _mm256_add_ps(one, r[j]));
+  for (int j = 0; j < U; ++j) p[j] = _mm256_fmadd_ps(_mm256_mul_ps(r2[j], r2[j]), p[j], q[j]);
+  for (int j = 0; j < U; ++j) t[j] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t[j]), 23));
+  for (int j = 0; j < U; ++j) s[j] = _mm256_div_ps(one, _mm256_fmadd_ps(p[j], t[j], one));
+  for (int j = 0; j < U; ++j)
+    s[j] = _mm256_andnot_ps(_mm256_cmp_ps(x[j], _mm256_set1_ps(-C::bound), _CMP_LT_OQ), s[j]);
+}
+
+/// SiLU (or its backward pass) of U vectors from entry i on.
+template <bool Backward, int U>
+ACE_DETAIL_AVX2_INLINE void silu_step_avx2(const float* x, const float* dy, float* out, std::size_t i) {
+  __m256 v[U], s[U];
+  for (int j = 0; j < U; ++j) v[j] = _mm256_loadu_ps(x + i + 8 * j);
+  sigmoid_avx2<U>(v, s);
+  for (int j = 0; j < U; ++j) {
+    if constexpr (Backward) {
+      const __m256 g = _mm256_add_ps(_mm256_fnmadd_ps(v[j], s[j], v[j]), _mm256_set1_ps(1.0f));
+      _mm256_storeu_ps(out + i + 8 * j, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(dy + i + 8 * j), s[j]), g));
+    } else {
+      _mm256_storeu_ps(out + i + 8 * j, _mm256_mul_ps(v[j], s[j]));
+    }
+  }
 }
 
 template <bool Backward>
 ACE_DETAIL_AVX2 void silu_run_avx2(const float* x, const float* dy, float* out, std::size_t n) {
   std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 v = _mm256_loadu_ps(x + i), s = sigmoid_avx2(v);
-    if constexpr (Backward) {
-      const __m256 g = _mm256_add_ps(_mm256_fnmadd_ps(v, s, v), _mm256_set1_ps(1.0f));
-      _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(dy + i), s), g));
-    } else {
-      _mm256_storeu_ps(out + i, _mm256_mul_ps(v, s));
-    }
-  }
+  for (; i + 16 <= n; i += 16) silu_step_avx2<Backward, 2>(x, dy, out, i);
+  for (; i + 8 <= n; i += 8) silu_step_avx2<Backward, 1>(x, dy, out, i);
   silu_tail<Backward>(x, dy, out, i, n);
 }
 
