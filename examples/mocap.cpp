@@ -25,16 +25,20 @@ namespace {
 experiment::Task load(const MocapConfig& c) {
   const data::MocapData d = data::load_mocap(c.data);
   const data::MocapGraph g = data::mocap_graph(d);
+  data::MocapFeatures features{.speed = false, .height_scale = 10.0};
+  if (c.node_features == "speed-height")
+    features = {.speed = true,
+                .height_scale = data::mocap_max_height(d, data::mocap_samples(d, data::MocapSplit::train, c.protocol))};
   const auto batch = [&](data::MocapSplit split) {
     const auto samples = data::mocap_samples(d, split, c.protocol);
-    return data::mocap_batch<float>(d, g, samples, c.protocol.delta);
+    return data::mocap_batch<float>(d, g, samples, c.protocol.delta, features);
   };
   experiment::Task t;
   t.train = batch(data::MocapSplit::train);
   t.valid = batch(data::MocapSplit::validation);
   t.test = batch(data::MocapSplit::test);
   t.graph = g.graph;
-  t.network = {.node_features = 1, .edge_features = 2, .raw_features = 0};
+  t.network = {.node_features = features.count(), .edge_features = 2, .raw_features = 0};
   t.scale = 1e2;
   t.scale_name = "x 1e-2";
   t.title = detail::concat("Motion capture (run), ", t.graphs(t.train), " training samples, ", c.run.epochs,
@@ -45,8 +49,10 @@ experiment::Task load(const MocapConfig& c) {
   std::iota(first.begin(), first.end(), 0);
   select_graphs(t.valid, first, g.graph.nodes(), g.graph.edges(), t.probe);
   t.gamma_names = experiment::egnn_gamma_names(c.run.layers);
-  std::printf("%zu joints, %zu edges (bones and two-hop), %zu / %zu / %zu samples (train / validation / test)\n",
-              g.graph.nodes(), g.graph.edges(), t.graphs(t.train), t.graphs(t.valid), t.graphs(t.test));
+  std::printf("%zu joints, %zu edges (bones and two-hop), %zu / %zu / %zu samples (train / validation / test); "
+              "node features: %s / %.4g\n",
+              g.graph.nodes(), g.graph.edges(), t.graphs(t.train), t.graphs(t.valid), t.graphs(t.test),
+              features.speed ? "speed, height" : "height", features.height_scale);
   return t;
 }
 

@@ -20,6 +20,7 @@ struct MocapConfig {
   std::string preset = "default";
   ace::data::MocapOptions protocol;
   std::string data = ACE_MOCAP_DEFAULT_DIR;
+  std::string node_features = "speed-height";  // or "height": the earlier y / 10 alone
 };
 
 inline const std::string mocap_usage = std::string(
@@ -30,6 +31,10 @@ inline const std::string mocap_usage = std::string(
     "                 repository's data/mocap-run)\n"
     "  --train N      training samples (the protocol's 200: the first N/5 starts of each training trial)\n"
     "  --delta N      frames ahead to predict (30)\n"
+    "  --node-features F\n"
+    "                 speed-height (default: [|v_i|, y_i / the largest y in the training split], as the\n"
+    "                 reference code's scripts feed the EGNN) or height (y_i / 10 alone: the runs of\n"
+    "                 docs/results-mocap.md before 2026-12-02)\n"
     "shared flags:\n") + settings_usage;
 
 /// Parses mocap's command line (without the program name).
@@ -53,7 +58,11 @@ inline MocapConfig parse_mocap(const std::vector<std::string>& args) {
     if (flag == "--data") c.data = value;
     else if (flag == "--train") c.protocol.max_train = parse_count(flag, value);
     else if (flag == "--delta") c.protocol.delta = parse_count(flag, value);
-    else return false;
+    else if (flag == "--node-features") {
+      ACE_THROW_IF(value != "speed-height" && value != "height", ace::invalid_argument,
+                   "--node-features: unknown choice '", value, "' (speed-height or height)");
+      c.node_features = value;
+    } else return false;
     return true;
   });
   return c;

@@ -133,20 +133,29 @@ TEST_CASE("mocap: the skeleton graph has the bones (type 1) and the two-hop pair
   CHECK(g.graph.edges() == bones + two_hop);
 }
 
-TEST_CASE("mocap: a batch holds x(s), x(s+1) - x(s), x(s+delta), the height feature and the edge attributes",
-          "[mocap]") {
+TEST_CASE("mocap: a batch holds x(s), x(s+1) - x(s), x(s+delta), the speed and height features and the edge "
+          "attributes", "[mocap]") {
   const MocapData d = load_mocap(release);
   const MocapGraph g = mocap_graph(d);
   const std::vector<MocapSample> samples{{3, 21}, {10, 89}};
-  const auto b = mocap_batch<double>(d, g, samples, 30);
+  const auto b = mocap_batch<double>(d, g, samples, 30, {.speed = true, .height_scale = 29.5});
+  const auto height_only = mocap_batch<double>(d, g, samples, 30, {.speed = false, .height_scale = 10.0});
   const std::size_t n = d.joints, ne = g.graph.edges();
   REQUIRE(b.x.shape()[0] == 2 * n);
+  REQUIRE(b.h.shape()[1] == 2);
+  REQUIRE(height_only.h.shape()[1] == 1);
   CHECK(b.raw.shape()[1] == 0);
   CHECK(b.edge_attr.shape()[0] == 2 * ne);
   for (std::size_t s = 0; s < 2; ++s) {
     const auto [trial, start] = samples[s];
     for (std::size_t i = 0; i < n; ++i) {
-      CHECK(b.h(s * n + i, 0) == d.position(trial, start, i, 1) / 10.0);
+      const Eigen::Vector3d v(d.position(trial, start + 1, i, 0) - d.position(trial, start, i, 0),
+                              d.position(trial, start + 1, i, 1) - d.position(trial, start, i, 1),
+                              d.position(trial, start + 1, i, 2) - d.position(trial, start, i, 2));
+      CHECK(b.h(s * n + i, 0) == Approx(v.norm()).epsilon(1e-14));
+      CHECK(b.h(s * n + i, 1) == d.position(trial, start, i, 1) / 29.5);
+      CHECK(height_only.h(s * n + i, 0) == d.position(trial, start, i, 1) / 10.0);
+      CHECK(height_only.x(s * n + i, 2) == b.x(s * n + i, 2));
       for (std::size_t k = 0; k < 3; ++k) {
         CHECK(b.x(s * n + i, k) == d.position(trial, start, i, k));
         CHECK(b.v(s * n + i, k) == d.position(trial, start + 1, i, k) - d.position(trial, start, i, k));
@@ -163,6 +172,23 @@ TEST_CASE("mocap: a batch holds x(s), x(s+1) - x(s), x(s+delta), the height feat
   }
   CHECK_THROWS_AS(mocap_batch<double>(d, g, std::vector<MocapSample>{{10, 97}}, 30), invalid_argument);
   CHECK_THROWS_AS(mocap_batch<double>(d, g, std::vector<MocapSample>{{11, 0}}, 30), invalid_argument);
+  for (const double bad : {0.0, -1.0, std::numeric_limits<double>::infinity(), std::nan("")})
+    CHECK_THROWS_WITH(mocap_batch<double>(d, g, samples, 30, {.speed = true, .height_scale = bad}),
+                      Catch::Contains("height scale must be positive and finite"));
+}
+
+TEST_CASE("mocap: the largest height over a split's input frames", "[mocap]") {
+  const MocapData d = load_mocap(release);
+  const auto train = mocap_samples(d, MocapSplit::train);
+  double top = -1e300;
+  for (const auto& [trial, start] : train)
+    for (std::size_t i = 0; i < d.joints; ++i) top = std::max(top, d.position(trial, start, i, 1));
+  CHECK(mocap_max_height(d, train) == top);
+  CHECK(top > 20.0);  // the release's heights (the head of a standing subject) are in the high twenties
+  CHECK(top < 40.0);
+  CHECK(mocap_max_height(d, std::span(train).first(5)) <= top);
+  CHECK_THROWS_AS(mocap_max_height(d, std::vector<MocapSample>{}), invalid_argument);
+  CHECK_THROWS_WITH(mocap_max_height(d, std::vector<MocapSample>{{11, 0}}), Catch::Contains("(trial 11, start 0)"));
 }
 
 TEST_CASE("mocap: a damaged or missing release is an io_error naming the file and the values", "[mocap]") {
@@ -219,8 +245,8 @@ TEST_CASE("mocap: the EGNN on the skeleton graph is E(3)-equivariant; relaxed at
   const auto samples = mocap_samples(d, MocapSplit::validation);
   const auto b = mocap_batch<double>(d, g, std::span(samples).first(3), 30);
   Rng rng(test::seed(31, "mocap egnn"));
-  const EGNNOptions o{.node_features = 1, .edge_features = 2, .raw_features = 0, .hidden = 16, .layers = 3,
-                      .relaxed = true};
+  const EGNNOptions o{.node_features = MocapFeatures{}.count(), .edge_features = 2, .raw_features = 0, .hidden = 16,
+                      .layers = 3, .relaxed = true};
   EGNNRegression<double> model(EGNN<double>(g.graph, o, rng));
   model.set_relaxation(false);
   const EquivarianceError strict = euclidean_equivariance_error(model, b, so3_grid(6));

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <span>
 #include <string>
@@ -181,15 +182,39 @@ inline MocapGraph mocap_graph(const MocapData& d) {
   return g;
 }
 
-/// The EGNN batch of `samples`: x = X[s], v = X[s + 1] - X[s], target = X[s + delta]; node feature h = the joint's
-/// height y / 10 (the reference code's choice; y is the vertical axis); edge attributes [type, |x_i - x_j|²] on
-/// `g`; no raw node data (the relaxed branches see x and v).
+/// The node features of a MoCap batch (mocap_batch): the joint's speed |v_i| (invariant under rotations; on by
+/// default) and its height y / height_scale (y is the vertical axis).
+struct MocapFeatures {
+  bool speed = true;
+  double height_scale = 10.0;
+  std::size_t count() const { return speed ? 2 : 1; }
+};
+
+/// The largest joint height y over the samples' input frames. The reference code's MoCap scripts feed the EGNN
+/// [|v_i|, y_i / (the largest y in the batch)]; ace divides by a fixed number instead (examples/mocap: this over the
+/// training split) so that a sample's features do not depend on the rest of its batch.
+inline double mocap_max_height(const MocapData& d, std::span<const MocapSample> samples) {
+  ACE_THROW_IF(samples.empty(), invalid_argument, "mocap_max_height: no samples");
+  double top = -std::numeric_limits<double>::infinity();
+  for (const auto& [trial, start] : samples) {
+    ACE_THROW_IF(!d.has_sample(trial, start, 1), invalid_argument, "mocap_max_height: sample (trial ", trial,
+                 ", start ", start, ") is out of range");
+    for (std::size_t i = 0; i < d.joints; ++i) top = std::max(top, d.position(trial, start, i, 1));
+  }
+  return top;
+}
+
+/// The EGNN batch of `samples`: x = X[s], v = X[s + 1] - X[s], target = X[s + delta]; node features h = [|v_i|,
+/// y_i / features.height_scale] (or the height alone without features.speed); edge attributes [type,
+/// |x_i - x_j|²] on `g`; no raw node data (the relaxed branches see x and v).
 template <class T>
 GraphBatch<T> mocap_batch(const MocapData& d, const MocapGraph& g, std::span<const MocapSample> samples,
-                          std::size_t delta = 30) {
-  const std::size_t n = d.joints, b = samples.size(), ne = g.graph.edges();
+                          std::size_t delta = 30, const MocapFeatures& features = {}) {
+  ACE_THROW_IF(!(features.height_scale > 0.0) || !std::isfinite(features.height_scale), invalid_argument,
+               "mocap_batch: the height scale must be positive and finite, not ", features.height_scale);
+  const std::size_t n = d.joints, b = samples.size(), ne = g.graph.edges(), nf = features.count();
   GraphBatch<T> out;
-  out.h.resize({b * n, 1});
+  out.h.resize({b * n, nf});
   out.x.resize({b * n, 3});
   out.v.resize({b * n, 3});
   out.target.resize({b * n, 3});
@@ -207,7 +232,15 @@ GraphBatch<T> mocap_batch(const MocapData& d, const MocapGraph& g, std::span<con
         out.v(r, k) = static_cast<T>(d.position(trial, start + 1, i, k) - x);
         out.target(r, k) = static_cast<T>(d.position(trial, start + delta, i, k));
       }
-    for (std::size_t i = 0; i < n; ++i) out.h(s * n + i, 0) = static_cast<T>(d.position(trial, start, i, 1) / 10.0);
+    for (std::size_t i = 0; i < n; ++i) {
+      double speed2 = 0.0;
+      for (std::size_t k = 0; k < 3; ++k) {
+        const double vk = d.position(trial, start + 1, i, k) - d.position(trial, start, i, k);
+        speed2 += vk * vk;
+      }
+      if (features.speed) out.h(s * n + i, 0) = static_cast<T>(std::sqrt(speed2));
+      out.h(s * n + i, nf - 1) = static_cast<T>(d.position(trial, start, i, 1) / features.height_scale);
+    }
     for (std::size_t e = 0; e < ne; ++e) {
       double r2 = 0.0;
       for (std::size_t k = 0; k < 3; ++k) {
