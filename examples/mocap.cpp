@@ -10,6 +10,7 @@
 //   mocap --help              every flag
 #include <cstdio>
 #include <numeric>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,18 +26,18 @@ namespace {
 experiment::Task load(const MocapConfig& c) {
   const data::MocapData d = data::load_mocap(c.data);
   const data::MocapGraph g = data::mocap_graph(d);
-  data::MocapFeatures features{.speed = false, .height_scale = 10.0};
-  if (c.node_features == "speed-height")
-    features = {.speed = true,
-                .height_scale = data::mocap_max_height(d, data::mocap_samples(d, data::MocapSplit::train, c.protocol))};
-  const auto batch = [&](data::MocapSplit split) {
-    const auto samples = data::mocap_samples(d, split, c.protocol);
+  const auto train = data::mocap_samples(d, data::MocapSplit::train, c.protocol);
+  const data::MocapFeatures features = c.node_features == "speed-height"
+                                           ? data::MocapFeatures{.speed = true,
+                                                                 .height_scale = data::mocap_max_height(d, train)}
+                                           : data::MocapFeatures{.speed = false, .height_scale = 10.0};
+  const auto batch = [&](std::span<const data::MocapSample> samples) {
     return data::mocap_batch<float>(d, g, samples, c.protocol.delta, features);
   };
   experiment::Task t;
-  t.train = batch(data::MocapSplit::train);
-  t.valid = batch(data::MocapSplit::validation);
-  t.test = batch(data::MocapSplit::test);
+  t.train = batch(train);
+  t.valid = batch(data::mocap_samples(d, data::MocapSplit::validation, c.protocol));
+  t.test = batch(data::mocap_samples(d, data::MocapSplit::test, c.protocol));
   t.graph = g.graph;
   t.network = {.node_features = features.count(), .edge_features = 2, .raw_features = 0};
   t.scale = 1e2;

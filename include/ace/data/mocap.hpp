@@ -224,22 +224,18 @@ GraphBatch<T> mocap_batch(const MocapData& d, const MocapGraph& g, std::span<con
     const auto [trial, start] = samples[s];
     ACE_THROW_IF(!d.has_sample(trial, start, delta), invalid_argument, "mocap_batch: sample (trial ", trial,
                  ", start ", start, ") with delta ", delta, " is out of range");
-    for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t k = 0; k < 3; ++k) {
-        const std::size_t r = s * n + i;
-        const double x = d.position(trial, start, i, k);
-        out.x(r, k) = static_cast<T>(x);
-        out.v(r, k) = static_cast<T>(d.position(trial, start + 1, i, k) - x);
-        out.target(r, k) = static_cast<T>(d.position(trial, start + delta, i, k));
-      }
     for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t r = s * n + i;
       double speed2 = 0.0;
       for (std::size_t k = 0; k < 3; ++k) {
-        const double vk = d.position(trial, start + 1, i, k) - d.position(trial, start, i, k);
-        speed2 += vk * vk;
+        const double x = d.position(trial, start, i, k), v = d.position(trial, start + 1, i, k) - x;
+        out.x(r, k) = static_cast<T>(x);
+        out.v(r, k) = static_cast<T>(v);
+        out.target(r, k) = static_cast<T>(d.position(trial, start + delta, i, k));
+        speed2 += v * v;
       }
-      if (features.speed) out.h(s * n + i, 0) = static_cast<T>(std::sqrt(speed2));
-      out.h(s * n + i, nf - 1) = static_cast<T>(d.position(trial, start, i, 1) / features.height_scale);
+      if (features.speed) out.h(r, 0) = static_cast<T>(std::sqrt(speed2));
+      out.h(r, nf - 1) = static_cast<T>(d.position(trial, start, i, 1) / features.height_scale);
     }
     for (std::size_t e = 0; e < ne; ++e) {
       double r2 = 0.0;
