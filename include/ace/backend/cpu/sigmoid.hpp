@@ -113,8 +113,9 @@ ACE_DETAIL_AVX512 void silu_run_avx512(const float* x, const float* dy, float* o
 }
 
 /// The sigmoids of U vectors, each step on all U before the next: the vectors' long dependency chains side by side,
-/// which a core whose floating-point scheduler holds only a few of them overlaps better (two at a time: 0.67 -> 0.56
-/// ns per entry on a Zen 3 core; four spill AVX2's 16 registers). Per entry the operations of sigmoid_portable.
+/// which a core whose floating-point scheduler holds only a few of them overlaps better (two at a time: 0.63 -> 0.56
+/// ns per entry forward on a Zen 3 core, bench_gemm's silu rows in docs/benchmarks.md; four spill AVX2's 16
+/// registers). Per entry the operations of sigmoid_portable.
 template <int U>
 ACE_DETAIL_AVX2_INLINE void sigmoid_avx2(const __m256 (&x)[U], __m256 (&s)[U]) {
   using C = SigmoidConstants;
