@@ -147,6 +147,7 @@ const Case gemm_cases[] = {
     {20, 30, 1100, Transpose::no, Transpose::yes, 0.5f, 0.0f},     // inner slabs, beta = 0 over NaN
     {64, 131, 500, Transpose::yes, Transpose::no, 1.0f, 1.0f},     // a weight gradient accumulated (libxsmm: A^T)
     {150, 100, 300, Transpose::yes, Transpose::no, 1.0f, 0.0f},    // A^T: 64-row tiles and a shorter last one
+    {90, 200, 1100, Transpose::yes, Transpose::no, 1.0f, 1.0f},    // 4 column blocks, small: inner slabs instead
 };
 
 }  // namespace

@@ -148,14 +148,25 @@ void for_gemm_blocks(Transpose ta, Transpose tb, MatrixRef<const T> a, MatrixRef
   }
 }
 
-/// A product whose C is a single block (GemmBlocks: the weight gradients X^T dY, few rows and columns, a long inner
-/// dimension) would run on one thread. From 1 024 inner indices on, its inner dimension is cut into slabs of 512 (a
-/// function of the shape alone), each slab's product computed into its own scratch by one thread, and the slabs
-/// added to C in slab order: every core works, and the bits still do not depend on the thread count.
+/// A product with a small C and a long inner dimension (the weight gradients X^T dY) runs poorly on GemmBlocks: a
+/// single block runs on one thread, and a few column blocks each stream all of op(A) down an inner dimension of
+/// thousands (DeepSets' 256 x 256 gradient from 6 400 rows ran at 37–53 GFLOP/s on one AVX2 core against 60 for the
+/// library's whole-matrix call: docs/benchmarks.md). From 1 024 inner indices on, a C of one block or of at most
+/// 256 x 256 entries is computed over slabs of the inner dimension instead: about 512 indices each, their number
+/// rounded up to a multiple of 4 (so that 2 or 4 threads share them evenly) and at most 64 (which bounds the
+/// scratch), a function of the shape alone; each slab's product is computed into its own scratch by one thread, and
+/// the slabs are added to C in slab order: every core works, and the bits still do not depend on the thread count.
 struct InnerSlabs {
-  static constexpr std::size_t slab = 512, min_k = 1024;
+  static constexpr std::size_t unit = 512, min_k = 1024, most = 64, small_c = 256 * 256;
   static bool apply(std::size_t m, std::size_t n, std::size_t k) {
-    return k >= min_k && GemmBlocks(m, n).count() == 1 && double(m) * double(n) * double(k) > double(1 << 19);
+    return k >= min_k && (GemmBlocks(m, n).count() == 1 || m * n <= small_c) &&
+           double(m) * double(n) * double(k) > double(1 << 19);
+  }
+  /// The slab length for an inner dimension k: k over the number of slabs, ceil(k / 512) rounded up to a multiple
+  /// of 4 and at most 64 (the last slab may be shorter).
+  static std::size_t slab(std::size_t k) {
+    const std::size_t count = std::min(most, ((k + unit - 1) / unit + 3) / 4 * 4);
+    return (k + count - 1) / count;
   }
 };
 
@@ -166,14 +177,14 @@ template <class T, class Product>
 void gemm_inner_slabs(Transpose ta, Transpose tb, MatrixRef<const T> a, MatrixRef<const T> b, T beta, MatrixRef<T> c,
                       Product&& product) {
   const std::size_t m = c.rows, n = c.cols, k = ta == Transpose::no ? a.cols : a.rows;
-  const std::size_t slabs = (k + InnerSlabs::slab - 1) / InnerSlabs::slab;
+  const std::size_t slab = InnerSlabs::slab(k), slabs = (k + slab - 1) / slab;
   T* const scratch = thread_scratch<SlabScratch, T>(slabs * m * n);
   ACE_OMP_FOR(true)
   for (std::size_t s = 0; s < slabs; ++s) {
 #if defined(_OPENMP)
     omp_set_num_threads(1);  // this slab's product on this thread alone
 #endif
-    const std::size_t p0 = s * InnerSlabs::slab, ks = std::min(InnerSlabs::slab, k - p0);
+    const std::size_t p0 = s * slab, ks = std::min(slab, k - p0);
     product(ta == Transpose::no ? a.columns(p0, ks) : a.row_range(p0, ks),
             tb == Transpose::no ? b.row_range(p0, ks) : b.columns(p0, ks), T(0),
             MatrixRef<T>{scratch + s * m * n, m, n, n});
