@@ -151,16 +151,15 @@ void for_gemm_blocks(Transpose ta, Transpose tb, MatrixRef<const T> a, MatrixRef
 /// A product with a small C and a long inner dimension (the weight gradients X^T dY) runs poorly on GemmBlocks: a
 /// single block runs on one thread, and a few column blocks each stream all of op(A) down an inner dimension of
 /// thousands (DeepSets' 256 x 256 gradient from 6 400 rows ran at 37–53 GFLOP/s on one AVX2 core against 60 for the
-/// library's whole-matrix call: docs/benchmarks.md). From 1 024 inner indices on, a C of one block or of at most
-/// 256 x 256 entries is computed over slabs of the inner dimension instead: about 512 indices each, their number
-/// rounded up to a multiple of 4 (so that 2 or 4 threads share them evenly) and at most 64 (which bounds the
-/// scratch), a function of the shape alone; each slab's product is computed into its own scratch by one thread, and
-/// the slabs are added to C in slab order: every core works, and the bits still do not depend on the thread count.
+/// library's whole-matrix call: docs/benchmarks.md). From 1 024 inner indices on, a C of at most 256 x 256 entries (a
+/// single block of GemmBlocks is one) is computed over slabs of the inner dimension instead: about 512 each, their
+/// number rounded up to a multiple of 4 (so that 2 or 4 threads share them evenly) and at most 64 (which bounds the
+/// scratch), a function of the shape alone; each slab's product is computed into its own scratch by one thread, and the
+/// slabs are added to C in slab order: every core works, and the bits still do not depend on the thread count.
 struct InnerSlabs {
   static constexpr std::size_t unit = 512, min_k = 1024, most = 64, small_c = 256 * 256;
   static bool apply(std::size_t m, std::size_t n, std::size_t k) {
-    return k >= min_k && (GemmBlocks(m, n).count() == 1 || m * n <= small_c) &&
-           double(m) * double(n) * double(k) > double(1 << 19);
+    return k >= min_k && m * n <= small_c && double(m) * double(n) * double(k) > double(1 << 19);
   }
   /// The slab length for an inner dimension k: k over the number of slabs, ceil(k / 512) rounded up to a multiple
   /// of 4 and at most 64 (the last slab may be shorter).
