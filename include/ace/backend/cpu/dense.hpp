@@ -188,7 +188,10 @@ void gemm_inner_slabs(Transpose ta, Transpose tb, MatrixRef<const T> a, MatrixRe
             tb == Transpose::no ? b.row_range(p0, ks) : b.columns(p0, ks), T(0),
             MatrixRef<T>{scratch + s * m * n, m, n, n});
   }
-  for (std::size_t i = 0; i < m; ++i)  // row i of C = beta row i + its rows of the slabs, in slab order
+  // Row i of C = beta row i + its rows of the slabs, in slab order; the rows are independent, so the threads share
+  // them (sum_rows does not fork for at most 64 slabs: one block of rows).
+  ACE_OMP_FOR(m * n * slabs > (std::size_t{1} << 16))
+  for (std::size_t i = 0; i < m; ++i)
     cpu::sum_rows<T>(MatrixRef<const T>{scratch + i * n, slabs, n, m * n}, beta, c.data + i * c.stride);
 }
 
