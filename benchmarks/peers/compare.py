@@ -4,7 +4,8 @@
 ACE_WITH_BLAS build on OpenBLAS) against the same computation in PyTorch (1 and 2 threads), float32.
 
   --case deepsets  DeepSets layer, batch 64, set size 100, 256 -> 256: forward and forward+backward
-                   (bench_sets against deepsets_torch.py)
+                   (bench_sets against deepsets_torch.py); also the core's FMA peak in the same rounds and the
+                   ratio against PyTorch that 2 cores at that peak would give (the machine's ceiling)
   --case egnn      N-body EGNN, 5 particles, hidden 64, 4 layers, batch 100: forward and one training step
                    (forward, MSE, backward, Adam) (bench_egnn against egnn_torch.py)
   --case segnn     N-body SEGNN (hidden 32x0e + 32x1o, 4 layers), batch 100: forward and one training step
@@ -14,9 +15,13 @@ ACE_WITH_BLAS build on OpenBLAS) against the same computation in PyTorch (1 and 
                    the same shape, conv_torch.py); also Eigen's sgemm rate in the same run and the convolution's
                    share of it
 
-PyTorch runs twice: tuned (OPENBLAS_CORETYPE=Cooperlake OMP_WAIT_POLICY=PASSIVE) and with its default setup.
+PyTorch runs twice: tuned (OPENBLAS_CORETYPE=Cooperlake OMP_WAIT_POLICY=PASSIVE) and with its default setup,
+each with torch.set_num_threads(1) and (2). That does not set the threads of the OpenBLAS under Debian's PyTorch,
+which runs the matrix products of the deepsets, egnn and segnn cases on one thread per core whatever
+set_num_threads says (unless OPENBLAS_NUM_THREADS is set): the table shows that count beside the thread count
+("1 (OpenBLAS: 2)"), and a third PyTorch setup, "default, one core", runs 1 thread with OPENBLAS_NUM_THREADS=1 too.
 The headline ratio is PyTorch's best tuned time over ace's best time; the last column also holds ace against
-PyTorch's fastest setup of all (tuned or default, 1 or 2 threads). The table's samples/s column is computed from
+PyTorch's fastest setup of all (any of the three, 1 or 2 threads). The table's samples/s column is computed from
 the step (the training step, or forward+backward), never from the forward pass alone. Rounds alternate ace and
 PyTorch, and each side keeps its best round, so background load on a shared machine penalises neither side
 systematically. Where the PyTorch script reports the best of N single passes (conv), ace is timed the same way.
@@ -39,7 +44,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 CASES = {
     # ace benchmark filter, how an ace benchmark name maps to a kind, the PyTorch script, samples per step
-    "deepsets": ("deepsets/", lambda name: "forward_backward" if "forward+backward" in name else "forward",
+    "deepsets": ("deepsets/forward", lambda name: "forward_backward" if "forward+backward" in name else "forward",
                  "deepsets_torch.py", 64),
     "egnn": ("egnn/(train_step/relaxed:0/batch:100/workers:[12]|forward/relaxed:0)/", lambda name: "train_step" if "train_step" in name else "forward",
              "egnn_torch.py", 100),
@@ -48,6 +53,10 @@ CASES = {
     "segnn": ("segnn/(train_step/relaxed:0/batch:100/workers:[12]|forward/batch:100)/",
               lambda name: "train_step" if "train_step" in name else "forward", "segnn_torch.py", 100),
 }
+# The GEMM FLOPs of the deepsets case (bench_sets' count): the element product 2 B N F^2 and the pooled one 2 B F^2;
+# forward+backward is three of each.
+SETS_GFLOP = {"forward": (2 * 64 * 100 * 256 * 256 + 2 * 64 * 256 * 256) * 1e-9,
+              "forward_backward": 3 * (2 * 64 * 100 * 256 * 256 + 2 * 64 * 256 * 256) * 1e-9}
 # The GEMM FLOPs of one pass of the conv case: 2 B H W Cout Cin k^2; forward+backward is three passes.
 CONV_GFLOP = {"forward": 2 * 32 * 32 * 32 * 64 * 64 * 25 * 1e-9, "forward_backward": 3 * 2 * 32 * 32 * 32 * 64 * 64 * 25 * 1e-9}
 
@@ -77,13 +86,28 @@ def ace_ms(case, bench, threads, flt=None):
     return times
 
 
-def torch_ms(case, threads, tuned):
+def ace_fma_peak(bench):
+    """The core's FMA peak in GFLOP/s, as the ace benchmark (bench_sets) measures it: fma_peak/one_core, one thread."""
+    path, extra = bench
+    env = dict(os.environ, OMP_NUM_THREADS="1", **extra)
+    out = subprocess.run([path, "--benchmark_filter=fma_peak/one_core$", "--benchmark_min_time=0.3",
+                          "--benchmark_format=json"], env=env, check=True, capture_output=True, text=True).stdout
+    return max(b["GFLOP/s"] for b in json.loads(out)["benchmarks"])
+
+
+def torch_ms(case, threads, tuned, one_core=False):
+    """PyTorch's times ({kind: ms}) and, where its script reports it, "blas_threads" (its OpenBLAS's thread count).
+    one_core: OPENBLAS_NUM_THREADS and OMP_NUM_THREADS set to the thread count as well."""
     env = dict(os.environ)
     if tuned:
         env.update(OPENBLAS_CORETYPE="Cooperlake", OMP_WAIT_POLICY="PASSIVE")
+    if one_core:
+        env.update(OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     out = subprocess.run(["/usr/bin/python3", str(HERE / CASES[case][2]), "--threads", str(threads)], env=env,
                          check=True, capture_output=True, text=True).stdout
-    return {k: float(v) for k, v in re.findall(r"(\w+)_ms=([\d.]+)", out)}
+    times = {k: float(v) for k, v in re.findall(r"(\w+)_ms=([\d.]+)", out)}
+    blas = re.search(r"blas_threads=(\d+)", out)
+    return times, (int(blas.group(1)) if blas else None)
 
 
 def main():
@@ -107,16 +131,23 @@ def main():
         var, value = assignment.split("=", 1)
         extra[name][var] = value
     configs = [(f"ace ({name})", t, (path, extra[name])) for name, path in benches.items() for t in (1, 2)]
-    configs += [("torch tuned", t, True) for t in (1, 2)] + [("torch default", t, False) for t in (1, 2)]
-    best, sgemm = {}, {}
+    configs += [("torch tuned", t, (True, False)) for t in (1, 2)] + [("torch default", t, (False, False)) for t in (1, 2)]
+    configs += [("torch default, one core", 1, (False, True))]
+    best, sgemm, blas, peak = {}, {}, {}, 0.0
     for _ in range(args.rounds):
         for name, threads, how in configs:
-            r = ace_ms(args.case, how, threads) if isinstance(how, tuple) else torch_ms(args.case, threads, how)
             key = (name, threads)
+            if isinstance(how[0], str):
+                r = ace_ms(args.case, how, threads)
+            else:
+                r, blas[key] = torch_ms(args.case, threads, *how)
             best[key] = {k: min(v, best.get(key, r)[k]) for k, v in r.items()}
+        if args.case == "deepsets":  # the FMA peak in the same rounds (the ceiling of any implementation's rate)
+            first = next(how for _, _, how in configs if isinstance(how[0], str))
+            peak = max(peak, ace_fma_peak(first))
         if args.case == "conv":  # Eigen's sgemm (1024^3) in the same rounds, per ace build and thread count
             for name, threads, how in configs:
-                if isinstance(how, tuple):
+                if isinstance(how[0], str):
                     ms = ace_ms(args.case, how, threads, flt="sgemm/")["forward"]
                     key = ("sgemm " + name, threads)
                     sgemm[key] = min(ms, sgemm.get(key, ms))
@@ -129,7 +160,9 @@ def main():
     print("|---|---:|" + "---:|" * (len(kinds) + 1))
     for (name, threads), r in best.items():
         cells = " | ".join(f"{r[k]:.2f}" for k in kinds)
-        print(f"| {name} | {threads} | {cells} | {1e3 * per_step / r[step]:.0f} |")
+        b = blas.get((name, threads))
+        label = f"{threads} (OpenBLAS: {b})" if b else str(threads)
+        print(f"| {name} | {label} | {cells} | {1e3 * per_step / r[step]:.0f} |")
 
     def fastest(name, kind):
         return min(r[kind] for (n, _), r in best.items() if n == name)
@@ -140,8 +173,15 @@ def main():
         shares = ", ".join(f"{k} {CONV_GFLOP[k] / (conv[k] * 1e-3):.1f} GFLOP/s = {100 * CONV_GFLOP[k] / (conv[k] * 1e-3) / rate:.0f} %"
                            for k in kinds)
         print(f"{name} ({threads} thread{'s' if threads > 1 else ''}): {rate:.1f} GFLOP/s; convolution {shares}")
+    if peak > 0:  # deepsets: how far above PyTorch any implementation on this machine's cores could be
+        for kind in kinds:
+            pt = min(fastest(n, kind) for n in ("torch tuned", "torch default", "torch default, one core"))
+            rate = SETS_GFLOP[kind] / (pt * 1e-3)
+            print(f"{kind}: {SETS_GFLOP[kind]:.2f} GFLOP of products; PyTorch's fastest setup {rate:.1f} GFLOP/s; "
+                  f"FMA peak {peak:.1f} GFLOP/s per core (measured in the same rounds): with every multiply-add at "
+                  f"the peak of 2 cores and nothing else, at most {2 * peak / rate:.2f}x PyTorch's fastest setup")
     for kind in kinds:
-        t, d = fastest("torch tuned", kind), fastest("torch default", kind)
+        t, d = fastest("torch tuned", kind), min(fastest("torch default", kind), fastest("torch default, one core", kind))
         for name in benches:
             a = fastest(f"ace ({name})", kind)
             print(f"{kind}: ace ({name}) {a:.2f} ms; PyTorch tuned {t:.2f} ms (ratio {t / a:.2f}x), "

@@ -15,6 +15,8 @@ import time
 
 import torch
 
+from peer_common import blas_threads
+
 
 class DeepSets(torch.nn.Module):
     def __init__(self, fin, fout):
@@ -74,7 +76,7 @@ def main():
         torch.set_num_threads(threads)
         f = median_ms(forward, args.repeats, args.inner, sync)
         fb = median_ms(forward_backward, args.repeats, args.inner, sync)
-        print(f"threads={threads} forward_ms={f:.2f} forward_backward_ms={fb:.2f}")
+        print(f"threads={threads} blas_threads={blas_threads()} forward_ms={f:.2f} forward_backward_ms={fb:.2f}")
 
 
 if __name__ == "__main__":

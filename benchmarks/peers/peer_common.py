@@ -2,10 +2,30 @@
 """What the graph-model peer scripts share (egnn_torch.py, segnn_torch.py): the device and mode flags, a random batch
 of N-body systems, the batched complete graph's edge lists, the result line, and the timing loop — a training step run eagerly or, on a GPU with mode "graph", captured once as a CUDA graph and
 replayed; steps queue freely and the device is waited for every 50 steps; then the forward pass alone without
-gradients."""
+gradients. Also: how many threads the OpenBLAS under PyTorch runs its matrix products on (every peer script
+reports it)."""
+import ctypes
 import time
 
 import torch
+
+
+def blas_threads():
+    """The thread count of the OpenBLAS this process has loaded (PyTorch's CPU matrix products run on it where
+    PyTorch was built against the system BLAS, as Debian's is), or 0 where none is loaded. torch.set_num_threads does
+    not set it: Debian's OpenBLAS (pthreads) starts one thread per core unless OPENBLAS_NUM_THREADS (or
+    GOTO_NUM_THREADS, OMP_NUM_THREADS) says otherwise, so a "1-thread" PyTorch still multiplies matrices on every
+    core."""
+    with open("/proc/self/maps") as maps:
+        paths = sorted({line.split()[-1] for line in maps if "openblas" in line and ".so" in line})
+    for path in paths:
+        try:
+            get = ctypes.CDLL(path).openblas_get_num_threads
+        except (OSError, AttributeError):
+            continue
+        get.restype = ctypes.c_int
+        return int(get())
+    return 0
 
 
 def add_run_flags(parser):
@@ -38,7 +58,7 @@ def random_nbody(batch, nodes, device):
 
 
 def report(a, model, step_ms, forward_ms, steps_per_second):
-    where = torch.cuda.get_device_name() if a.device == "cuda" else f"threads={a.threads}"
+    where = torch.cuda.get_device_name() if a.device == "cuda" else f"threads={a.threads} blas_threads={blas_threads()}"
     print(f"{where} mode={a.mode} batch={a.batch} parameters={sum(p.numel() for p in model.parameters())} "
           f"forward_ms={forward_ms:.3f} train_step_ms={step_ms:.3f} "
           f"samples_per_second={a.batch * steps_per_second:.0f}")
