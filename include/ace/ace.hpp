@@ -5,6 +5,7 @@
 #include "ace/backend.hpp"
 #include "ace/constrained.hpp"
 #include "ace/data.hpp"
+#include "ace/distributed.hpp"
 #include "ace/error.hpp"
 #include "ace/group.hpp"
 #include "ace/io.hpp"

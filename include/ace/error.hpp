@@ -53,6 +53,14 @@ class checkpoint_mismatch : public error {
   using error::error;
 };
 
+/// Data-parallel training across processes failed: a collective operation reported an error (the transport's own
+/// message included), or the ranks disagree on what they train (another model signature, another shard plan). The
+/// message names the ranks and the values involved.
+class communication_error : public error {
+ public:
+  using error::error;
+};
+
 namespace detail {
 template <class... Parts>
 std::string concat(const Parts&... parts) {

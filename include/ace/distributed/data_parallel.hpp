@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+// DataParallel: a HomotopyModel whose gradients and loss are those of a global batch cut into shards that several
+// ranks compute, reduced in shard order so that the result does not depend on the rank count (docs/distributed.md).
+// ConstrainedTrainer drives it unchanged: every rank takes the same primal and dual step.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ace/constrained/trainer.hpp"
+#include "ace/distributed/communicator.hpp"
+#include "ace/error.hpp"
+#include "ace/tensor/parameter.hpp"
+
+namespace ace {
+
+/// This rank's shards of one global batch: `parts[k]` is shard plan.shard(k) as the model's own batch, `shares[k]`
+/// its weight in the global mean loss (for a mean over samples: the shard's samples over the global batch's). The
+/// shares of all shards on all ranks must add up to 1.
+template <class Batch>
+struct Shards {
+  std::vector<Batch> parts;
+  std::vector<double> shares;
+};
+
+/// Where this rank's k-th shard of a global batch of `count` samples lies: [first, last), and its share
+/// (last - first) / count. The shards are contiguous and as equal as the count allows (shard s: [s·count/S,
+/// (s+1)·count/S)), a function of the count and the shard count alone.
+struct ShardRange {
+  std::size_t first = 0, last = 0;
+  double share = 0.0;
+};
+inline ShardRange shard_range(std::size_t count, const ShardPlan& plan, std::size_t k) {
+  ACE_THROW_IF(k >= plan.per_rank(), invalid_argument, "shard_range: local shard ", k, " of ", plan.per_rank());
+  ACE_THROW_IF(count < plan.shards, invalid_argument, "shard_range: a global batch of ", count, " samples has fewer "
+               "samples than the ", plan.shards, " shards");
+  const std::size_t s = plan.shard(k);
+  const std::size_t first = count * s / plan.shards, last = count * (s + 1) / plan.shards;
+  return {first, last, static_cast<double>(last - first) / static_cast<double>(count)};
+}
+
+/// Data parallelism over a Communicator for any HomotopyModel M whose parameters are the same on every rank:
+///  * construction checks that every rank holds the same model (signature, parameter count) and shard count, and
+///    copies rank 0's parameters to all ranks (so ranks that initialised differently start alike);
+///  * `loss_and_gradients(shards)` runs M on each of this rank's shards (the gradients zeroed before each), scales
+///    the shard's gradients and loss by its share in double, gathers every shard's row from every rank and adds the
+///    rows in shard order (reduce_shards), then adds the sum to the gradients (the trainer zeroed them) and returns
+///    the global mean loss: the same values on every rank, and the same bits for any rank count that divides the
+///    shard count — a single process with SingleProcess and the same shards computes them too;
+///  * `loss(shards)` (evaluation) likewise for the loss alone.
+/// Models with buffers (batch-norm statistics) are not supported: each shard would update them in turn, which ranks
+/// cannot reproduce without the other ranks' shards. The constraint values s_i of the trainer depend only on γ and
+/// u, which every rank holds identically after identical steps, so they need no reduction.
+template <HomotopyModel M, Communicator C>
+class DataParallel {
+ public:
+  static_assert(!HasBuffers<M>,
+                "ace::DataParallel: the model has buffers (e.g. batch-norm running statistics), which shards on "
+                "different ranks would update differently; train it in one process, or use a model without buffers");
+  using scalar = typename M::scalar;
+  using backend = backend_of_t<M>;
+  using batch = Shards<typename M::batch>;
+  using T = scalar;
+  using B = backend;
+
+  /// Holds references to `model` and `comm` (both outlive this object). Collective: every rank constructs it.
+  DataParallel(M& model, C& comm, std::size_t shards) : model_(model), comm_(comm), plan_(shards, comm) {
+    model_.for_each_parameter([&](ParamView<T> p) { width_ += p.value.size(); });
+    std::string what = "parameters " + std::to_string(width_) + ", shards " + std::to_string(shards);
+    if constexpr (requires { model_.signature(); }) what = std::string(model_.signature()) + ", " + what;
+    require_same_on_all_ranks(comm_, what, "model and shard count");
+    broadcast_parameters();
+  }
+
+  double loss_and_gradients(const batch& b) {
+    const std::string problem = validate(b, "loss_and_gradients");
+    const std::size_t row = width_ + 2;  // the gradient, the loss, the share
+    rows_.assign(plan_.per_rank() * row, problem.empty() ? 0.0 : nan);  // a bad batch still joins the collective
+    for (std::size_t k = 0; problem.empty() && k < plan_.per_rank(); ++k) {
+      double* out = rows_.data() + k * row;
+      zero_gradients();
+      const double share = b.shares[k];
+      const double loss = static_cast<double>(model_.loss_and_gradients(b.parts[k]));
+      std::size_t at = 0;
+      model_.for_each_parameter([&](ParamView<T> p) {
+        host_.resize(p.grad.size());
+        B::to_host(MatrixRef<const T>(p.grad.row()), std::span<T>(host_));
+        for (const T g : host_) out[at++] = share * static_cast<double>(g);
+      });
+      out[width_] = share * loss;
+      out[width_ + 1] = share;
+    }
+    sum_.resize(row);
+    reduce_shards(comm_, plan_, std::span<const double>(rows_), row, std::span<double>(sum_), scratch_);
+    check_shares(problem, sum_[width_ + 1], "loss_and_gradients");
+    // The trainer zeroed the gradients before the call: restore that, then add the global sum (accumulate).
+    zero_gradients();
+    std::size_t at = 0;
+    model_.for_each_parameter([&](ParamView<T> p) {
+      host_.resize(p.grad.size());
+      for (T& g : host_) g = static_cast<T>(sum_[at++]);
+      B::from_host(std::span<const T>(host_), p.grad.row());
+    });
+    return sum_[width_];
+  }
+
+  /// The global mean loss on the shards (no gradients; the branches as currently set).
+  double loss(const batch& b)
+    requires requires(M& m, const typename M::batch& part) {
+      { m.loss(part) } -> std::convertible_to<double>;
+    }
+  {
+    const std::string problem = validate(b, "loss");
+    rows_.assign(plan_.per_rank() * 2, problem.empty() ? 0.0 : nan);
+    for (std::size_t k = 0; problem.empty() && k < plan_.per_rank(); ++k) {
+      rows_[2 * k] = b.shares[k] * static_cast<double>(model_.loss(b.parts[k]));
+      rows_[2 * k + 1] = b.shares[k];
+    }
+    sum_.resize(2);
+    reduce_shards(comm_, plan_, std::span<const double>(rows_), 2, std::span<double>(sum_), scratch_);
+    check_shares(problem, sum_[1], "loss");
+    return sum_[0];
+  }
+
+  void set_relaxation(bool on) { model_.set_relaxation(on); }
+  template <class F>
+  void for_each_parameter(F&& f) {
+    model_.for_each_parameter(f);
+  }
+  std::string signature() const
+    requires requires(const M& m) { m.signature(); }
+  {
+    return std::string(model_.signature()) + " DataParallel(" + std::to_string(plan_.shards) + " shards)";
+  }
+
+  const ShardPlan& plan() const noexcept { return plan_; }
+  C& communicator() noexcept { return comm_; }
+  M& model() noexcept { return model_; }
+
+ private:
+  static constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+
+  /// What is wrong with this rank's shards, or nothing. A rank with bad shards still takes part in the reduction
+  /// (its rows NaN), so that every rank learns of it there and throws, instead of the others waiting for it.
+  std::string validate(const batch& b, const char* who) const {
+    if (b.parts.size() != plan_.per_rank() || b.shares.size() != plan_.per_rank())
+      return detail::concat("DataParallel::", who, ": rank ", plan_.rank, " holds ", plan_.per_rank(), " of the ",
+                            plan_.shards, " shards, but its batch has ", b.parts.size(), " parts and ",
+                            b.shares.size(), " shares");
+    for (const double s : b.shares)
+      if (!(s > 0.0 && s <= 1.0))
+        return detail::concat("DataParallel::", who, ": rank ", plan_.rank, ": a shard's share must be in (0, 1], got ",
+                              s);
+    return {};
+  }
+  /// After the reduction (the same `total` on every rank, so every rank throws alike): this rank's own problem, a
+  /// problem of another rank (NaN rows), or shares that do not add up to 1.
+  void check_shares(const std::string& problem, double total, const char* who) const {
+    ACE_THROW_IF(!problem.empty(), invalid_argument, problem);
+    ACE_THROW_IF(std::isnan(total), invalid_argument, "DataParallel::", who, ": another rank's shards were invalid (its "
+                 "own message says how); rank ", plan_.rank, " stops with it");
+    ACE_THROW_IF(!(std::abs(total - 1.0) <= 1e-9), invalid_argument, "DataParallel::", who, ": the shares of the ",
+                 plan_.shards, " shards add up to ", total, ", not 1");
+  }
+  void zero_gradients() {
+    model_.for_each_parameter([&](ParamView<T> p) { B::fill(p.grad.row(), T(0)); });
+  }
+  /// Rank 0's parameters to every rank (one packed broadcast, in double: exact for float and double).
+  void broadcast_parameters() {
+    std::vector<double> packed;
+    packed.reserve(width_);
+    model_.for_each_parameter([&](ParamView<T> p) {
+      host_.resize(p.value.size());
+      B::to_host(MatrixRef<const T>(p.value.row()), std::span<T>(host_));
+      for (const T v : host_) packed.push_back(static_cast<double>(v));
+    });
+    comm_.broadcast(std::span<double>(packed), 0);
+    std::size_t at = 0;
+    model_.for_each_parameter([&](ParamView<T> p) {
+      host_.resize(p.value.size());
+      for (T& v : host_) v = static_cast<T>(packed[at++]);
+      B::from_host(std::span<const T>(host_), p.value.row());
+    });
+  }
+
+  M& model_;
+  C& comm_;
+  ShardPlan plan_;
+  std::size_t width_ = 0;
+  std::vector<double> rows_, sum_, scratch_;
+  std::vector<T> host_;
+};
+
+}  // namespace ace

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+// A small relaxed C4 model (float64) and a seeded global batch cut into shards, for the DataParallel tests in one
+// process (test_data_parallel.cpp) and under MPI (test_mpi.cpp).
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <vector>
+
+#include "ace/constrained/supervised.hpp"
+#include "ace/distributed/data_parallel.hpp"
+#include "ace/group/cyclic.hpp"
+#include "ace/nn/core/equivariant_linear.hpp"
+#include "ace/nn/core/linear.hpp"
+#include "ace/nn/core/loss.hpp"
+#include "ace/nn/core/relaxed.hpp"
+#include "ace/nn/core/sequential.hpp"
+#include "ace/random.hpp"
+#include "ace/rep/basic.hpp"
+#include "ace/rep/composite.hpp"
+
+namespace ace::test {
+
+using ShardRep = Multiple<Regular<Cyclic<4>>, 2>;  // 8 channels
+using ShardNet = Sequential<Relaxed<EquivariantLinear<double, ShardRep, ShardRep>, Linear<double, ShardRep, ShardRep>>>;
+using ShardModel = SupervisedModel<ShardNet, MSELoss<double>>;
+
+/// Global batch `step` of `rows` samples (inputs and targets), the same on every rank.
+inline void global_batch(std::size_t step, std::size_t rows, Tensor<double, 2>& x, Tensor<double, 2>& y) {
+  Rng rng(1000 + step);
+  x = Tensor<double, 2>({rows, ShardRep::dim});
+  y = Tensor<double, 2>({rows, ShardRep::dim});
+  for (auto& v : x) v = rng.normal();
+  for (auto& v : y) v = rng.normal();
+}
+
+/// This rank's shards of a global batch (x, y): each shard's rows copied into tensors kept in `store` (the batches
+/// hold references to them).
+inline Shards<ShardModel::batch> local_shards(const ShardPlan& plan, const Tensor<double, 2>& x,
+                                              const Tensor<double, 2>& y, std::deque<Tensor<double, 2>>& store) {
+  Shards<ShardModel::batch> out;
+  store.clear();
+  for (std::size_t k = 0; k < plan.per_rank(); ++k) {
+    const ShardRange r = shard_range(x.shape()[0], plan, k);
+    auto& xs = store.emplace_back(Tensor<double, 2>({r.last - r.first, ShardRep::dim}));
+    auto& ys = store.emplace_back(Tensor<double, 2>({r.last - r.first, ShardRep::dim}));
+    for (std::size_t i = r.first; i < r.last; ++i)
+      for (std::size_t c = 0; c < ShardRep::dim; ++c) {
+        xs(i - r.first, c) = x(i, c);
+        ys(i - r.first, c) = y(i, c);
+      }
+    out.parts.push_back({xs, ys});
+    out.shares.push_back(r.share);
+  }
+  return out;
+}
+
+/// fit()'s batches for a DataParallel model: three global batches of `rows` samples per epoch (seeded by the epoch),
+/// this rank's shards of each (x, y and store: the buffers, which outlive the lambda).
+template <class Parallel>
+auto epoch_batches(Parallel& parallel, std::size_t rows, Tensor<double, 2>& x, Tensor<double, 2>& y,
+                   std::deque<Tensor<double, 2>>& store) {
+  return [&parallel, rows, &x, &y, &store](std::size_t epoch, auto&& step) {
+    for (std::size_t b = 0; b < 3; ++b) {
+      global_batch(10 * epoch + b, rows, x, y);
+      step(local_shards(parallel.plan(), x, y, store));
+    }
+  };
+}
+
+/// Every parameter value, in order.
+template <class Model>
+std::vector<double> parameter_values(Model& m) {
+  std::vector<double> out;
+  m.for_each_parameter([&](ParamView<double> p) {
+    out.insert(out.end(), p.value.data(), p.value.data() + p.value.size());
+  });
+  return out;
+}
+
+}  // namespace ace::test
