@@ -18,10 +18,88 @@
 #if defined(ACE_EXAMPLES_WITH_CUDA)
 #include <ace/backend/cuda/cuda.hpp>
 #endif
+#if defined(ACE_WITH_MPI)
+#include <ace/distributed/mpi.hpp>
+
+#include <cstdlib>
+#include <memory>
+#endif
 
 #include "flags.hpp"
 
 namespace experiment {
+
+/// The processes of a run: MPI's ranks when the example was built with ace::mpi and started by mpiexec (docs/
+/// distributed.md), else this process alone. Rank 0 prints and writes the logs, plots, checkpoints and results; the
+/// other ranks train alongside it and stay quiet.
+class Processes {
+ public:
+  Processes() {
+#if defined(ACE_WITH_MPI)
+    if (launched_by_mpiexec()) {
+      session_ = std::make_unique<ace::MpiSession>(nullptr, nullptr);
+      mpi_ = std::make_unique<ace::Mpi>();
+    }
+#endif
+  }
+  /// f(communicator): ace::Mpi under mpiexec, ace::SingleProcess otherwise.
+  template <class F>
+  decltype(auto) with(F&& f) {
+#if defined(ACE_WITH_MPI)
+    if (mpi_) return f(*mpi_);
+#endif
+    return f(alone_);
+  }
+  template <class F>
+  decltype(auto) with(F&& f) const {
+#if defined(ACE_WITH_MPI)
+    if (mpi_) return f(std::as_const(*mpi_));
+#endif
+    return f(alone_);
+  }
+  std::size_t rank() const { return with([](const auto& c) -> std::size_t { return c.rank(); }); }
+  std::size_t size() const { return with([](const auto& c) -> std::size_t { return c.size(); }); }
+  void barrier() {
+    with([](auto& c) { c.barrier(); });
+  }
+  /// f() on rank 0 first, then on the others (e.g. rank 0 writes a data cache that the others then read).
+  template <class F>
+  decltype(auto) rank_zero_first(F&& f) {
+    if (rank() != 0) barrier();
+    struct After {  // the others start once rank 0 is done, also when f throws there
+      Processes& p;
+      ~After() {
+        if (p.rank() == 0) p.barrier();
+      }
+    } after{*this};
+    return f();
+  }
+  /// Ends every rank's run after an error on one of them (MPI_Abort: the others would wait for it in a collective).
+  [[noreturn]] void abort(int code) {
+#if defined(ACE_WITH_MPI)
+    if (mpi_) MPI_Abort(mpi_->native(), code);
+#endif
+    std::exit(code);
+  }
+
+ private:
+#if defined(ACE_WITH_MPI)
+  static bool launched_by_mpiexec() {  // Open MPI, MPICH and PMIx-based launchers set one of these
+    for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"})
+      if (std::getenv(v) != nullptr) return true;
+    return false;
+  }
+  std::unique_ptr<ace::MpiSession> session_;
+  std::unique_ptr<ace::Mpi> mpi_;
+#endif
+  ace::SingleProcess alone_;
+};
+
+/// This program's processes (started on first use: main's first line).
+inline Processes& processes() {
+  static Processes p;
+  return p;
+}
 
 /// --device names a backend this build or machine cannot run: the examples exit with 77 (CTest's "skipped").
 struct DeviceUnavailable : ace::unsupported {
@@ -30,20 +108,32 @@ struct DeviceUnavailable : ace::unsupported {
 
 /// An example's main: runs `body`; --help (HelpRequested) prints the usage and exits with 0, DeviceUnavailable exits
 /// with 77 (CTest's "skipped"), any other error prints "<name>: <message>" and exits with 1.
+/// Under mpiexec (processes()) only rank 0 writes to stdout (the others' goes to /dev/null), and an error on any rank
+/// prints "<name> (rank r of n): <message>" and ends every rank (MPI_Abort).
 template <class Body>
 int guarded_main(const char* name, Body&& body) {
+  const auto failed = [&](int code, const char* what) {
+    Processes& p = processes();
+    if (p.size() == 1) {
+      std::fprintf(stderr, "%s: %s\n", name, what);
+      return code;
+    }
+    std::fprintf(stderr, "%s (rank %zu of %zu): %s\n", name, p.rank(), p.size(), what);
+    std::fflush(stderr);
+    p.abort(code);
+  };
   try {
+    if (processes().rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr)
+      throw ace::io_error("cannot send rank " + std::to_string(processes().rank()) + "'s output to /dev/null");
     body();
     return 0;
   } catch (const HelpRequested& help) {
     std::fputs(help.usage.c_str(), stdout);
     return 0;
   } catch (const DeviceUnavailable& e) {
-    std::fprintf(stderr, "%s: %s\n", name, e.what());
-    return 77;
+    return failed(77, e.what());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", name, e.what());
-    return 1;
+    return failed(1, e.what());
   }
 }
 

@@ -117,20 +117,23 @@ Model make_model(const Settings& c, const Task& t, ace::Rng& rng) {
   }
 }
 
-template <class Model, class Policy, class Primal, class B = typename Model::backend>
-RunResult run_with(const Settings& c, const Task& t, const std::string& method, std::uint64_t seed, Policy policy,
-                   Primal primal) {
-  ace::Rng rng(seed);  // the same initial network for every method with this seed
-  Model model = make_model<Model>(c, t, rng);
+/// One run: `trained` is `model` itself, or an ace::DataParallel over it whose shards the processes of `comm` share
+/// (--shards, mpiexec); evaluation runs the model on whole splits on every rank (the ranks hold the same weights), and
+/// rank 0 alone writes the logs, plots and checkpoints (OnRankZero).
+template <class Model, class Trained, class Comm, class Policy, class Primal, class B = typename Model::backend>
+RunResult train_run(const Settings& c, const Task& t, const std::string& method, std::uint64_t seed, Policy policy,
+                    Primal primal, Model& model, Trained& trained, Comm& comm) {
+  constexpr bool sharded = !std::is_same_v<Trained, Model>;
   const BatchOn<B> train_data = ace::to_backend<B>(t.train), valid_data = ace::to_backend<B>(t.valid),
                    test_data = ace::to_backend<B>(t.test), probe = ace::to_backend<B>(t.probe);
   const std::size_t train = t.graphs(t.train), steps_per_epoch = train / c.batch;
   ACE_THROW_IF(steps_per_epoch == 0, ace::invalid_argument, "--batch ", c.batch, " is larger than the ", train,
                " training samples");
-  ace::ConstrainedTrainer trainer(model, std::move(primal), policy,
+  ace::ConstrainedTrainer trainer(trained, std::move(primal), policy,
                                   ace::DualAscent{.lr = c.dual_lr, .adam = c.dual_opt == "adam"},
                                   {.augmented = c.augmented, .total_steps = steps_per_epoch * c.epochs});
   BatchOn<B> batch;
+  ace::Shards<BatchOn<B>> mine;  // sharded: this rank's shards of each batch, gathered in place
   ace::GraphSelector<float, B> selector;
   std::vector<std::size_t> order(train);
   const auto batches = [&](std::size_t epoch, auto&& step) {
@@ -138,9 +141,21 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& method, 
     ace::Rng shuffle(seed * 1000003 + epoch);  // per-epoch seed: reproducible and resumable
     for (std::size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[shuffle.below(i + 1)]);
     for (std::size_t s = 0; s < steps_per_epoch; ++s) {
-      selector.select(train_data, std::span<const std::size_t>(order).subspan(s * c.batch, c.batch),
-                      t.graph.nodes(), t.graph.edges(), batch);
-      step(batch);
+      const auto graphs = std::span<const std::size_t>(order).subspan(s * c.batch, c.batch);
+      if constexpr (sharded) {
+        mine.parts.resize(trained.plan().per_rank());
+        mine.shares.resize(trained.plan().per_rank());
+        for (std::size_t k = 0; k < mine.parts.size(); ++k) {
+          const ace::ShardRange r = ace::shard_range(c.batch, trained.plan(), k);
+          selector.select(train_data, graphs.subspan(r.first, r.last - r.first), t.graph.nodes(), t.graph.edges(),
+                          mine.parts[k]);
+          mine.shares[k] = r.share;
+        }
+        step(mine);
+      } else {
+        selector.select(train_data, graphs, t.graph.nodes(), t.graph.edges(), batch);
+        step(batch);
+      }
     }
   };
   BatchOn<B> chunk;  // evaluation buffer, reused
@@ -186,9 +201,13 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& method, 
   ace::CsvLogger csv(dir + "/log.csv", start.epoch > 0);
   ace::Checkpointer checkpointer({.directory = dir + "/state", .metric = {}, .maximize = false,  // "last" only
                                  .every_steps = c.checkpoint_steps});
+  ace::OnRankZero bar0(bar, comm);  // the progress line, logs, plots and checkpoints of rank 0
+  ace::OnRankZero csv0(csv, comm);
+  ace::OnRankZero plots0(plots, comm);
+  ace::OnRankZero checkpointer0(checkpointer, comm);
   const auto began = std::chrono::steady_clock::now();
   const ace::FitResult fr =
-      ace::fit(trainer, epochs_left(c.epochs, start), batches, evaluate, start, bar, csv, plots, checkpointer);
+      ace::fit(trainer, epochs_left(c.epochs, start), batches, evaluate, start, bar0, csv0, plots0, checkpointer0);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   if (fr.status == ace::FitStatus::non_finite) std::printf("  %s\n", fr.message.c_str());
   if (plots.history().empty()) return r;  // stopped in its first epoch: nothing was evaluated
@@ -200,6 +219,22 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& method, 
   r.multipliers = last.multipliers;
   r.slacks = last.slacks;
   return r;
+}
+
+/// One run of `method` on the settings' processes and shards: the plain model in a process alone with one shard,
+/// else an ace::DataParallel over it (docs/distributed.md).
+template <class Model, class Policy, class Primal, class B = typename Model::backend>
+RunResult run_with(const Settings& c, const Task& t, const std::string& method, std::uint64_t seed, Policy policy,
+                   Primal primal) {
+  ace::Rng rng(seed);  // the same initial network for every method with this seed
+  Model model = make_model<Model>(c, t, rng);
+  return processes().with([&](auto& comm) {
+    const std::size_t shards = c.shards != 0 ? c.shards : comm.size();
+    if (shards == 1 && comm.size() == 1)
+      return train_run<Model>(c, t, method, seed, policy, std::move(primal), model, model, comm);
+    ace::DataParallel parallel(model, comm, shards);
+    return train_run<Model>(c, t, method, seed, policy, std::move(primal), model, parallel, comm);
+  });
 }
 
 /// A run with the primal optimiser --gamma-opt asks for (with_gamma_optimizer).
@@ -234,7 +269,12 @@ inline RunResult run_method(const Settings& c, const Task& t, const std::string&
 /// Says which device the runs will train on; throws DeviceUnavailable first if it cannot (call it before the data
 /// are loaded or simulated).
 inline void print_device(const Settings& c) {
-  print_device(c.device, ace::detail::concat(", ", c.workers, " data-parallel worker(s) per batch"));
+  const std::size_t ranks = processes().size(), shards = c.shards != 0 ? c.shards : ranks;
+  const std::string across = shards > 1 || ranks > 1
+                                 ? ace::detail::concat("; ", shards, " shard(s) per batch across ", ranks,
+                                                       " process(es)", ranks > 1 ? " (mpiexec)" : "")
+                                 : std::string();
+  print_device(c.device, ace::detail::concat(", ", c.workers, " data-parallel worker(s) per batch", across));
 }
 
 /// Prints the results table (mean +- std over seeds) and, for the ACE methods, the final gamma, multiplier and
@@ -289,6 +329,7 @@ inline void report(const Settings& c, const Task& t, const std::vector<RunResult
       std::printf("\n");
     }
   }
+  if (processes().rank() != 0) return;  // rank 0 writes the files; the others' output goes to /dev/null
   ace::io::create_directories(c.out);
   ace::io::write_svg(c.out + "/valid_curves.svg", curves);
   std::ostringstream csv;

@@ -17,6 +17,7 @@ struct Settings {
   std::vector<std::uint64_t> seeds{1};
   std::size_t epochs = 100, batch = 100, hidden = 64, layers = 4, eval_every = 1, workers = 2;
   std::size_t checkpoint_steps = 0;  // also checkpoint every N steps (0: after each epoch only)
+  std::size_t shards = 0;            // shards per batch across processes (0: one per process; docs/distributed.md)
   double lr = 5e-4, weight_decay = 1e-12, dual_lr = 1e-3, augmented = 1.0, rho = 1.0;
   std::string gamma_opt = "auto";  // the primal steps on the gammas and slacks: auto, adam (as theta) or sgd
   double gamma_lr = 0.05;          // the plain steps' rate (sgd, and auto's equality runs)
@@ -42,6 +43,9 @@ inline const char* settings_usage =
     "  --gamma-lr X     the plain steps' rate (default 0.05)\n"
     "  --eval-every N   evaluate (validation, test at the best validation epoch, equivariance) every N epochs\n"
     "  --workers N      data-parallel chunks per batch (default 2; results depend on N at the rounding level only)\n"
+    "  --shards N       cut every batch into N shards, trained as one data-parallel model across the processes of\n"
+    "                   mpiexec (N a multiple of their count; default: one shard per process); one process with --shards\n"
+    "                   N gives the same results, bit for bit, as any process count that divides N (docs/distributed.md)\n"
     "  --device D       cpu (default) or cuda (the CUDA backend; needs a build with ACE_WITH_CUDA and a GPU; there the\n"
     "                   workers' chunks run one after the other on one stream: --workers 1)\n"
     "  --out DIR        where the logs, plots and results go: DIR/<method>/seed<s>/{log.csv,*.svg,state/}, DIR/*.svg,\n"
@@ -66,6 +70,7 @@ void parse_flags(const std::vector<std::string>& args, const std::string& usage,
     else if (flag == "--eval-every") s.eval_every = parse_count(flag, value);
     else if (flag == "--workers") s.workers = parse_count(flag, value);
     else if (flag == "--checkpoint-steps") s.checkpoint_steps = parse_count(flag, value);
+    else if (flag == "--shards") s.shards = parse_count(flag, value);
     else if (flag == "--lr") s.lr = real();
     else if (flag == "--weight-decay") s.weight_decay = real();
     else if (flag == "--dual-lr") s.dual_lr = real();

@@ -84,7 +84,8 @@ int main(int argc, char** argv) {
     experiment::print_device(c.run);
     if (c.reference_data.empty()) std::printf("simulating or loading the data (cache: %s) ...\n", c.data.c_str());
     else std::printf("reading the reference generator's data set from %s ...\n", c.reference_data.c_str());
-    const experiment::Task t = load(c);
+    // Under mpiexec rank 0 simulates and caches the data first; the other ranks then read the cache.
+    const experiment::Task t = experiment::processes().rank_zero_first([&] { return load(c); });
     experiment::print_reference_points(t, 1.0);  // 1000 steps of dt 0.001
     experiment::run_all(c.run, t);
   });
