@@ -232,7 +232,9 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& method, 
     const std::size_t shards = c.shards != 0 ? c.shards : comm.size();
     if (shards == 1 && comm.size() == 1)
       return train_run<Model>(c, t, method, seed, policy, std::move(primal), model, model, comm);
-    ace::DataParallel parallel(model, comm, shards);
+    ace::DataParallel parallel(model, comm, shards,
+                               c.reduction == "all-reduce" ? ace::ShardReduction::all_reduce
+                                                           : ace::ShardReduction::shard_order);
     return train_run<Model>(c, t, method, seed, policy, std::move(primal), model, parallel, comm);
   });
 }

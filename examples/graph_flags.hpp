@@ -18,6 +18,7 @@ struct Settings {
   std::size_t epochs = 100, batch = 100, hidden = 64, layers = 4, eval_every = 1, workers = 2;
   std::size_t checkpoint_steps = 0;  // also checkpoint every N steps (0: after each epoch only)
   std::size_t shards = 0;            // shards per batch across processes (0: one per process; docs/distributed.md)
+  std::string reduction = "shard-order";  // how the shards' gradients are added: shard-order or all-reduce
   double lr = 5e-4, weight_decay = 1e-12, dual_lr = 1e-3, augmented = 1.0, rho = 1.0;
   std::string gamma_opt = "auto";  // the primal steps on the gammas and slacks: auto, adam (as theta) or sgd
   double gamma_lr = 0.05;          // the plain steps' rate (sgd, and auto's equality runs)
@@ -43,9 +44,13 @@ inline const char* settings_usage =
     "  --gamma-lr X     the plain steps' rate (default 0.05)\n"
     "  --eval-every N   evaluate (validation, test at the best validation epoch, equivariance) every N epochs\n"
     "  --workers N      data-parallel chunks per batch (default 2; results depend on N at the rounding level only)\n"
-    "  --shards N       cut every batch into N shards, trained as one data-parallel model across the processes of\n"
-    "                   mpiexec (N a multiple of their count; default: one shard per process); one process with --shards\n"
-    "                   N gives the same results, bit for bit, as any process count that divides N (docs/distributed.md)\n"
+    "  --shards N       cut every batch into N shards, trained as one data-parallel model across the processes\n"
+    "                   of mpiexec (N a multiple of their count; default: one shard per process); one process with\n"
+    "                   --shards N gives the same results, bit for bit, as any process count that divides N\n"
+    "                   (docs/distributed.md)\n"
+    "  --reduction R    how the shards' gradients are added across processes: shard-order (default: gathered and\n"
+    "                   added in shard order, the same bits for any process count) or all-reduce (MPI's, for many\n"
+    "                   processes; the results depend on their count at the rounding level)\n"
     "  --device D       cpu (default) or cuda (the CUDA backend; needs a build with ACE_WITH_CUDA and a GPU; there the\n"
     "                   workers' chunks run one after the other on one stream: --workers 1)\n"
     "  --out DIR        where the logs, plots and results go: DIR/<method>/seed<s>/{log.csv,*.svg,state/}, DIR/*.svg,\n"
@@ -71,6 +76,7 @@ void parse_flags(const std::vector<std::string>& args, const std::string& usage,
     else if (flag == "--workers") s.workers = parse_count(flag, value);
     else if (flag == "--checkpoint-steps") s.checkpoint_steps = parse_count(flag, value);
     else if (flag == "--shards") s.shards = parse_count(flag, value);
+    else if (flag == "--reduction") s.reduction = value;
     else if (flag == "--lr") s.lr = real();
     else if (flag == "--weight-decay") s.weight_decay = real();
     else if (flag == "--dual-lr") s.dual_lr = real();
@@ -90,6 +96,8 @@ void parse_flags(const std::vector<std::string>& args, const std::string& usage,
                  "' (strict, free, schedule, equality, resilient)");
   ACE_THROW_IF(s.dual_opt != "sgd" && s.dual_opt != "adam", ace::invalid_argument, "--dual-opt: unknown dual step '",
                s.dual_opt, "' (sgd or adam)");
+  ACE_THROW_IF(s.reduction != "shard-order" && s.reduction != "all-reduce", ace::invalid_argument,
+               "--reduction: unknown reduction '", s.reduction, "' (shard-order or all-reduce)");
   check_device_name(s.device);
   check_gamma_opt(s.gamma_opt);
 }

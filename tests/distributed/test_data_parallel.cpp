@@ -59,7 +59,8 @@ TEST_CASE("DataParallel over one shard trains as the plain model, bit for bit", 
   CHECK(same_bits(plain.losses, one.losses));
 }
 
-TEST_CASE("DataParallel over several shards trains as the plain model, up to rounding", "[distributed][data_parallel]") {
+TEST_CASE("DataParallel over several shards trains as the plain model, up to rounding",
+          "[distributed][data_parallel]") {
   const Trace plain = train(0);
   for (const std::size_t shards : {std::size_t{3}, std::size_t{8}}) {
     CAPTURE(shards);
@@ -67,7 +68,8 @@ TEST_CASE("DataParallel over several shards trains as the plain model, up to rou
     REQUIRE(sharded.parameters.size() == plain.parameters.size());
     for (std::size_t i = 0; i < plain.parameters.size(); ++i)
       CHECK(sharded.parameters[i] == Approx(plain.parameters[i]).margin(1e-11));
-    for (std::size_t i = 0; i < plain.losses.size(); ++i) CHECK(sharded.losses[i] == Approx(plain.losses[i]).epsilon(1e-12));
+    for (std::size_t i = 0; i < plain.losses.size(); ++i)
+      CHECK(sharded.losses[i] == Approx(plain.losses[i]).epsilon(1e-12));
     CHECK(sharded.multipliers[0] == Approx(plain.multipliers[0]).margin(1e-12));
     CHECK(plain.multipliers[0] != 0.0);  // the dual step ran
   }
@@ -87,7 +89,8 @@ TEST_CASE("DataParallel: evaluation reduces the loss, and bad shards are errors"
 
   auto missing = shards;
   missing.parts.pop_back();
-  CHECK_THROWS_WITH(parallel.loss_and_gradients(missing), Catch::Contains("holds 4 of the 4 shards, but its batch has 3 parts"));
+  CHECK_THROWS_WITH(parallel.loss_and_gradients(missing),
+                    Catch::Contains("holds 4 of the 4 shards, but its batch has 3 parts"));
   auto short_shares = shards;
   short_shares.shares[0] = 0.1;
   CHECK_THROWS_WITH(parallel.loss_and_gradients(short_shares), Catch::Contains("add up to 0.9, not 1"));
@@ -96,6 +99,12 @@ TEST_CASE("DataParallel: evaluation reduces the loss, and bad shards are errors"
   CHECK_THROWS_AS(parallel.loss(zero), invalid_argument);
   CHECK_THROWS_WITH(shard_range(3, parallel.plan(), 0), Catch::Contains("fewer samples than the 4 shards"));
   CHECK(parallel.signature().find("DataParallel(4 shards)") != std::string::npos);
+  std::size_t parameters = 0;
+  model.for_each_parameter([&](ParamView<double> p) { parameters += p.value.size(); });
+  CHECK(parallel.row_values() == parameters + 2);
+  CHECK(parallel.reduction_seconds() > 0.0);  // the reductions above were timed
+  parallel.reset_reduction_seconds();
+  CHECK(parallel.reduction_seconds() == 0.0);
 }
 
 namespace {

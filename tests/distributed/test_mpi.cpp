@@ -96,10 +96,11 @@ struct Trace {
 /// 10 steps of ACE resilient (Adam on θ and γ, Adam dual ascent, slacks) on global batches of 30 samples in `shards`
 /// shards over `comm`, each rank initialising its model from its own seed (DataParallel copies rank 0's).
 template <class Comm>
-Trace train(Comm& comm, std::size_t shards, std::uint64_t init_seed) {
+Trace train(Comm& comm, std::size_t shards, std::uint64_t init_seed,
+            ShardReduction reduction = ShardReduction::shard_order) {
   Rng init(init_seed);
   test::ShardModel model{test::ShardNet(init)};
-  DataParallel parallel(model, comm, shards);
+  DataParallel parallel(model, comm, shards, reduction);
   ConstrainedTrainer trainer(parallel, Adam<double>({.lr = 1e-2}), ResilientConstraint{}, DualAdam{.lr = 1e-2});
   Trace t;
   Tensor<double, 2> x, y;
@@ -134,6 +135,36 @@ TEST_CASE("Mpi: an ACE trainer over DataParallel gives a single process's parame
   CHECK(same_bits(ranks.losses, reference.losses));
   CHECK(same_bits(ranks.evaluations, reference.evaluations));
   CHECK(reference.multipliers[0] != 0.0);
+}
+
+TEST_CASE("Mpi: DataParallel with the all-reduce: a single process's training up to rounding, the same on every rank",
+          "[mpi][data_parallel]") {
+  Mpi comm;
+  const std::size_t shards = comm.size() == 3 ? 6 : 4;
+  const Trace ranks = train(comm, shards, 100 + comm.rank(), ShardReduction::all_reduce);
+  SingleProcess alone;
+  const Trace reference = train(alone, shards, 100);
+  REQUIRE(ranks.parameters.size() == reference.parameters.size());
+  for (std::size_t i = 0; i < ranks.parameters.size(); ++i)
+    CHECK(ranks.parameters[i] == Approx(reference.parameters[i]).margin(1e-12));
+  for (std::size_t i = 0; i < ranks.losses.size(); ++i)
+    CHECK(ranks.losses[i] == Approx(reference.losses[i]).epsilon(1e-12));
+  // Every rank holds rank 0's parameters, bit for bit.
+  std::vector<double> first = ranks.parameters;
+  comm.broadcast(std::span<double>(first), 0);
+  CHECK(same_bits(first, ranks.parameters));
+  Rng init(1);
+  test::ShardModel model{test::ShardNet(init)};
+  CHECK(DataParallel(model, comm, shards, ShardReduction::all_reduce).reduction() == ShardReduction::all_reduce);
+}
+
+TEST_CASE("Mpi: ranks that choose different reductions fail on every rank", "[mpi][data_parallel]") {
+  Mpi comm;
+  if (comm.size() == 1) return;
+  Rng init(1);
+  test::ShardModel model{test::ShardNet(init)};
+  const auto reduction = comm.rank() == 1 ? ShardReduction::all_reduce : ShardReduction::shard_order;
+  CHECK_THROWS_AS(DataParallel(model, comm, comm.size(), reduction), communication_error);
 }
 
 TEST_CASE("Mpi: one rank's bad shards stop every rank with an error", "[mpi][data_parallel]") {

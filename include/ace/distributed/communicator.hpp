@@ -110,8 +110,9 @@ void reduce_shards(C& comm, const ShardPlan& plan, std::span<const T> mine, std:
   ACE_THROW_IF(mine.size() != plan.per_rank() * width || out.size() != width, invalid_argument,
                "reduce_shards: ", mine.size(), " local values and ", out.size(), " outputs for ", plan.per_rank(),
                " shards of ", width);
-  ACE_THROW_IF(comm.size() != plan.size || comm.rank() != plan.rank, invalid_argument, "reduce_shards: the plan is for rank ",
-               plan.rank, " of ", plan.size, ", the communicator is rank ", comm.rank(), " of ", comm.size());
+  ACE_THROW_IF(comm.size() != plan.size || comm.rank() != plan.rank, invalid_argument,
+               "reduce_shards: the plan is for rank ", plan.rank, " of ", plan.size, ", the communicator is rank ",
+               comm.rank(), " of ", comm.size());
   scratch.resize(plan.shards * width);
   comm.all_gather(mine, std::span<T>(scratch));
   std::fill(out.begin(), out.end(), T(0));

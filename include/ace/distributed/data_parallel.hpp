@@ -4,7 +4,9 @@
 // ConstrainedTrainer drives it unchanged: every rank takes the same primal and dual step.
 #pragma once
 
+#include <chrono>
 #include <cmath>
+#include <algorithm>
 #include <cstddef>
 #include <limits>
 #include <span>
@@ -45,14 +47,29 @@ inline ShardRange shard_range(std::size_t count, const ShardPlan& plan, std::siz
   return {first, last, static_cast<double>(last - first) / static_cast<double>(count)};
 }
 
+/// How DataParallel adds the shards' rows of a step.
+enum class ShardReduction {
+  /// Every rank gathers every shard's row and adds them in shard order (reduce_shards): the same bits for any rank
+  /// count that divides the shard count, and as one process with the same shards; each rank receives all the shards'
+  /// rows, (N - 1) of them with one shard per rank: for a few ranks.
+  shard_order,
+  /// Each rank adds its own shards' rows in shard order, then the communicator's all-reduce adds the ranks' sums (a
+  /// ring or tree of the library's choosing, about two rows of traffic per rank whatever N): for many ranks. The
+  /// result depends on the rank count at the level of rounding; every rank still takes the same step as long as the
+  /// library hands every rank the same sum (the MPI standard's advice for its built-in reductions, which Open MPI
+  /// and MPICH follow).
+  all_reduce
+};
+
 /// Data parallelism over a Communicator for any HomotopyModel M whose parameters are the same on every rank:
 ///  * construction checks that every rank holds the same model (signature, parameter count) and shard count, and
 ///    copies rank 0's parameters to all ranks (so ranks that initialised differently start alike);
 ///  * `loss_and_gradients(shards)` runs M on each of this rank's shards (the gradients zeroed before each), scales
-///    the shard's gradients and loss by its share in double, gathers every shard's row from every rank and adds the
-///    rows in shard order (reduce_shards), then adds the sum to the gradients (the trainer zeroed them) and returns
-///    the global mean loss: the same values on every rank, and the same bits for any rank count that divides the
-///    shard count — a single process with SingleProcess and the same shards computes them too;
+///    the shard's gradients and loss by its share in double, adds the rows of all shards on all ranks (ShardReduction:
+///    by default gathered and added in shard order, reduce_shards), then adds the sum to the gradients (the trainer
+///    zeroed them) and returns the global mean loss: the same values on every rank and, in shard order, the same
+///    bits for any rank count that divides the shard count — a single process with SingleProcess and the same
+///    shards computes them too;
 ///  * `loss(shards)` (evaluation) likewise for the loss alone.
 /// Models with buffers (batch-norm statistics) are not supported: each shard would update them in turn, which ranks
 /// cannot reproduce without the other ranks' shards. The constraint values s_i of the trainer depend only on γ and
@@ -69,10 +86,13 @@ class DataParallel {
   using T = scalar;
   using B = backend;
 
-  /// Holds references to `model` and `comm` (both outlive this object). Collective: every rank constructs it.
-  DataParallel(M& model, C& comm, std::size_t shards) : model_(model), comm_(comm), plan_(shards, comm) {
+  /// Holds references to `model` and `comm` (both outlive this object). Collective: every rank constructs it, with
+  /// the same shard count and reduction.
+  DataParallel(M& model, C& comm, std::size_t shards, ShardReduction reduction = ShardReduction::shard_order)
+      : model_(model), comm_(comm), plan_(shards, comm), reduction_(reduction) {
     model_.for_each_parameter([&](ParamView<T> p) { width_ += p.value.size(); });
-    std::string what = "parameters " + std::to_string(width_) + ", shards " + std::to_string(shards);
+    std::string what = "parameters " + std::to_string(width_) + ", shards " + std::to_string(shards) +
+                       (reduction == ShardReduction::all_reduce ? ", all-reduce" : ", shard order");
     if constexpr (requires { model_.signature(); }) what = std::string(model_.signature()) + ", " + what;
     require_same_on_all_ranks(comm_, what, "model and shard count");
     broadcast_parameters();
@@ -97,7 +117,7 @@ class DataParallel {
       out[width_ + 1] = share;
     }
     sum_.resize(row);
-    reduce_shards(comm_, plan_, std::span<const double>(rows_), row, std::span<double>(sum_), scratch_);
+    reduce(row);
     check_shares(problem, sum_[width_ + 1], "loss_and_gradients");
     // The trainer zeroed the gradients before the call: restore that, then add the global sum (accumulate).
     zero_gradients();
@@ -123,7 +143,7 @@ class DataParallel {
       rows_[2 * k + 1] = b.shares[k];
     }
     sum_.resize(2);
-    reduce_shards(comm_, plan_, std::span<const double>(rows_), 2, std::span<double>(sum_), scratch_);
+    reduce(2);
     check_shares(problem, sum_[1], "loss");
     return sum_[0];
   }
@@ -140,6 +160,14 @@ class DataParallel {
   }
 
   const ShardPlan& plan() const noexcept { return plan_; }
+  ShardReduction reduction() const noexcept { return reduction_; }
+  /// The values one step sends per shard (the gradient, the loss, the share; doubles) and receives in all: every
+  /// rank gathers all plan().shards rows.
+  std::size_t row_values() const noexcept { return width_ + 2; }
+  /// Seconds spent in the shard reductions since construction or the last reset: gathering every rank's rows (and
+  /// waiting there for the slowest rank) and adding them.
+  double reduction_seconds() const noexcept { return reduction_seconds_; }
+  void reset_reduction_seconds() noexcept { reduction_seconds_ = 0.0; }
   C& communicator() noexcept { return comm_; }
   M& model() noexcept { return model_; }
 
@@ -163,10 +191,24 @@ class DataParallel {
   /// problem of another rank (NaN rows), or shares that do not add up to 1.
   void check_shares(const std::string& problem, double total, const char* who) const {
     ACE_THROW_IF(!problem.empty(), invalid_argument, problem);
-    ACE_THROW_IF(std::isnan(total), invalid_argument, "DataParallel::", who, ": another rank's shards were invalid (its "
-                 "own message says how); rank ", plan_.rank, " stops with it");
+    ACE_THROW_IF(std::isnan(total), invalid_argument, "DataParallel::", who,
+                 ": another rank's shards were invalid (its own message says how); rank ", plan_.rank,
+                 " stops with it");
     ACE_THROW_IF(!(std::abs(total - 1.0) <= 1e-9), invalid_argument, "DataParallel::", who, ": the shares of the ",
                  plan_.shards, " shards add up to ", total, ", not 1");
+  }
+  /// rows_ (this rank's shards, `row` values each) -> sum_ over all shards, timed.
+  void reduce(std::size_t row) {
+    const auto start = std::chrono::steady_clock::now();
+    if (reduction_ == ShardReduction::shard_order) {
+      reduce_shards(comm_, plan_, std::span<const double>(rows_), row, std::span<double>(sum_), scratch_);
+    } else {
+      std::fill(sum_.begin(), sum_.end(), 0.0);
+      for (std::size_t k = 0; k < plan_.per_rank(); ++k)
+        for (std::size_t i = 0; i < row; ++i) sum_[i] += rows_[k * row + i];
+      comm_.all_reduce_sum(std::span<double>(sum_));
+    }
+    reduction_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   void zero_gradients() {
     model_.for_each_parameter([&](ParamView<T> p) { B::fill(p.grad.row(), T(0)); });
@@ -192,7 +234,9 @@ class DataParallel {
   M& model_;
   C& comm_;
   ShardPlan plan_;
+  ShardReduction reduction_;
   std::size_t width_ = 0;
+  double reduction_seconds_ = 0.0;
   std::vector<double> rows_, sum_, scratch_;
   std::vector<T> host_;
 };
