@@ -99,8 +99,20 @@ TEST_CASE("DataParallel: evaluation reduces the loss, and bad shards are errors"
   CHECK_THROWS_AS(parallel.loss(zero), invalid_argument);
   CHECK_THROWS_WITH(shard_range(3, parallel.plan(), 0), Catch::Contains("fewer samples than the 4 shards"));
   CHECK(parallel.signature().find("DataParallel(4 shards)") != std::string::npos);
-  std::size_t parameters = 0;
-  model.for_each_parameter([&](ParamView<double> p) { parameters += p.value.size(); });
+  // The gradients accumulate: a second call without zeroing them doubles them.
+  zero_grad(parallel);
+  parallel.loss_and_gradients(shards);
+  std::vector<double> once;
+  model.for_each_parameter(
+      [&](ParamView<double> p) { once.insert(once.end(), p.grad.data(), p.grad.data() + p.grad.size()); });
+  parallel.loss_and_gradients(shards);
+  std::size_t parameters = 0, doubled = 0;
+  model.for_each_parameter([&](ParamView<double> p) {
+    for (std::size_t i = 0; i < p.grad.size(); ++i)
+      doubled += p.grad.data()[i] == Approx(2 * once[parameters + i]).margin(1e-15) ? 1 : 0;
+    parameters += p.value.size();
+  });
+  CHECK(doubled == parameters);
   CHECK(parallel.row_values() == parameters + 2);
   CHECK(parallel.reduction_seconds() > 0.0);  // the reductions above were timed
   parallel.reset_reduction_seconds();

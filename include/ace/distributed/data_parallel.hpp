@@ -102,6 +102,12 @@ class DataParallel {
     const std::string problem = validate(b, "loss_and_gradients");
     const std::size_t row = width_ + 2;  // the gradient, the loss, the share
     rows_.assign(plan_.per_rank() * row, problem.empty() ? 0.0 : nan);  // a bad batch still joins the collective
+    incoming_.clear();  // what the gradients held before the call: the sum is added to it (accumulate)
+    model_.for_each_parameter([&](ParamView<T> p) {
+      host_.resize(p.grad.size());
+      B::to_host(MatrixRef<const T>(p.grad.row()), std::span<T>(host_));
+      incoming_.insert(incoming_.end(), host_.begin(), host_.end());
+    });
     for (std::size_t k = 0; problem.empty() && k < plan_.per_rank(); ++k) {
       double* out = rows_.data() + k * row;
       zero_gradients();
@@ -119,12 +125,16 @@ class DataParallel {
     sum_.resize(row);
     reduce(row);
     check_shares(problem, sum_[width_ + 1], "loss_and_gradients");
-    // The trainer zeroed the gradients before the call: restore that, then add the global sum (accumulate).
-    zero_gradients();
+    // The gradients = what they held before + the global sum (where they held 0, as the trainer leaves them, the
+    // sum itself: the bits of a single process's gradients, the sign of a zero included).
     std::size_t at = 0;
     model_.for_each_parameter([&](ParamView<T> p) {
       host_.resize(p.grad.size());
-      for (T& g : host_) g = static_cast<T>(sum_[at++]);
+      for (T& g : host_) {
+        const T before = incoming_[at], sum = static_cast<T>(sum_[at]);
+        g = before == T(0) ? sum : before + sum;
+        ++at;
+      }
       B::from_host(std::span<const T>(host_), p.grad.row());
     });
     return sum_[width_];
@@ -238,7 +248,7 @@ class DataParallel {
   std::size_t width_ = 0;
   double reduction_seconds_ = 0.0;
   std::vector<double> rows_, sum_, scratch_;
-  std::vector<T> host_;
+  std::vector<T> host_, incoming_;
 };
 
 }  // namespace ace
