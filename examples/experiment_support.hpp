@@ -68,11 +68,11 @@ class Processes {
     if (rank() != 0) barrier();
     struct After {  // the others start once rank 0 is done, also when f throws there
       Processes& p;
-      ~After() {
-        if (p.rank() == 0) p.barrier();
+      ~After() noexcept(false) {
+        if (p.rank() == 0 && std::uncaught_exceptions() == 0) p.barrier();
       }
     } after{*this};
-    return f();
+    return f();  // (an error on rank 0 ends every rank in guarded_main: MPI_Abort)
   }
   /// Ends every rank's run after an error on one of them (MPI_Abort: the others would wait for it in a collective).
   [[noreturn]] void abort(int code) {
@@ -178,14 +178,21 @@ decltype(auto) on_device(const std::string& device, F&& f) {
 /// `replay(summary)` for each of them (so the caller restores its bookkeeping: best epoch, curves, plots) and returns
 /// the checkpoint's position (epochs done, and mini-batches of the next one when it was saved mid-epoch); without
 /// --resume that is an error.
+/// Under mpiexec every rank loads the checkpoint, and only rank 0 (`writer`) cuts the log back to it; the others read
+/// it.
 template <class Trainer, class Replay>
-ace::TrainingPosition resume_point(const std::string& dir, bool resume, Trainer& trainer, Replay&& replay) {
+ace::TrainingPosition resume_point(const std::string& dir, bool resume, Trainer& trainer, Replay&& replay,
+                                   bool writer = true) {
   const std::filesystem::path state = std::filesystem::path(dir) / "state" / "last";
   if (!ace::io::checkpoint_exists(state)) return {};
   ACE_THROW_IF(!resume, ace::invalid_argument, dir,
                " holds the state of an earlier run: pass --resume to continue it, or choose another --out");
   const ace::TrainingPosition at = ace::load_training_state(state, trainer);
-  for (const ace::EpochSummary& s : ace::resume_csv_log(dir + "/log.csv", at.epoch)) replay(s);
+  const auto rows = writer ? ace::resume_csv_log(dir + "/log.csv", at.epoch)
+                           : (at.epoch == 0 && !std::filesystem::exists(dir + "/log.csv")
+                                  ? std::vector<ace::EpochSummary>{}
+                                  : ace::read_csv_log(dir + "/log.csv", at.epoch));
+  for (const ace::EpochSummary& s : rows) replay(s);
   if (at.batch == 0) std::printf("  resumed after epoch %zu\n", at.epoch);
   else std::printf("  resumed after epoch %zu and %zu batches of the next\n", at.epoch, at.batch);
   return at;

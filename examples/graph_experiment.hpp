@@ -195,8 +195,12 @@ RunResult train_run(const Settings& c, const Task& t, const std::string& method,
       r.best_epoch = s.epoch;
     }
     if (s.evaluated("test_mse_at_best")) r.test_mse = s.metrics.at("test_mse_at_best");
-    plots.on_epoch_end(trainer, s);
-  });
+    if (comm.rank() == 0) plots.on_epoch_end(trainer, s);  // rank 0 alone writes the plots
+  }, comm.rank() == 0);
+  // Every rank must go on from the same point (a checkpoint directory the other ranks cannot see would not).
+  ace::require_same_on_all_ranks(comm, ace::detail::concat("epoch ", start.epoch, ", batch ", start.batch, ", step ",
+                                                           trainer.steps()),
+                                 "training position to resume from");
   ace::ProgressBar bar;
   ace::CsvLogger csv(dir + "/log.csv", start.epoch > 0);
   ace::Checkpointer checkpointer({.directory = dir + "/state", .metric = {}, .maximize = false,  // "last" only

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Runs an experiment on 2 processes under mpiexec and in one process with the same shards (--shards 2), and checks
 # that the results table and every run's log are the same (timings aside) and that only rank 0 printed them; then
-# runs it on 2 processes for one epoch less, resumes that in one process, and checks that against the others too (a
-# checkpoint of one process count resumes on another).
+# runs it on 2 processes for one epoch less, resumes that in one process and (a copy) in 2, and checks those against
+# the others too (a checkpoint of one process count resumes on another, and on as many).
 #   mpi_matches_one_process.sh WORKDIR MPIEXEC EXAMPLE FLAGS...     (FLAGS without --out and --shards, with --epochs
 #   N last but one and N >= 2)
 set -euo pipefail
@@ -32,13 +32,16 @@ epochs=${args[-1]}
 unset 'args[-1]' 'args[-2]'
 "$mpiexec" -n 2 "${args[@]}" --epochs $((epochs - 1)) --out "$work/resumed" > "$work/first.txt" 2>&1 ||
   { cat "$work/first.txt"; exit 1; }
+cp -r "$work/resumed" "$work/resumed2"
 "${args[@]}" --epochs "$epochs" --shards 2 --resume --out "$work/resumed" > "$work/resumed.txt" 2>&1 ||
   { cat "$work/resumed.txt"; exit 1; }
+"$mpiexec" -n 2 "${args[@]}" --epochs "$epochs" --resume --out "$work/resumed2" > "$work/resumed2.txt" 2>&1 ||
+  { cat "$work/resumed2.txt"; exit 1; }
 
 strip="$(dirname "$0")/../scripts/csv-drop-column"
 status=0
 logs=0
-for other in two resumed; do
+for other in two resumed resumed2; do
   diff <("$strip" "$work/one/results.csv" seconds) <("$strip" "$work/$other/results.csv" seconds) || status=1
   for log in $(cd "$work/one" && find . -name log.csv | sort); do
     logs=$((logs + 1))
@@ -48,6 +51,7 @@ for other in two resumed; do
     }
   done
 done
-echo "mpi_matches_one_process: results.csv and $logs log(s) of 2 processes and of 2 processes resumed in one:" \
+echo "mpi_matches_one_process: results.csv and $logs log(s) of 2 processes, and of 2 processes resumed in one and" \
+  "in 2:" \
   "$([ $status -eq 0 ] && echo equal || echo DIFFER)"
 exit $status

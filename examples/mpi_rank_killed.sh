@@ -34,7 +34,8 @@ done
 kill -9 "$victim"
 logged=$(($(wc -l < "$log") - 1))
 exit_code=0
-timeout 60 tail --pid="$launcher" -f /dev/null || { echo "mpi_rank_killed: mpiexec did not end after rank 1 died" >&2; exit 1; }
+timeout 60 tail --pid="$launcher" -f /dev/null ||
+  { echo "mpi_rank_killed: mpiexec did not end after rank 1 died" >&2; exit 1; }
 wait "$launcher" || exit_code=$?
 [ "$exit_code" -ne 0 ] || { echo "mpi_rank_killed: mpiexec exited with 0 after a rank was killed" >&2; exit 1; }
 grep -q "rank 1" "$work/killed.txt" || { echo "mpi_rank_killed: mpiexec did not name the dead rank" >&2; exit 1; }

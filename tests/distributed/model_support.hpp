@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ace/constrained/supervised.hpp"
+#include "ace/constrained/trainer.hpp"
 #include "ace/distributed/data_parallel.hpp"
 #include "ace/group/cyclic.hpp"
 #include "ace/nn/core/equivariant_linear.hpp"
@@ -15,6 +16,7 @@
 #include "ace/nn/core/loss.hpp"
 #include "ace/nn/core/relaxed.hpp"
 #include "ace/nn/core/sequential.hpp"
+#include "ace/optim/adam.hpp"
 #include "ace/random.hpp"
 #include "ace/rep/basic.hpp"
 #include "ace/rep/composite.hpp"
@@ -67,6 +69,23 @@ auto epoch_batches(Parallel& parallel, std::size_t rows, Tensor<double, 2>& x, T
     }
   };
 }
+
+/// A model from `seed`, DataParallel over `comm` with `shards` shards and an ACE equality trainer (Adam 1e-2) on it,
+/// with the buffers its batches are built in.
+template <class Comm>
+struct EqualityRun {
+  Rng init;
+  ShardModel model;
+  DataParallel<ShardModel, Comm> parallel;
+  ConstrainedTrainer<DataParallel<ShardModel, Comm>, Adam<double>, EqualityConstraint> trainer;
+  Tensor<double, 2> x, y;
+  std::deque<Tensor<double, 2>> store;
+  EqualityRun(Comm& comm, std::uint64_t seed, std::size_t shards)
+      : init(seed), model(ShardNet(init)), parallel(model, comm, shards),
+        trainer(parallel, Adam<double>({.lr = 1e-2}), EqualityConstraint{}) {}
+  EqualityRun(const EqualityRun&) = delete;
+  EqualityRun& operator=(const EqualityRun&) = delete;
+};
 
 /// Every parameter value, in order.
 template <class Model>

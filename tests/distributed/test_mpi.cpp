@@ -7,6 +7,8 @@
 
 #include <cstring>
 #include <deque>
+#include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -199,13 +201,9 @@ TEST_CASE("Mpi: fit over DataParallel with callbacks on rank 0: one log, the sam
   std::uint64_t pid = static_cast<std::uint64_t>(::getpid());  // rank 0's: one directory for the run
   comm.broadcast(std::span<std::uint64_t>(&pid, 1), 0);
   const auto dir = std::filesystem::temp_directory_path() / ("ace-test-mpi-" + std::to_string(pid));
-  Rng init(7);
-  test::ShardModel model{test::ShardNet(init)};
-  DataParallel parallel(model, comm, 2 * comm.size());
-  ConstrainedTrainer trainer(parallel, Adam<double>({.lr = 1e-2}), EqualityConstraint{});
-  Tensor<double, 2> x, y;
-  std::deque<Tensor<double, 2>> store;
-  const auto batches = test::epoch_batches(parallel, 12, x, y, store);
+  test::EqualityRun run(comm, 7, 2 * comm.size());
+  auto& trainer = run.trainer;
+  const auto batches = test::epoch_batches(run.parallel, 12, run.x, run.y, run.store);
   CsvLogger csv(dir / "log.csv");
   StopAfter stop;
   OnRankZero csv0(csv, comm);
@@ -223,6 +221,81 @@ TEST_CASE("Mpi: fit over DataParallel with callbacks on rank 0: one log, the sam
     std::filesystem::remove_all(dir);
   }
   comm.barrier();
+}
+
+namespace {
+struct FailingLog {  // rank 0's logger hits a full disk at its second batch
+  std::size_t batches = 0, epochs = 0;
+  template <class Tr>
+  void on_batch_end(Tr&, const TrainingPosition&) {
+    if (++batches == 2) throw io_error("disk full");
+  }
+  template <class Tr>
+  void on_epoch_end(Tr&, const EpochSummary&) { ++epochs; }
+};
+}  // namespace
+
+TEST_CASE("Mpi: a callback failing on rank 0 ends fit on every rank at the end of that epoch", "[mpi][fit]") {
+  Mpi comm;
+  test::EqualityRun run(comm, 9, comm.size());
+  auto& trainer = run.trainer;
+  const auto batches = test::epoch_batches(run.parallel, 6, run.x, run.y, run.store);
+  FailingLog log;
+  OnRankZero log0(log, comm);
+  if (comm.rank() == 0) {
+    CHECK_THROWS_WITH(fit(trainer, 3, batches, [](EpochSummary&) {}, 0, log0), Catch::Contains("disk full"));
+    CHECK(log.batches == 2);  // no hook of it ran after it failed
+    CHECK(log.epochs == 0);
+  } else {
+    CHECK_THROWS_WITH(fit(trainer, 3, batches, [](EpochSummary&) {}, 0, log0),
+                      Catch::Contains("rank 0's callback failed in epoch 1"));
+  }
+  CHECK(trainer.steps() == 3);  // the whole first epoch, on every rank
+  comm.barrier();
+}
+
+namespace {
+/// ShardModel whose loss_and_gradients throws a plain std::runtime_error while `fail` is set.
+struct Flaky {
+  using scalar = double;
+  using batch = test::ShardModel::batch;
+  test::ShardModel& model;
+  bool fail = false;
+  double loss_and_gradients(const batch& b) {
+    if (fail) throw std::runtime_error("this rank's model failed");
+    return model.loss_and_gradients(b);
+  }
+  void set_relaxation(bool on) { model.set_relaxation(on); }
+  template <class F>
+  void for_each_parameter(F&& f) {
+    model.for_each_parameter(f);
+  }
+};
+}  // namespace
+
+TEST_CASE("Mpi: a non-finite loss or a failing model on one rank stops every rank alike", "[mpi][data_parallel]") {
+  Mpi comm;
+  test::EqualityRun run(comm, 5, 2 * comm.size());
+  auto& model = run.model;
+  auto& store = run.store;
+  test::global_batch(0, 20, run.x, run.y);
+  auto shards = test::local_shards(run.parallel.plan(), run.x, run.y, store);
+  auto& trainer = run.trainer;
+  if (comm.rank() == comm.size() - 1) store[0](0, 0) = std::numeric_limits<double>::quiet_NaN();  // one input NaN
+  CHECK_THROWS_AS(trainer.step(shards), numerical_error);  // the reduced loss is NaN on every rank
+  const auto before = test::parameter_values(model);
+  if (comm.rank() == comm.size() - 1) store[0](0, 0) = 0.0;
+  CHECK_NOTHROW(trainer.step(shards));  // every rank went on in step (nothing was updated by the failed step)
+  CHECK(test::parameter_values(model) != before);
+
+  Flaky flaky{model};
+  DataParallel wrapped(flaky, comm, 2 * comm.size());
+  flaky.fail = comm.rank() == comm.size() - 1;
+  if (flaky.fail)
+    CHECK_THROWS_WITH(wrapped.loss_and_gradients(shards), Catch::Contains("this rank's model failed"));
+  else
+    CHECK_THROWS_WITH(wrapped.loss_and_gradients(shards), Catch::Contains("its model failed"));
+  comm.barrier();  // every rank got here
 }
 
 int main(int argc, char** argv) {

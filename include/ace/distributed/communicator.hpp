@@ -115,8 +115,8 @@ void reduce_shards(C& comm, const ShardPlan& plan, std::span<const T> mine, std:
                comm.rank(), " of ", comm.size());
   scratch.resize(plan.shards * width);
   comm.all_gather(mine, std::span<T>(scratch));
-  std::fill(out.begin(), out.end(), T(0));
-  for (std::size_t s = 0; s < plan.shards; ++s) {
+  std::copy(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(width), out.begin());  // shard 0 as it is
+  for (std::size_t s = 1; s < plan.shards; ++s) {
     const T* row = scratch.data() + s * width;
     for (std::size_t i = 0; i < width; ++i) out[i] += row[i];
   }

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <algorithm>
 #include <cstddef>
+#include <exception>
 #include <limits>
 #include <span>
 #include <string>
@@ -89,12 +90,7 @@ class DataParallel {
   /// Holds references to `model` and `comm` (both outlive this object). Collective: every rank constructs it, with
   /// the same shard count and reduction.
   DataParallel(M& model, C& comm, std::size_t shards, ShardReduction reduction = ShardReduction::shard_order)
-      : model_(model), comm_(comm), plan_(shards, comm), reduction_(reduction) {
-    model_.for_each_parameter([&](ParamView<T> p) { width_ += p.value.size(); });
-    std::string what = "parameters " + std::to_string(width_) + ", shards " + std::to_string(shards) +
-                       (reduction == ShardReduction::all_reduce ? ", all-reduce" : ", shard order");
-    if constexpr (requires { model_.signature(); }) what = std::string(model_.signature()) + ", " + what;
-    require_same_on_all_ranks(comm_, what, "model and shard count");
+      : model_(model), comm_(comm), plan_(agreed(model, comm, shards, reduction, width_)), reduction_(reduction) {
     broadcast_parameters();
   }
 
@@ -108,22 +104,32 @@ class DataParallel {
       B::to_host(MatrixRef<const T>(p.grad.row()), std::span<T>(host_));
       incoming_.insert(incoming_.end(), host_.begin(), host_.end());
     });
-    for (std::size_t k = 0; problem.empty() && k < plan_.per_rank(); ++k) {
+    std::exception_ptr failure;
+    for (std::size_t k = 0; problem.empty() && !failure && k < plan_.per_rank(); ++k) {
       double* out = rows_.data() + k * row;
-      zero_gradients();
       const double share = b.shares[k];
-      const double loss = static_cast<double>(model_.loss_and_gradients(b.parts[k]));
-      std::size_t at = 0;
-      model_.for_each_parameter([&](ParamView<T> p) {
-        host_.resize(p.grad.size());
-        B::to_host(MatrixRef<const T>(p.grad.row()), std::span<T>(host_));
-        for (const T g : host_) out[at++] = share * static_cast<double>(g);
-      });
-      out[width_] = share * loss;
-      out[width_ + 1] = share;
+      try {
+        zero_gradients();
+        const double loss = static_cast<double>(model_.loss_and_gradients(b.parts[k]));
+        std::size_t at = 0;
+        model_.for_each_parameter([&](ParamView<T> p) {
+          host_.resize(p.grad.size());
+          B::to_host(MatrixRef<const T>(p.grad.row()), std::span<T>(host_));
+          for (const T g : host_) out[at++] = share * static_cast<double>(g);
+        });
+        out[width_] = share * loss;
+        out[width_ + 1] = share;
+      } catch (const numerical_error&) {  // a non-finite loss: NaN for all to see, the trainer's check stops every rank
+        std::fill(out, out + width_ + 1, nan);
+        out[width_ + 1] = share;
+      } catch (...) {  // anything else: NaN shares stop every rank in check_shares, this one with its own error
+        failure = std::current_exception();
+        std::fill(rows_.begin(), rows_.end(), nan);
+      }
     }
     sum_.resize(row);
     reduce(row);
+    if (failure) std::rethrow_exception(failure);
     check_shares(problem, sum_[width_ + 1], "loss_and_gradients");
     // The gradients = what they held before + the global sum (where they held 0, as the trainer leaves them, the
     // sum itself: the bits of a single process's gradients, the sign of a zero included).
@@ -148,12 +154,22 @@ class DataParallel {
   {
     const std::string problem = validate(b, "loss");
     rows_.assign(plan_.per_rank() * 2, problem.empty() ? 0.0 : nan);
-    for (std::size_t k = 0; problem.empty() && k < plan_.per_rank(); ++k) {
-      rows_[2 * k] = b.shares[k] * static_cast<double>(model_.loss(b.parts[k]));
+    std::exception_ptr failure;
+    for (std::size_t k = 0; problem.empty() && !failure && k < plan_.per_rank(); ++k) {
+      try {
+        rows_[2 * k] = b.shares[k] * static_cast<double>(model_.loss(b.parts[k]));
+      } catch (const numerical_error&) {
+        rows_[2 * k] = nan;
+      } catch (...) {
+        failure = std::current_exception();
+        std::fill(rows_.begin(), rows_.end(), nan);
+        break;
+      }
       rows_[2 * k + 1] = b.shares[k];
     }
     sum_.resize(2);
     reduce(2);
+    if (failure) std::rethrow_exception(failure);
     check_shares(problem, sum_[1], "loss");
     return sum_[0];
   }
@@ -184,6 +200,18 @@ class DataParallel {
  private:
   static constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 
+  /// The shard plan, once every rank has shown the same model, shard count and reduction (compared before the plan
+  /// checks the shard count, so that ranks given different counts all fail in the comparison); counts the
+  /// parameters into `width`.
+  static ShardPlan agreed(M& model, C& comm, std::size_t shards, ShardReduction reduction, std::size_t& width) {
+    model.for_each_parameter([&](ParamView<T> p) { width += p.value.size(); });
+    std::string what = "parameters " + std::to_string(width) + ", shards " + std::to_string(shards) +
+                       (reduction == ShardReduction::all_reduce ? ", all-reduce" : ", shard order");
+    if constexpr (requires { model.signature(); }) what = std::string(model.signature()) + ", " + what;
+    require_same_on_all_ranks(comm, what, "model and shard count");
+    return ShardPlan(shards, comm);
+  }
+
   /// What is wrong with this rank's shards, or nothing. A rank with bad shards still takes part in the reduction
   /// (its rows NaN), so that every rank learns of it there and throws, instead of the others waiting for it.
   std::string validate(const batch& b, const char* who) const {
@@ -202,8 +230,8 @@ class DataParallel {
   void check_shares(const std::string& problem, double total, const char* who) const {
     ACE_THROW_IF(!problem.empty(), invalid_argument, problem);
     ACE_THROW_IF(std::isnan(total), invalid_argument, "DataParallel::", who,
-                 ": another rank's shards were invalid (its own message says how); rank ", plan_.rank,
-                 " stops with it");
+                 ": another rank's shards were invalid or its model failed (its own message says how); rank ",
+                 plan_.rank, " stops with it");
     ACE_THROW_IF(!(std::abs(total - 1.0) <= 1e-9), invalid_argument, "DataParallel::", who, ": the shares of the ",
                  plan_.shards, " shards add up to ", total, ", not 1");
   }
@@ -213,8 +241,8 @@ class DataParallel {
     if (reduction_ == ShardReduction::shard_order) {
       reduce_shards(comm_, plan_, std::span<const double>(rows_), row, std::span<double>(sum_), scratch_);
     } else {
-      std::fill(sum_.begin(), sum_.end(), 0.0);
-      for (std::size_t k = 0; k < plan_.per_rank(); ++k)
+      std::copy(rows_.begin(), rows_.begin() + static_cast<std::ptrdiff_t>(row), sum_.begin());
+      for (std::size_t k = 1; k < plan_.per_rank(); ++k)
         for (std::size_t i = 0; i < row; ++i) sum_[i] += rows_[k * row + i];
       comm_.all_reduce_sum(std::span<double>(sum_));
     }
@@ -243,9 +271,9 @@ class DataParallel {
 
   M& model_;
   C& comm_;
+  std::size_t width_ = 0;  // before plan_: agreed() counts the parameters into it
   ShardPlan plan_;
   ShardReduction reduction_;
-  std::size_t width_ = 0;
   double reduction_seconds_ = 0.0;
   std::vector<double> rows_, sum_, scratch_;
   std::vector<T> host_, incoming_;

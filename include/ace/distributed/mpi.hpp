@@ -61,6 +61,12 @@ class MpiSession {
     int provided = 0;
     detail::check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread", -1);
     owner_ = true;
+    if (provided < MPI_THREAD_FUNNELED) {
+      MPI_Finalize();
+      owner_ = false;
+      throw communication_error(detail::concat("ace::MpiSession: this MPI provides thread level ", provided,
+                                               ", below MPI_THREAD_FUNNELED (OpenMP threads next to MPI calls)"));
+    }
   }
   MpiSession(const MpiSession&) = delete;
   MpiSession& operator=(const MpiSession&) = delete;
@@ -76,8 +82,9 @@ class MpiSession {
 
 /// A Communicator over an MPI communicator (MPI_COMM_WORLD by default): the collectives of ace/distributed/
 /// communicator.hpp as MPI_Allgather, MPI_Allreduce, MPI_Bcast and MPI_Barrier. Errors come back as
-/// communication_error (the communicator's error handler is set to MPI_ERRORS_RETURN) with MPI's message; a rank
-/// that dies ends the run under mpirun, which stops the others.
+/// communication_error with MPI's message: the constructor sets the communicator's error handler to
+/// MPI_ERRORS_RETURN, and leaves it so (for the program's other MPI calls on it too). A rank that dies ends the run
+/// under mpirun, which stops the others.
 class Mpi {
  public:
   explicit Mpi(MPI_Comm comm = MPI_COMM_WORLD) : comm_(comm) {
