@@ -18,10 +18,10 @@
 #if defined(ACE_EXAMPLES_WITH_CUDA)
 #include <ace/backend/cuda/cuda.hpp>
 #endif
+#include <cstdlib>
 #if defined(ACE_WITH_MPI)
 #include <ace/distributed/mpi.hpp>
 
-#include <cstdlib>
 #include <memory>
 #endif
 
@@ -40,6 +40,12 @@ class Processes {
       session_ = std::make_unique<ace::MpiSession>(nullptr, nullptr);
       mpi_ = std::make_unique<ace::Mpi>();
     }
+#else
+    const char* ranks = std::getenv("OMPI_COMM_WORLD_SIZE");
+    if (ranks == nullptr) ranks = std::getenv("PMI_SIZE");
+    ACE_THROW_IF(ranks != nullptr && std::string(ranks) != "1", ace::unsupported,
+                 "started by mpiexec on ", ranks, " processes, but this build has no MPI (ace::mpi): each process "
+                 "would train alone into the same --out; install MPI (scripts/setup) and rebuild, or run one process");
 #endif
   }
   /// f(communicator): ace::Mpi under mpiexec, ace::SingleProcess otherwise.
@@ -112,8 +118,15 @@ struct DeviceUnavailable : ace::unsupported {
 /// prints "<name> (rank r of n): <message>" and ends every rank (MPI_Abort).
 template <class Body>
 int guarded_main(const char* name, Body&& body) {
+  Processes* processes_ = nullptr;  // started first: MPI under mpiexec
+  try {
+    processes_ = &processes();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 1;
+  }
   const auto failed = [&](int code, const char* what) {
-    Processes& p = processes();
+    Processes& p = *processes_;
     if (p.size() == 1) {
       std::fprintf(stderr, "%s: %s\n", name, what);
       return code;
@@ -123,8 +136,8 @@ int guarded_main(const char* name, Body&& body) {
     p.abort(code);
   };
   try {
-    if (processes().rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr)
-      throw ace::io_error("cannot send rank " + std::to_string(processes().rank()) + "'s output to /dev/null");
+    if (processes_->rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr)
+      throw ace::io_error("cannot send rank " + std::to_string(processes_->rank()) + "'s output to /dev/null");
     body();
     return 0;
   } catch (const HelpRequested& help) {
