@@ -38,20 +38,11 @@ cp -r "$work/resumed" "$work/resumed2"
 "$mpiexec" -n 2 "${args[@]}" --epochs "$epochs" --resume --out "$work/resumed2" > "$work/resumed2.txt" 2>&1 ||
   { cat "$work/resumed2.txt"; exit 1; }
 
-strip="$(dirname "$0")/../scripts/csv-drop-column"
 status=0
-logs=0
 for other in two resumed resumed2; do
-  diff <("$strip" "$work/one/results.csv" seconds) <("$strip" "$work/$other/results.csv" seconds) || status=1
-  for log in $(cd "$work/one" && find . -name log.csv | sort); do
-    logs=$((logs + 1))
-    diff <("$strip" "$work/one/$log" seconds) <("$strip" "$work/$other/$log" seconds) > /dev/null || {
-      echo "mpi_matches_one_process: $other: $log differs"
-      status=1
-    }
-  done
+  "$(dirname "$0")/../scripts/compare-runs" "$work/one" "$work/$other" || status=1
 done
+logs=$(cd "$work/one" && find . -name log.csv | wc -l)
 echo "mpi_matches_one_process: results.csv and $logs log(s) of 2 processes, and of 2 processes resumed in one and" \
-  "in 2:" \
-  "$([ $status -eq 0 ] && echo equal || echo DIFFER)"
+  "in 2: $([ $status -eq 0 ] && echo equal || echo DIFFER)"
 exit $status

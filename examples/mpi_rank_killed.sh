@@ -47,15 +47,8 @@ fi
 
 # Rank 0's checkpoints are whole: one process with the same shards resumes them and ends as the uninterrupted run.
 "$@" --shards 2 --out "$work/killed" --resume > "$work/resumed.txt" 2>&1 || { cat "$work/resumed.txt"; exit 1; }
-strip="$(dirname "$0")/../scripts/csv-drop-column"
 status=0
-diff <("$strip" "$work/straight/results.csv" seconds) <("$strip" "$work/killed/results.csv" seconds) || status=1
-for run in $(cd "$work/straight" && find . -name log.csv | sort); do
-  diff <("$strip" "$work/straight/$run" seconds) <("$strip" "$work/killed/$run" seconds) > /dev/null || {
-    echo "mpi_rank_killed: $run differs"
-    status=1
-  }
-done
+"$(dirname "$0")/../scripts/compare-runs" "$work/straight" "$work/killed" || status=1
 echo "mpi_rank_killed: rank 1 killed once $log had $logged epoch(s); mpiexec exited with $exit_code;" \
   "resumed in one process: results and logs $([ $status -eq 0 ] && echo equal || echo DIFFER)"
 exit $status

@@ -34,16 +34,9 @@ fi
 grep -q "pass --resume" "$work/fresh.txt"
 "$@" --out "$work/killed" --resume > "$work/resumed.txt" 2>&1
 
-# Compare without the timing columns: results.csv's "seconds", log.csv's "seconds" (third column).
-strip="$(dirname "$0")/../scripts/csv-drop-column"
+# Compare without the timing columns (results.csv and every log.csv).
 status=0
-diff <("$strip" "$work/straight/results.csv" seconds) <("$strip" "$work/killed/results.csv" seconds) || status=1
-for straight in $(cd "$work/straight" && find . -name log.csv | sort); do
-  diff <("$strip" "$work/straight/$straight" seconds) <("$strip" "$work/killed/$straight" seconds) > /dev/null || {
-    echo "resume_after_kill: $straight differs"
-    status=1
-  }
-done
+"$(dirname "$0")/../scripts/compare-runs" "$work/straight" "$work/killed" || status=1
 resumed=$(grep -c "resumed after epoch" "$work/resumed.txt" || true)
 echo "resume_after_kill: killed after $killed_at logged epoch(s) of $log; $resumed run(s) resumed;" \
   "results and logs $([ $status -eq 0 ] && echo equal || echo DIFFER)"
