@@ -99,11 +99,7 @@ class DataParallel {
     const std::size_t row = width_ + 2;  // the gradient, the loss, the share
     rows_.assign(plan_.per_rank() * row, problem.empty() ? 0.0 : nan);  // a bad batch still joins the collective
     incoming_.clear();  // what the gradients held before the call: the sum is added to it (accumulate)
-    model_.for_each_parameter([&](ParamView<T> p) {
-      host_.resize(p.grad.size());
-      B::to_host(MatrixRef<const T>(p.grad.row()), std::span<T>(host_));
-      incoming_.insert(incoming_.end(), host_.begin(), host_.end());
-    });
+    read_each<&ParamView<T>::grad>([&](T g) { incoming_.push_back(g); });
     std::exception_ptr failure;
     for (std::size_t k = 0; problem.empty() && !failure && k < plan_.per_rank(); ++k) {
       double* out = rows_.data() + k * row;
@@ -112,11 +108,7 @@ class DataParallel {
         zero_gradients();
         const double loss = static_cast<double>(model_.loss_and_gradients(b.parts[k]));
         std::size_t at = 0;
-        model_.for_each_parameter([&](ParamView<T> p) {
-          host_.resize(p.grad.size());
-          B::to_host(MatrixRef<const T>(p.grad.row()), std::span<T>(host_));
-          for (const T g : host_) out[at++] = share * static_cast<double>(g);
-        });
+        read_each<&ParamView<T>::grad>([&](T g) { out[at++] = share * static_cast<double>(g); });
         out[width_] = share * loss;
         out[width_ + 1] = share;
       } catch (const numerical_error&) {  // a non-finite loss: NaN for all to see, the trainer's check stops every rank
@@ -134,14 +126,10 @@ class DataParallel {
     // The gradients = what they held before + the global sum (where they held 0, as the trainer leaves them, the
     // sum itself: the bits of a single process's gradients, the sign of a zero included).
     std::size_t at = 0;
-    model_.for_each_parameter([&](ParamView<T> p) {
-      host_.resize(p.grad.size());
-      for (T& g : host_) {
-        const T before = incoming_[at], sum = static_cast<T>(sum_[at]);
-        g = before == T(0) ? sum : before + sum;
-        ++at;
-      }
-      B::from_host(std::span<const T>(host_), p.grad.row());
+    write_each<&ParamView<T>::grad>([&] {
+      const T before = incoming_[at], sum = static_cast<T>(sum_[at]);
+      ++at;
+      return before == T(0) ? sum : before + sum;
     });
     return sum_[width_];
   }
@@ -255,17 +243,30 @@ class DataParallel {
   void broadcast_parameters() {
     std::vector<double> packed;
     packed.reserve(width_);
-    model_.for_each_parameter([&](ParamView<T> p) {
-      host_.resize(p.value.size());
-      B::to_host(MatrixRef<const T>(p.value.row()), std::span<T>(host_));
-      for (const T v : host_) packed.push_back(static_cast<double>(v));
-    });
+    read_each<&ParamView<T>::value>([&](T v) { packed.push_back(static_cast<double>(v)); });
     comm_.broadcast(std::span<double>(packed), 0);
     std::size_t at = 0;
+    write_each<&ParamView<T>::value>([&] { return static_cast<T>(packed[at++]); });
+  }
+  /// f(entry) for every entry of every parameter's values or gradients (Field: &ParamView::value or ::grad), read
+  /// from the backend, in parameter order.
+  template <VectorRef<T> ParamView<T>::*Field, class F>
+  void read_each(F&& f) {
     model_.for_each_parameter([&](ParamView<T> p) {
-      host_.resize(p.value.size());
-      for (T& v : host_) v = static_cast<T>(packed[at++]);
-      B::from_host(std::span<const T>(host_), p.value.row());
+      const VectorRef<T> v = p.*Field;
+      host_.resize(v.size());
+      B::to_host(MatrixRef<const T>(v.row()), std::span<T>(host_));
+      for (const T x : host_) f(x);
+    });
+  }
+  /// Every entry of every parameter's values or gradients set to f(), in parameter order.
+  template <VectorRef<T> ParamView<T>::*Field, class F>
+  void write_each(F&& f) {
+    model_.for_each_parameter([&](ParamView<T> p) {
+      const VectorRef<T> v = p.*Field;
+      host_.resize(v.size());
+      for (T& x : host_) x = f();
+      B::from_host(std::span<const T>(host_), v.row());
     });
   }
 
