@@ -24,8 +24,22 @@
 namespace ace::test {
 
 using ShardRep = Multiple<Regular<Cyclic<4>>, 2>;  // 8 channels
-using ShardNet = Sequential<Relaxed<EquivariantLinear<double, ShardRep, ShardRep>, Linear<double, ShardRep, ShardRep>>>;
-using ShardModel = SupervisedModel<ShardNet, MSELoss<double>>;
+/// The model in scalar T on backend B.
+template <class T, class B>
+using ShardNetOf = Sequential<Relaxed<EquivariantLinear<T, ShardRep, ShardRep, B>, Linear<T, ShardRep, ShardRep, B>>>;
+template <class T, class B>
+using ShardModelOf = SupervisedModel<ShardNetOf<T, B>, MSELoss<T, B>>;
+using ShardNet = ShardNetOf<double, Cpu>;
+using ShardModel = ShardModelOf<double, Cpu>;
+
+/// A communicator C whose collectives take backend B's memory (CollectivesIn), for backends whose memory is the
+/// host's (Cpu, Reference, the CUDA kernels' emulation), where any communicator can: DataParallel then keeps its
+/// rows in B's tensors (BackendRows), the path ace::Nccl takes on ace::Cuda, on any machine.
+template <Communicator C, class B>
+struct InBackendMemory : C {
+  using C::C;
+  using backend = B;
+};
 
 /// Global batch `step` of `rows` samples (inputs and targets), the same on every rank.
 inline void global_batch(std::size_t step, std::size_t rows, Tensor<double, 2>& x, Tensor<double, 2>& y) {
@@ -36,22 +50,25 @@ inline void global_batch(std::size_t step, std::size_t rows, Tensor<double, 2>& 
   for (auto& v : y) v = rng.normal();
 }
 
-/// This rank's shards of a global batch (x, y): each shard's rows copied into tensors kept in `store` (the batches
-/// hold references to them).
-inline Shards<ShardModel::batch> local_shards(const ShardPlan& plan, const Tensor<double, 2>& x,
-                                              const Tensor<double, 2>& y, std::deque<Tensor<double, 2>>& store) {
-  Shards<ShardModel::batch> out;
+/// This rank's shards of a global batch (x, y) for Model (its scalar, its backend): each shard's rows copied into
+/// tensors kept in `store` (the batches hold references to them).
+template <class Model = ShardModel, class Store>
+Shards<typename Model::batch> local_shards(const ShardPlan& plan, const Tensor<double, 2>& x,
+                                           const Tensor<double, 2>& y, Store& store) {
+  using T = typename Model::scalar;
+  Shards<typename Model::batch> out;
   store.clear();
   for (std::size_t k = 0; k < plan.per_rank(); ++k) {
     const ShardRange r = shard_range(x.shape()[0], plan, k);
-    auto& xs = store.emplace_back(Tensor<double, 2>({r.last - r.first, ShardRep::dim}));
-    auto& ys = store.emplace_back(Tensor<double, 2>({r.last - r.first, ShardRep::dim}));
+    Tensor<T, 2> xs({r.last - r.first, ShardRep::dim}), ys({r.last - r.first, ShardRep::dim});
     for (std::size_t i = r.first; i < r.last; ++i)
       for (std::size_t c = 0; c < ShardRep::dim; ++c) {
-        xs(i - r.first, c) = x(i, c);
-        ys(i - r.first, c) = y(i, c);
+        xs(i - r.first, c) = static_cast<T>(x(i, c));
+        ys(i - r.first, c) = static_cast<T>(y(i, c));
       }
-    out.parts.push_back({xs, ys});
+    const auto& xb = store.emplace_back(to_backend<backend_of_t<Model>>(xs));
+    const auto& yb = store.emplace_back(to_backend<backend_of_t<Model>>(ys));
+    out.parts.push_back({xb, yb});
     out.shares.push_back(r.share);
   }
   return out;
@@ -87,12 +104,14 @@ struct EqualityRun {
   EqualityRun& operator=(const EqualityRun&) = delete;
 };
 
-/// Every parameter value, in order.
-template <class Model>
-std::vector<double> parameter_values(Model& m) {
-  std::vector<double> out;
-  m.for_each_parameter([&](ParamView<double> p) {
-    out.insert(out.end(), p.value.data(), p.value.data() + p.value.size());
+/// Every parameter value (or gradient), in order, read from the model's backend.
+template <bool Gradients = false, class Model>
+std::vector<typename Model::scalar> parameter_values(Model& m) {
+  using T = typename Model::scalar;
+  std::vector<T> out;
+  m.for_each_parameter([&](ParamView<T> p) {
+    const auto host = to_host_vector<backend_of_t<Model>>(VectorRef<T>(Gradients ? p.grad : p.value));
+    out.insert(out.end(), host.begin(), host.end());
   });
   return out;
 }

@@ -7,6 +7,7 @@
 
 #include "../support.hpp"
 #include "ace/constrained/trainer.hpp"
+#include "ace/backend/reference/reference.hpp"
 #include "ace/distributed/on_rank_zero.hpp"
 #include "ace/optim/adam.hpp"
 #include "model_support.hpp"
@@ -20,17 +21,19 @@ struct Trace {
   std::vector<double> parameters, multipliers, losses;
 };
 
-/// 12 steps of ACE equality on global batches of 24 samples, the model wrapped in DataParallel over `shards` shards,
-/// or (shards == 0) the plain model on the whole batch.
-Trace train(std::size_t shards) {
+/// 12 steps of ACE equality on global batches of 24 samples, the model (scalar T, backend B) wrapped in DataParallel
+/// over `shards` shards with communicator Comm, or (shards == 0) the plain model on the whole batch.
+template <class Comm = SingleProcess, class T = double, class B = Cpu>
+Trace train(std::size_t shards, ShardReduction reduction = ShardReduction::shard_order) {
+  using Model = test::ShardModelOf<T, B>;
   Rng init(3);
-  ShardModel model{ShardNet(init)};
-  SingleProcess comm;
+  Model model{test::ShardNetOf<T, B>(init)};
+  Comm comm;
   Trace t;
   Tensor<double, 2> x, y;
-  std::deque<Tensor<double, 2>> store;
+  std::deque<tensor_t<B, T, 2>> store;
   const auto run = [&](auto& m, auto make_batch) {
-    ConstrainedTrainer trainer(m, Adam<double>({.lr = 1e-2}), EqualityConstraint{}, DualSGD{.lr = 5e-2});
+    ConstrainedTrainer trainer(m, Adam<T, B>({.lr = 1e-2}), EqualityConstraint{}, DualSGD{.lr = 5e-2});
     for (std::size_t step = 0; step < 12; ++step) {
       test::global_batch(step, 24, x, y);
       t.losses.push_back(trainer.step(make_batch()).loss);
@@ -38,12 +41,17 @@ Trace train(std::size_t shards) {
     t.multipliers = trainer.multipliers();
   };
   if (shards == 0) {
-    run(model, [&] { return ShardModel::batch{x, y}; });
+    run(model, [&] {
+      store.clear();
+      const auto& xs = store.emplace_back(to_backend<B>(Tensor<T, 2>(xt::cast<T>(x))));
+      return typename Model::batch{xs, store.emplace_back(to_backend<B>(Tensor<T, 2>(xt::cast<T>(y))))};
+    });
   } else {
-    DataParallel parallel(model, comm, shards);
-    run(parallel, [&] { return test::local_shards(parallel.plan(), x, y, store); });
+    DataParallel parallel(model, comm, shards, reduction);
+    static_assert(DataParallel<Model, Comm>::rows_in_backend == CollectivesIn<Comm, B>);
+    run(parallel, [&] { return test::local_shards<Model>(parallel.plan(), x, y, store); });
   }
-  t.parameters = test::parameter_values(model);
+  for (const T v : test::parameter_values(model)) t.parameters.push_back(static_cast<double>(v));
   return t;
 }
 
@@ -75,10 +83,43 @@ TEST_CASE("DataParallel over several shards trains as the plain model, up to rou
   }
 }
 
-TEST_CASE("DataParallel: evaluation reduces the loss, and bad shards are errors", "[distributed][data_parallel]") {
+/// SingleProcess with DataParallel's rows in the Cpu backend's tensors (ace::Nccl's path on the GPU).
+using CpuRows = test::InBackendMemory<SingleProcess, Cpu>;
+using ReferenceRows = test::InBackendMemory<SingleProcess, Reference>;
+
+TEST_CASE("DataParallel with its rows in the backend's memory trains as with host rows, bit for bit in double",
+          "[distributed][data_parallel]") {
+  const auto check_same = [](const Trace& a, const Trace& b) {
+    CHECK(same_bits(a.parameters, b.parameters));
+    CHECK(same_bits(a.multipliers, b.multipliers));
+    CHECK(same_bits(a.losses, b.losses));
+  };
+  check_same(train<CpuRows>(3), train<SingleProcess>(3));
+  check_same(train<CpuRows>(1), train(0));  // one shard: the plain model
+  check_same(train<CpuRows>(4, ShardReduction::all_reduce), train<SingleProcess>(4, ShardReduction::all_reduce));
+  check_same(train<ReferenceRows, double, Reference>(3), train<SingleProcess, double, Reference>(3));
+  // Reference and Cpu compute the same model to rounding; the rows add them alike.
+  const Trace reference = train<ReferenceRows, double, Reference>(3), cpu = train<CpuRows>(3);
+  for (std::size_t i = 0; i < cpu.parameters.size(); ++i)
+    CHECK(reference.parameters[i] == Approx(cpu.parameters[i]).margin(1e-11));
+}
+
+TEST_CASE("DataParallel with float rows in the backend's memory: the host rows' training up to float rounding",
+          "[distributed][data_parallel]") {
+  const Trace in_backend = train<CpuRows, float>(3), host = train<SingleProcess, float>(3);
+  REQUIRE(in_backend.parameters.size() == host.parameters.size());
+  for (std::size_t i = 0; i < host.parameters.size(); ++i)
+    CHECK(in_backend.parameters[i] == Approx(host.parameters[i]).margin(2e-5));
+  for (std::size_t i = 0; i < host.losses.size(); ++i)
+    CHECK(in_backend.losses[i] == Approx(host.losses[i]).epsilon(1e-5));
+  CHECK(in_backend.multipliers[0] == Approx(host.multipliers[0]).margin(1e-5));
+}
+
+TEMPLATE_TEST_CASE("DataParallel: evaluation reduces the loss, and bad shards are errors",
+                   "[distributed][data_parallel]", SingleProcess, CpuRows) {
   Rng init(3);
   ShardModel model{ShardNet(init)};
-  SingleProcess comm;
+  TestType comm;
   DataParallel parallel(model, comm, 4);
   Tensor<double, 2> x, y;
   std::deque<Tensor<double, 2>> store;

@@ -160,6 +160,38 @@ TEST_CASE("Mpi: DataParallel with the all-reduce: a single process's training up
   CHECK(DataParallel(model, comm, shards, ShardReduction::all_reduce).reduction() == ShardReduction::all_reduce);
 }
 
+TEST_CASE("Mpi: DataParallel with its rows in the backend's memory (ace::Nccl's path) gives a single process's bits",
+          "[mpi][data_parallel]") {
+  test::InBackendMemory<Mpi, Cpu> comm;  // Mpi's collectives handed the Cpu tensors' memory
+  const std::size_t shards = comm.size() == 3 ? 6 : 4;
+  const Trace ranks = train(comm, shards, 100 + comm.rank());
+  SingleProcess alone;
+  const Trace reference = train(alone, shards, 100);  // rows in host memory
+  CHECK(same_bits(ranks.parameters, reference.parameters));
+  CHECK(same_bits(ranks.multipliers, reference.multipliers));
+  CHECK(same_bits(ranks.slacks, reference.slacks));
+  CHECK(same_bits(ranks.losses, reference.losses));
+  CHECK(same_bits(ranks.evaluations, reference.evaluations));
+  const Trace reduced = train(comm, shards, 100 + comm.rank(), ShardReduction::all_reduce);
+  for (std::size_t i = 0; i < reduced.parameters.size(); ++i)
+    CHECK(reduced.parameters[i] == Approx(reference.parameters[i]).margin(1e-12));
+  // One rank's bad shards stop every rank.
+  Rng init(1);
+  test::ShardModel model{test::ShardNet(init)};
+  DataParallel parallel(model, comm, 2 * comm.size());
+  static_assert(decltype(parallel)::rows_in_backend);
+  Tensor<double, 2> x, y;
+  std::deque<Tensor<double, 2>> store;
+  test::global_batch(0, 20, x, y);
+  auto bad = test::local_shards(parallel.plan(), x, y, store);
+  if (comm.rank() == 0) bad.shares[0] = 2.0;
+  if (comm.rank() == 0)
+    CHECK_THROWS_WITH(parallel.loss_and_gradients(bad), Catch::Contains("must be in (0, 1], got 2"));
+  else
+    CHECK_THROWS_WITH(parallel.loss_and_gradients(bad), Catch::Contains("another rank's shards were invalid"));
+  comm.barrier();
+}
+
 TEST_CASE("Mpi: ranks that choose different reductions fail on every rank", "[mpi][data_parallel]") {
   Mpi comm;
   if (comm.size() == 1) return;
