@@ -5,7 +5,11 @@ results.csv tables: every numeric column but the timings must agree within a rel
 a different order on each backend), or an absolute one given per column. Exits 77 (CTest's "skipped") when the CUDA
 run reports that there is no device or no CUDA build.
 
-  compare_devices.py --out DIR [--rtol X] [--tol COLUMN=ABS ...] -- EXAMPLE FLAGS...
+  compare_devices.py --out DIR [--rtol X] [--tol COLUMN=ABS ...] [--cuda-launcher "mpiexec -n 1"]
+                     [--expect TEXT] -- EXAMPLE FLAGS...
+
+--cuda-launcher starts the CUDA run through a launcher (e.g. mpiexec, whose ranks reduce with NCCL); --expect
+requires a text in the CUDA run's output (e.g. which reduction it used).
 """
 import argparse
 import csv
@@ -15,10 +19,15 @@ import subprocess
 import sys
 
 
-def run(command, device, out):
-    full = command + ["--device", device, "--out", out]
+def run(command, device, out, launcher=(), expect=None):
+    full = list(launcher) + command + ["--device", device, "--out", out]
     print("running:", " ".join(full), flush=True)
-    return subprocess.run(full).returncode
+    done = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(done.stdout, end="", flush=True)
+    if done.returncode == 0 and expect is not None and expect not in done.stdout:
+        print(f"the {device} run did not print \"{expect}\"")
+        return 1
+    return done.returncode
 
 
 def read(path):
@@ -39,6 +48,8 @@ def main():
     parser.add_argument("--rtol", type=float, default=1e-3)
     parser.add_argument("--tol", action="append", default=[], help="COLUMN=ABS: an absolute tolerance for a column")
     parser.add_argument("--skip", action="append", default=["seconds"], help="columns not compared")
+    parser.add_argument("--cuda-launcher", default="", help="a command that starts the CUDA run (e.g. mpiexec -n 1)")
+    parser.add_argument("--expect", help="a text the CUDA run must print")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = [c for c in args.command if c != "--"]
@@ -49,7 +60,7 @@ def main():
 
     cuda_out, cpu_out = os.path.join(args.out, "cuda"), os.path.join(args.out, "cpu")
     shutil.rmtree(args.out, ignore_errors=True)  # new runs: the examples refuse to start over another run's state
-    code = run(command, "cuda", cuda_out)  # first: it says whether a device exists
+    code = run(command, "cuda", cuda_out, args.cuda_launcher.split(), args.expect)  # first: is there a device?
     if code == 77:
         print("skipped: no CUDA device or no CUDA build")
         return 77

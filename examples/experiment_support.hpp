@@ -17,6 +17,10 @@
 #include <vector>
 #if defined(ACE_EXAMPLES_WITH_CUDA)
 #include <ace/backend/cuda/cuda.hpp>
+#if defined(ACE_WITH_NCCL) && defined(ACE_WITH_MPI)
+#include <ace/distributed/nccl.hpp>
+#define ACE_EXAMPLES_WITH_NCCL 1
+#endif
 #endif
 #include <cstdlib>
 #if defined(ACE_WITH_MPI)
@@ -63,6 +67,49 @@ class Processes {
 #endif
     return f(alone_);
   }
+  /// f(communicator) for training on backend B: ace::Nccl on the GPUs' memory for ace::Cuda where use_cuda() chose
+  /// it, else with(f).
+  template <class B, class F>
+  decltype(auto) with_for(F&& f) {
+#if defined(ACE_EXAMPLES_WITH_NCCL)
+    if constexpr (std::is_same_v<B, ace::Cuda>)
+      if (nccl_) return f(*nccl_);
+#endif
+    return with(std::forward<F>(f));
+  }
+#if defined(ACE_EXAMPLES_WITH_CUDA)
+  /// Before the first CUDA operation, for --device cuda: under mpiexec each rank takes a GPU of its machine (its
+  /// index there, modulo the GPUs), and the ranks reduce their gradients with NCCL on the GPUs' memory where the build
+  /// has ace::nccl and every rank has a GPU of its own, else over MPI through host memory. Collective. Returns what
+  /// was chosen, for the device line ("" for a process alone).
+  std::string use_cuda() {
+#if defined(ACE_WITH_MPI)
+    if (!mpi_) return "";
+    const std::size_t local = mpi_->node_rank(), local_ranks = mpi_->node_size();
+    const auto devices = static_cast<std::size_t>(ace::cuda::device_count());
+    if (devices == 0) return "";  // print_device says so
+    ace::cuda::set_device(static_cast<int>(local % devices));
+#if defined(ACE_EXAMPLES_WITH_NCCL)
+    if (local_ranks <= devices) {
+      nccl_ = std::make_unique<ace::Nccl>(*mpi_);
+      return ace::detail::concat("; gradients reduced by NCCL ", ace::nccl::version(), " on the GPUs' memory");
+    }
+    return ace::detail::concat("; ", local_ranks, " ranks share ", devices, " GPU(s) on this machine: gradients "
+                               "reduced over MPI through host memory (NCCL needs a GPU per rank)");
+#else
+    return "; this build has no NCCL (ace::nccl): gradients reduced over MPI through host memory";
+#endif
+#else
+    return "";
+#endif
+  }
+#endif
+  /// Ends what training used before the program ends (NCCL's communicator, while CUDA and MPI still run).
+  void finish() {
+#if defined(ACE_EXAMPLES_WITH_NCCL)
+    nccl_.reset();
+#endif
+  }
   std::size_t rank() const { return with([](const auto& c) -> std::size_t { return c.rank(); }); }
   std::size_t size() const { return with([](const auto& c) -> std::size_t { return c.size(); }); }
   void barrier() {
@@ -97,6 +144,9 @@ class Processes {
   }
   std::unique_ptr<ace::MpiSession> session_;
   std::unique_ptr<ace::Mpi> mpi_;
+#endif
+#if defined(ACE_EXAMPLES_WITH_NCCL)
+  std::unique_ptr<ace::Nccl> nccl_;  // after mpi_: destroyed before it
 #endif
   ace::SingleProcess alone_;
 };
@@ -139,6 +189,7 @@ int guarded_main(const char* name, Body&& body) {
     if (processes_->rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr)
       throw ace::io_error("cannot send rank " + std::to_string(processes_->rank()) + "'s output to /dev/null");
     body();
+    processes_->finish();
     return 0;
   } catch (const HelpRequested& help) {
     std::fputs(help.usage.c_str(), stdout);
@@ -161,15 +212,18 @@ auto with_gamma_optimizer(const std::string& opt, double gamma_lr, const ace::Ad
 }
 
 /// Says which device the runs will train on; throws DeviceUnavailable first if it cannot (call it before the data
-/// are loaded or simulated). `cpu_detail` describes the CPU setup.
-inline void print_device(const std::string& device, const std::string& cpu_detail) {
+/// are loaded or simulated). `cpu_detail` describes the CPU setup, `detail` what both devices share (the processes).
+/// For cuda it chooses this rank's GPU and the ranks' communicator first (Processes::use_cuda).
+inline void print_device(const std::string& device, const std::string& cpu_detail, const std::string& detail = "") {
   if (device == "cpu") {
-    std::printf("device: cpu (ace::Cpu%s)\n", cpu_detail.c_str());
+    std::printf("device: cpu (ace::Cpu%s%s)\n", cpu_detail.c_str(), detail.c_str());
     return;
   }
 #if defined(ACE_EXAMPLES_WITH_CUDA)
+  const std::string reduction = processes().use_cuda();
   ACE_THROW_IF(ace::cuda::device_count() == 0, DeviceUnavailable, "--device cuda: no CUDA device is available");
-  std::printf("device: cuda (ace::Cuda on %s)\n", ace::cuda::device_name().c_str());
+  std::printf("device: cuda (ace::Cuda on %s%s%s)\n", ace::cuda::device_name().c_str(), detail.c_str(),
+              reduction.c_str());
 #else
   throw DeviceUnavailable("--device cuda: this build has no CUDA backend (configure with ACE_WITH_CUDA=ON)");
 #endif

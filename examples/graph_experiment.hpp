@@ -232,7 +232,7 @@ RunResult run_with(const Settings& c, const Task& t, const std::string& method, 
                    Primal primal) {
   ace::Rng rng(seed);  // the same initial network for every method with this seed
   Model model = make_model<Model>(c, t, rng);
-  return processes().with([&](auto& comm) {
+  return processes().with_for<B>([&](auto& comm) {
     const std::size_t shards = c.shards != 0 ? c.shards : comm.size();
     if (shards == 1 && comm.size() == 1)
       return train_run<Model>(c, t, method, seed, policy, std::move(primal), model, model, comm);
@@ -280,7 +280,7 @@ inline void print_device(const Settings& c) {
                                  ? ace::detail::concat("; ", shards, " shard(s) per batch across ", ranks,
                                                        " process(es)", ranks > 1 ? " (mpiexec)" : "")
                                  : std::string();
-  print_device(c.device, ace::detail::concat(", ", c.workers, " data-parallel worker(s) per batch", across));
+  print_device(c.device, ace::detail::concat(", ", c.workers, " data-parallel worker(s) per batch"), across);
 }
 
 /// Prints the results table (mean +- std over seeds) and, for the ACE methods, the final gamma, multiplier and

@@ -30,7 +30,8 @@ void check(cublasStatus_t status, const char* what) {
 }
 
 std::atomic<std::uint64_t> to_host_count{0}, from_host_count{0}, byte_count{0};
-thread_local bool capturing = false;  // this thread's stream is being recorded (DeviceExec::capture)
+thread_local bool capturing = false;
+thread_local int context_device = -1;  // the device this thread's Context was made on (-1: none yet)  // this thread's stream is being recorded (DeviceExec::capture)
 
 // Operations a recording cannot hold: they would run once, now, not at each replay.
 void refuse_in_capture(const char* what) {
@@ -59,6 +60,7 @@ struct Context {
       (void)cudaGetLastError();
       throw cuda_error("Cuda: no CUDA device is available (the Cuda backend needs one; the Cpu backend does not)");
     }
+    check(cudaGetDevice(&context_device), "device query");
     check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream creation");
     check(cublasCreate(&blas), "cuBLAS initialisation");
     check(cublasSetStream(blas, stream), "cuBLAS stream");
@@ -121,6 +123,23 @@ std::string device_name() {
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, device), "device query");
   return prop.name;
+}
+
+void set_device(int device) {
+  const int count = device_count();
+  if (device < 0 || device >= count)
+    throw invalid_argument(::ace::detail::concat("cuda::set_device(", device, "): this process sees ", count,
+                                                 " CUDA device(s)"));
+  if (context_device >= 0 && context_device != device)
+    throw invalid_argument(::ace::detail::concat("cuda::set_device(", device, "): this thread already works on device ",
+                                                 context_device, " (set the device before its first Cuda operation)"));
+  check(cudaSetDevice(device), "set device");
+}
+
+int current_device() {
+  int device = 0;
+  check(cudaGetDevice(&device), "device query");
+  return device;
 }
 
 void synchronize() {

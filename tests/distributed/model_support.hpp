@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 #include <deque>
 #include <vector>
 
@@ -114,6 +115,50 @@ std::vector<typename Model::scalar> parameter_values(Model& m) {
     out.insert(out.end(), host.begin(), host.end());
   });
   return out;
+}
+
+/// What a training run leaves: the parameters, the multipliers and every step's loss.
+struct EqualityTrace {
+  std::vector<double> parameters, multipliers, losses;
+};
+
+/// 12 steps of ACE equality (Adam 1e-2, dual SGD 5e-2) on global batches of 24 samples, the model in scalar T on
+/// backend B (initialised from seed 3) wrapped in DataParallel over `comm` and `shards` shards, or (shards == 0) the
+/// plain model on the whole batch.
+template <class T, class B, class Comm>
+EqualityTrace train_equality(Comm& comm, std::size_t shards, ShardReduction reduction = ShardReduction::shard_order) {
+  using Model = ShardModelOf<T, B>;
+  Rng init(3);
+  Model model{ShardNetOf<T, B>(init)};
+  EqualityTrace t;
+  Tensor<double, 2> x, y;
+  std::deque<tensor_t<B, T, 2>> store;
+  const auto run = [&](auto& m, auto make_batch) {
+    ConstrainedTrainer trainer(m, Adam<T, B>({.lr = 1e-2}), EqualityConstraint{}, DualSGD{.lr = 5e-2});
+    for (std::size_t step = 0; step < 12; ++step) {
+      global_batch(step, 24, x, y);
+      t.losses.push_back(trainer.step(make_batch()).loss);
+    }
+    t.multipliers = trainer.multipliers();
+  };
+  if (shards == 0) {
+    run(model, [&] {
+      store.clear();
+      const auto& xs = store.emplace_back(to_backend<B>(Tensor<T, 2>(xt::cast<T>(x))));
+      return typename Model::batch{xs, store.emplace_back(to_backend<B>(Tensor<T, 2>(xt::cast<T>(y))))};
+    });
+  } else {
+    DataParallel parallel(model, comm, shards, reduction);
+    static_assert(DataParallel<Model, Comm>::rows_in_backend == CollectivesIn<Comm, B>);
+    run(parallel, [&] { return local_shards<Model>(parallel.plan(), x, y, store); });
+  }
+  for (const T v : parameter_values(model)) t.parameters.push_back(static_cast<double>(v));
+  return t;
+}
+
+/// Whether two vectors hold the same bits.
+inline bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
 }
 
 }  // namespace ace::test

@@ -17,47 +17,16 @@ using test::ShardModel;
 using test::ShardNet;
 
 namespace {
-struct Trace {
-  std::vector<double> parameters, multipliers, losses;
-};
+using Trace = test::EqualityTrace;
 
-/// 12 steps of ACE equality on global batches of 24 samples, the model (scalar T, backend B) wrapped in DataParallel
-/// over `shards` shards with communicator Comm, or (shards == 0) the plain model on the whole batch.
+/// test::train_equality with a new communicator Comm.
 template <class Comm = SingleProcess, class T = double, class B = Cpu>
 Trace train(std::size_t shards, ShardReduction reduction = ShardReduction::shard_order) {
-  using Model = test::ShardModelOf<T, B>;
-  Rng init(3);
-  Model model{test::ShardNetOf<T, B>(init)};
   Comm comm;
-  Trace t;
-  Tensor<double, 2> x, y;
-  std::deque<tensor_t<B, T, 2>> store;
-  const auto run = [&](auto& m, auto make_batch) {
-    ConstrainedTrainer trainer(m, Adam<T, B>({.lr = 1e-2}), EqualityConstraint{}, DualSGD{.lr = 5e-2});
-    for (std::size_t step = 0; step < 12; ++step) {
-      test::global_batch(step, 24, x, y);
-      t.losses.push_back(trainer.step(make_batch()).loss);
-    }
-    t.multipliers = trainer.multipliers();
-  };
-  if (shards == 0) {
-    run(model, [&] {
-      store.clear();
-      const auto& xs = store.emplace_back(to_backend<B>(Tensor<T, 2>(xt::cast<T>(x))));
-      return typename Model::batch{xs, store.emplace_back(to_backend<B>(Tensor<T, 2>(xt::cast<T>(y))))};
-    });
-  } else {
-    DataParallel parallel(model, comm, shards, reduction);
-    static_assert(DataParallel<Model, Comm>::rows_in_backend == CollectivesIn<Comm, B>);
-    run(parallel, [&] { return test::local_shards<Model>(parallel.plan(), x, y, store); });
-  }
-  for (const T v : test::parameter_values(model)) t.parameters.push_back(static_cast<double>(v));
-  return t;
+  return test::train_equality<T, B>(comm, shards, reduction);
 }
 
-bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
-}
+using test::same_bits;
 }  // namespace
 
 TEST_CASE("DataParallel over one shard trains as the plain model, bit for bit", "[distributed][data_parallel]") {

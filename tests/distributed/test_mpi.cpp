@@ -53,6 +53,10 @@ TEST_CASE("Mpi: rank, size and every collective", "[mpi]") {
   CHECK(values == std::vector<double>{double(n - 1) + 0.5, -double(n - 1)});
   comm.barrier();
 
+  // One machine: every rank is on it, in rank order.
+  CHECK(comm.node_rank() == r);
+  CHECK(comm.node_size() == n);
+
   CHECK_THROWS_AS(comm.broadcast(std::span<double>(values), n), communication_error);  // checked before MPI
   std::vector<double> wrong(2 * n + 1);
   CHECK_THROWS_AS(comm.all_gather(std::span<const double>(mine), std::span<double>(wrong)), communication_error);
@@ -119,9 +123,7 @@ Trace train(Comm& comm, std::size_t shards, std::uint64_t init_seed,
   return t;
 }
 
-bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
-}
+using test::same_bits;
 }  // namespace
 
 TEST_CASE("Mpi: an ACE trainer over DataParallel gives a single process's parameters, multipliers and losses bit for "

@@ -12,6 +12,7 @@
 #endif
 #include <mpi.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -125,7 +126,25 @@ class Mpi {
   }
   void barrier() const { detail::check_mpi(MPI_Barrier(comm_), "MPI_Barrier", static_cast<int>(rank_)); }
 
+  /// This rank's index among the ranks on its machine, and their count (MPI_Comm_split_type over shared memory):
+  /// e.g. the GPU a rank takes, cuda::set_device(node_rank() % cuda::device_count()). Collective.
+  std::size_t node_rank() const { return node()[0]; }
+  std::size_t node_size() const { return node()[1]; }
+
  private:
+  std::array<std::size_t, 2> node() const {
+    MPI_Comm local = MPI_COMM_NULL;
+    const int r = static_cast<int>(rank_);
+    detail::check_mpi(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, r, MPI_INFO_NULL, &local),
+                      "MPI_Comm_split_type", r);
+    int index = 0, count = 0;
+    const int a = MPI_Comm_rank(local, &index), b = MPI_Comm_size(local, &count);
+    MPI_Comm_free(&local);
+    detail::check_mpi(a, "MPI_Comm_rank", r);
+    detail::check_mpi(b, "MPI_Comm_size", r);
+    return {static_cast<std::size_t>(index), static_cast<std::size_t>(count)};
+  }
+
   MPI_Comm comm_;
   std::size_t rank_ = 0, size_ = 1;
 };

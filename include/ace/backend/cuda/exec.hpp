@@ -25,6 +25,13 @@ namespace cuda {
 int device_count() noexcept;
 /// The current device's name ("" when there is none).
 std::string device_name();
+/// Makes `device` (0 ... device_count() - 1) the calling thread's CUDA device. Call it before the thread's first
+/// operation on the Cuda backend, whose stream and cuBLAS handle are made on the device current then: one device per
+/// rank in data-parallel training (ace::Nccl). Throws invalid_argument for a device that does not exist, or when the
+/// thread's stream was already made on another device.
+void set_device(int device);
+/// The calling thread's current CUDA device.
+int current_device();
 /// Waits for the calling thread's stream; throws cuda_error for a failed kernel, invalid_argument for an index out of
 /// range that a kernel met (gather, scatter, labels).
 void synchronize();
