@@ -87,16 +87,19 @@ class Processes {
     if (!mpi_) return "";
     const std::size_t local = mpi_->node_rank(), local_ranks = mpi_->node_size();
     const auto devices = static_cast<std::size_t>(ace::cuda::device_count());
-    if (devices == 0) return "";  // print_device says so
-    ace::cuda::set_device(static_cast<int>(local % devices));
+    if (devices != 0) ace::cuda::set_device(static_cast<int>(local % devices));
 #if defined(ACE_EXAMPLES_WITH_NCCL)
-    if (local_ranks <= devices) {
+    // Every rank decides alike (machines may differ): NCCL only if each rank on each machine has a GPU of its own.
+    double own_gpu = devices != 0 && local_ranks <= devices ? 1.0 : 0.0;
+    mpi_->all_reduce_sum(std::span<double>(&own_gpu, 1));
+    if (devices == 0) return "";  // print_device says so
+    if (own_gpu == static_cast<double>(mpi_->size())) {
       nccl_ = std::make_unique<ace::Nccl>(*mpi_);
       return ace::detail::concat("; gradients reduced by NCCL ", ace::nccl::version(), " on the GPUs' memory");
     }
-    return ace::detail::concat("; ", local_ranks, " ranks share ", devices, " GPU(s) on this machine: gradients "
-                               "reduced over MPI through host memory (NCCL needs a GPU per rank)");
+    return "; gradients reduced over MPI through host memory (NCCL needs a GPU per rank, and some ranks share one)";
 #else
+    (void)local_ranks;
     return "; this build has no NCCL (ace::nccl): gradients reduced over MPI through host memory";
 #endif
 #else
@@ -104,10 +107,14 @@ class Processes {
 #endif
   }
 #endif
-  /// Ends what training used before the program ends (NCCL's communicator, while CUDA and MPI still run).
-  void finish() {
+  /// Ends what training used before the program ends (NCCL's communicator, while CUDA and MPI still run); after an
+  /// error (`failed`) without waiting for collectives that other ranks may never join.
+  void finish(bool failed = false) {
 #if defined(ACE_EXAMPLES_WITH_NCCL)
+    if (failed && nccl_) nccl_->abort();
     nccl_.reset();
+#else
+    (void)failed;
 #endif
   }
   std::size_t rank() const { return with([](const auto& c) -> std::size_t { return c.rank(); }); }
@@ -177,6 +184,7 @@ int guarded_main(const char* name, Body&& body) {
   }
   const auto failed = [&](int code, const char* what) {
     Processes& p = *processes_;
+    p.finish(true);
     if (p.size() == 1) {
       std::fprintf(stderr, "%s: %s\n", name, what);
       return code;

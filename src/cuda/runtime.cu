@@ -30,8 +30,8 @@ void check(cublasStatus_t status, const char* what) {
 }
 
 std::atomic<std::uint64_t> to_host_count{0}, from_host_count{0}, byte_count{0};
-thread_local bool capturing = false;
-thread_local int context_device = -1;  // the device this thread's Context was made on (-1: none yet)  // this thread's stream is being recorded (DeviceExec::capture)
+thread_local bool capturing = false;  // this thread's stream is being recorded (DeviceExec::capture)
+thread_local int context_device = -1;  // the device this thread's Context was made on (-1: none yet)
 
 // Operations a recording cannot hold: they would run once, now, not at each replay.
 void refuse_in_capture(const char* what) {
@@ -60,7 +60,8 @@ struct Context {
       (void)cudaGetLastError();
       throw cuda_error("Cuda: no CUDA device is available (the Cuda backend needs one; the Cpu backend does not)");
     }
-    check(cudaGetDevice(&context_device), "device query");
+    int device = 0;
+    check(cudaGetDevice(&device), "device query");
     check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream creation");
     check(cublasCreate(&blas), "cuBLAS initialisation");
     check(cublasSetStream(blas, stream), "cuBLAS stream");
@@ -69,6 +70,7 @@ struct Context {
     check(cublasSetWorkspace(blas, blas_workspace, blas_workspace_bytes), "cuBLAS workspace");
     check(cudaMalloc(&error, sizeof(std::uint32_t)), "allocation of the index-error word", sizeof(std::uint32_t));
     check(cudaMemsetAsync(error, 0, sizeof(std::uint32_t), stream), "index-error word");
+    context_device = device;  // made: set_device may no longer move this thread elsewhere
   }
   ~Context() {
     if (stream) (void)cudaStreamSynchronize(stream);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <deque>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "ace/backend/cuda/cuda.hpp"
@@ -105,14 +106,31 @@ TEST_CASE("Nccl: DataParallel keeps its rows on the device and gives the host ro
     CHECK(device_float.parameters[i] == Approx(host_float.parameters[i]).margin(2e-5));
 }
 
+namespace {
+/// The same NCCL ranks without `backend`: DataParallel keeps its rows in host memory over them.
+struct HostRowsOver {
+  Nccl& n;
+  std::size_t rank() const { return n.rank(); }
+  std::size_t size() const { return n.size(); }
+  template <class T>
+  void all_gather(std::span<const T> mine, std::span<T> all) { n.all_gather(mine, all); }
+  template <class T>
+  void all_reduce_sum(std::span<T> values) { n.all_reduce_sum(values); }
+  template <class T>
+  void broadcast(std::span<T> values, std::size_t root) { n.broadcast(values, root); }
+  void barrier() { n.barrier(); }
+};
+static_assert(Communicator<HostRowsOver> && !CollectivesIn<HostRowsOver, Cuda>);
+}  // namespace
+
 TEST_CASE("Nccl: a step with the rows on the device copies less between host and device", "[nccl][data_parallel]") {
   Nccl& comm = *world;
-  SingleProcess alone;
+  HostRowsOver host_rows{comm};
   const auto copies_per_step = [&](auto& c) {
     using Model = test::ShardModelOf<double, Cuda>;
     Rng init(5);
     Model model{test::ShardNetOf<double, Cuda>(init)};
-    DataParallel parallel(model, c, 2 * comm.size());
+    DataParallel parallel(model, c, 2 * comm.size());  // the same ranks and shards both times
     ConstrainedTrainer trainer(parallel, Adam<double, Cuda>({.lr = 1e-2}), EqualityConstraint{});
     Tensor<double, 2> x, y;
     std::deque<DeviceArray<double, 2>> store;
@@ -122,11 +140,14 @@ TEST_CASE("Nccl: a step with the rows on the device copies less between host and
     const cuda::Transfers before = cuda::transfers();
     trainer.step(shards);
     const cuda::Transfers after = cuda::transfers();
-    return (after.to_host - before.to_host) + (after.from_host - before.from_host);
+    return std::pair{(after.to_host - before.to_host) + (after.from_host - before.from_host),
+                     test::parameter_values(model)};
   };
-  const std::uint64_t device = copies_per_step(comm), host = copies_per_step(alone);
+  const auto [device, device_parameters] = copies_per_step(comm);
+  const auto [host, host_parameters] = copies_per_step(host_rows);
   CAPTURE(device, host);
   CHECK(device < host);
+  CHECK(test::same_bits(device_parameters, host_parameters));  // the same two steps
 }
 
 TEST_CASE("Nccl: one rank's bad shards stop every rank with an error", "[nccl][data_parallel]") {

@@ -119,6 +119,7 @@ class HostRows {
   }
   /// The model failed otherwise: NaN shares stop every rank in check_shares.
   void poison_all() { std::fill(rows_.begin(), rows_.end(), nan); }
+  void settle() {}  // the rows were read to the host already
   /// The sum of all shards' rows on all ranks; returns its loss and share.
   template <Communicator C>
   std::array<double, 2> reduce(C& comm, const ShardPlan& plan, ShardReduction reduction) {
@@ -180,8 +181,10 @@ class HostRows {
 /// Each shard's row of one step in the backend's memory, in the model's scalar T, for a communicator whose
 /// collectives take that memory (CollectivesIn): the gradients are copied into the rows and scaled by the shares,
 /// gathered (or all-reduced) and added with the backend's operations; only the loss and the share of each shard come
-/// from the host, and only the summed loss and share go back to it (one read per step). For double models the
-/// products and sums are those of HostRows, so both give the same bits; for float models they are float's.
+/// from the host, and only scalars go back to it (whether the incoming gradients are zero, one value once the shards
+/// are done, the summed loss and share). For double models the products and sums are those of HostRows, so both give
+/// the same bits; for float models they are float's. Gradients that held values before the call get the sum added
+/// (IEEE: a +0 there and a -0 sum give +0, where HostRows keeps the sum's -0).
 template <class M>
 class BackendRows {
  public:
@@ -197,7 +200,15 @@ class BackendRows {
     pack<&ParamView<T>::grad>(model, 0, incoming_);
     // The trainer zeroes the gradients before the call: then the sum is copied into them, as HostRows' bits; held
     // values (a caller that accumulates) get the sum added.
-    accumulate_ = width_ != 0 && B::max_abs(MatrixRef<const T>(all(incoming_))) != 0.0;
+    // max_abs passes over NaN: the sum catches it.
+    const MatrixRef<const T> incoming = all(incoming_);
+    accumulate_ = width_ != 0 && (B::max_abs(incoming) != 0.0 || std::isnan(B::sum(incoming)));
+  }
+  /// Waits for this rank's shards before the collective, so that a failure there (an index out of range that a
+  /// kernel met) is thrown while the rows can still be poisoned for every rank to see.
+  void settle() {
+    T last = 0;
+    B::to_host(MatrixRef<const T>(segment(rows_, rows_.size() - 1, 1)), std::span<T>(&last, 1));
   }
   void store(M& model, std::size_t k, double share, double loss) {
     pack<&ParamView<T>::grad>(model, k * row(), rows_);
@@ -333,6 +344,14 @@ class DataParallel {
       } catch (const numerical_error&) {  // a non-finite loss: NaN for all to see, the trainer's check stops every rank
         rows_.poison(k, share);
       } catch (...) {  // anything else: NaN shares stop every rank in check_shares, this one with its own error
+        failure = std::current_exception();
+        rows_.poison_all();
+      }
+    }
+    if (problem.empty() && !failure) {
+      try {
+        rows_.settle();
+      } catch (...) {
         failure = std::current_exception();
         rows_.poison_all();
       }

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <array>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <span>
+#include <type_traits>
 
 #include "ace/backend/cuda/cuda.hpp"
 #include "ace/distributed/communicator.hpp"
@@ -32,8 +34,12 @@ int version();
 /// kernels that wrote their input and before those that read their output, without waiting; collectives on host
 /// memory (the model's signature hash, the shard plan's checks) are copied through a device buffer and waited for.
 /// `backend` says that DataParallel may hand it ace::Cuda tensors: it then keeps the rows of a step on the device
-/// (CollectivesIn). Failures, NCCL's own included, throw communication_error with NCCL's message and the rank.
-/// Move-only; the communicator is destroyed with the object.
+/// (CollectivesIn). Failures, NCCL's own included, throw communication_error with NCCL's message and the rank:
+/// at the call, or, for a collective on device memory (queued, not waited for), at the next wait of a staged
+/// collective or barrier, which watch NCCL's asynchronous error while they wait. (Elsewhere, a read of the backend's
+/// memory waits for the stream alone: a rank that died is then noticed by the launcher, mpiexec, which ends the run.)
+/// Each rank's collectives must be called from threads whose current device is device(). Move-only; the
+/// communicator is destroyed with the object (aborted after a failure).
 class Nccl {
  public:
   using backend = Cuda;
@@ -42,6 +48,7 @@ class Nccl {
   /// current CUDA device: choose it first, one device per rank (cuda::set_device, e.g. with Mpi::node_rank()). Rank 0
   /// makes NCCL's identifier and `host` broadcasts it; if rank 0 cannot, every rank throws.
   template <Communicator Host>
+    requires(!std::same_as<std::remove_cvref_t<Host>, Nccl>)  // not a copy: Nccl is move-only
   explicit Nccl(Host& host) : Nccl(shared_id(host), host.rank(), host.size()) {}
   /// Rank `rank` of `size` of the communicator `id` names (every rank calls it with the same id and size).
   Nccl(const nccl::UniqueId& id, std::size_t rank, std::size_t size);
@@ -66,6 +73,10 @@ class Nccl {
   void broadcast(std::span<std::uint64_t> values, std::size_t root);
   /// Waits for every rank, and for this rank's queued work (its collectives included).
   void barrier();
+  /// Ends the communicator at once without waiting for queued collectives (ncclCommAbort): for error paths, where
+  /// other ranks may never join them. The destructor does this itself after a failure or during unwinding; after it
+  /// every collective throws.
+  void abort() noexcept;
 
  private:
   template <Communicator Host>
@@ -89,6 +100,7 @@ class Nccl {
   }
 
   void* comm_ = nullptr;     // ncclComm_t
+  bool failed_ = false;      // a collective failed: the destructor aborts instead of waiting
   void* staging_ = nullptr;  // device memory for collectives on host memory
   std::size_t staging_bytes_ = 0;
   std::size_t rank_ = 0, size_ = 1;
