@@ -456,9 +456,9 @@ class DataParallel {
     ACE_THROW_IF(std::isnan(total), invalid_argument, "DataParallel::", who,
                  ": another rank's shards were invalid or its model failed (its own message says how); rank ",
                  plan_.rank, " stops with it");
-    const double tolerance =
-        rows_in_backend ? std::max(1e-9, 8.0 * static_cast<double>(plan_.shards) * double(std::numeric_limits<T>::epsilon()))
-                        : 1e-9;
+    // Backend rows add the shares in T: a few roundings of T per shard.
+    const double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
+    const double tolerance = rows_in_backend ? std::max(1e-9, 8.0 * static_cast<double>(plan_.shards) * eps) : 1e-9;
     ACE_THROW_IF(!(std::abs(total - 1.0) <= tolerance), invalid_argument, "DataParallel::", who,
                  ": the shares of the ", plan_.shards, " shards add up to ", total, ", not 1");
   }
